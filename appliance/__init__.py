@@ -1,0 +1,1 @@
+"""iplm: an offline LLM appliance. See ../shared/DESIGN.md for the architecture."""

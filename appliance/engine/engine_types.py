@@ -1,0 +1,84 @@
+"""Data shapes shared by every engine: requests in, events out, the engine handle itself.
+
+Both engines (llama.cpp, MLC LLM) are opened into an `Engine`; everything above the engine layer
+(worker process, portal, deep thinking) only sees these shapes.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Literal
+
+ROLES = ("system", "user", "assistant")
+
+
+@dataclass(frozen=True)
+class ChatParams:
+    """Sampling parameters; None means "the engine's or unit's default"."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    # A JSON schema the reply must follow (OpenAI response_format json_object/json_schema).
+    json_schema: dict | None = None
+    # response_format {"type": "json_object"} without a schema: any JSON object.
+    json_object: bool = False
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """OpenAI-shaped messages ({"role", "content"} dicts, already validated) and parameters."""
+
+    messages: tuple[dict, ...]
+    params: ChatParams = field(default_factory=ChatParams)
+
+
+@dataclass(frozen=True)
+class ChatEvent:
+    """One event of a chat stream.
+
+    kind "start": the prompt was accepted (prompt_tokens set);
+    kind "delta": a piece of the reply text;
+    kind "done": the end (finish_reason "stop" | "length" | "cancelled", token counts set).
+    """
+
+    kind: Literal["start", "delta", "done"]
+    text: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+
+
+class EngineError(Exception):
+    """An error the engine reports for one request; the engine itself stays usable.
+
+    code follows OpenAI's error codes where one fits ("context_length_exceeded", "invalid_schema",
+    "engine_failed", "engine_timeout", "engine_unavailable").
+    """
+
+    def __init__(self, code: str, message: str, status: int = 400):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+StreamChat = Callable[[ChatRequest, threading.Event], Iterator[ChatEvent]]
+
+
+@dataclass(frozen=True)
+class Engine:
+    """An opened engine with one model loaded.
+
+    stream_chat(request, cancel) yields a "start" event, "delta" events, then one "done" event; it
+    raises EngineError before "start" for a request it cannot run (prompt too long, bad schema).
+    Setting `cancel` ends the stream early with finish_reason "cancelled".
+    """
+
+    kind: str  # "llama.cpp" | "mlc"
+    model_id: str
+    n_ctx: int
+    stream_chat: StreamChat
+    close: Callable[[], None]
