@@ -33,6 +33,8 @@ class ChatRequest:
 
     messages: tuple[dict, ...]
     params: ChatParams = field(default_factory=ChatParams)
+    # Who asks (a hash of the phone's cookie, or the API caller): the engine pool queues fairly by it.
+    client_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,3 +84,5 @@ class Engine:
     n_ctx: int
     stream_chat: StreamChat
     close: Callable[[], None]
+    # A small dict for /healthz and the admin page (workers alive, queue length...).
+    describe_status: Callable[[], dict] = lambda: {}

@@ -1,0 +1,37 @@
+"""Turn the probe's recommendation and the user's overrides into the spec an engine worker loads."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from appliance.engine.device_profile import Recommendation
+from appliance.engine.engine_types import EngineError
+from appliance.engine.locate_default_model import locate_default_model
+
+
+def _is_mlc_dir(path: Path) -> bool:
+    return path.is_dir() and (path / "mlc-chat-config.json").is_file()
+
+
+def choose_engine_spec(recommendation: Recommendation, *, model_path: str | None = None,
+                       model_lib: str | None = None) -> dict:
+    """Worker spec {"factory", "kwargs"}: a GGUF file runs on llama.cpp, an MLC directory on MLC LLM."""
+    path = Path(model_path).expanduser().resolve() if model_path else None
+    if path is not None and not path.exists():
+        raise EngineError("model_not_found", f"No model at {path}.", status=400)
+    if path is not None and _is_mlc_dir(path):
+        return {
+            "factory": "appliance.engine.open_mlc_engine:open_mlc_engine",
+            "kwargs": {"model_dir": str(path), "model_id": path.name,
+                       "device": recommendation.device if recommendation.device != "cpu" else "auto",
+                       "model_lib": model_lib, "n_ctx": recommendation.n_ctx},
+        }
+    if path is not None and path.is_dir():
+        raise EngineError("model_invalid", f"{path} is a directory without mlc-chat-config.json: not an MLC model.",
+                          status=400)
+    gguf = path or locate_default_model()
+    return {
+        "factory": "appliance.engine.open_llama_cpp_engine:open_llama_cpp_engine",
+        "kwargs": {"model_path": str(gguf), "model_id": recommendation.model_id if path is None else gguf.stem,
+                   "n_ctx": recommendation.n_ctx, "n_threads": recommendation.n_threads,
+                   "max_tokens": recommendation.max_tokens},
+    }

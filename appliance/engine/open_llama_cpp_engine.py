@@ -1,0 +1,137 @@
+"""The CPU engine: llama.cpp through llama-cpp-python, for GGUF models."""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from typing import Iterator
+
+from appliance.engine.engine_types import ChatEvent, ChatParams, ChatRequest, Engine, EngineError
+
+# Used only when a GGUF carries no chat template of its own.
+_CHATML_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _build_formatter(llm, llama_chat_format):
+    template = llm.metadata.get("tokenizer.chat_template") or _CHATML_TEMPLATE
+    eos_id, bos_id = llm.token_eos(), llm.token_bos()
+    eos = llm._model.token_get_text(eos_id) if eos_id != -1 else ""
+    bos = llm._model.token_get_text(bos_id) if bos_id != -1 else ""
+    return llama_chat_format.Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+
+
+def _count_prompt_tokens(llm, formatter, messages) -> int:
+    rendered = formatter(messages=list(messages))
+    return len(llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True))
+
+
+def _response_format(params: ChatParams):
+    if params.json_schema is not None:
+        return {"type": "json_object", "schema": params.json_schema}
+    if params.json_object:
+        return {"type": "json_object"}
+    return None
+
+
+def _check_schema(llama_grammar, params: ChatParams) -> None:
+    # Compile the grammar up front so a bad schema is a 400 for this request, not a failed stream.
+    if params.json_schema is None:
+        return
+    try:
+        llama_grammar.LlamaGrammar.from_json_schema(json.dumps(params.json_schema), verbose=False)
+    except Exception as exc:  # the converter raises many kinds (ValueError, KeyError, TypeError...)
+        raise EngineError("invalid_schema", f"response_format schema is not usable: {exc}") from exc
+
+
+def _resolve_max_tokens(params: ChatParams, prompt_tokens: int, n_ctx: int, default_max_tokens: int) -> int:
+    room = n_ctx - prompt_tokens
+    if room <= 0:
+        raise EngineError(
+            "context_length_exceeded",
+            f"The prompt is {prompt_tokens} tokens; this model's context is {n_ctx} tokens.",
+        )
+    if params.max_tokens is None:
+        return min(default_max_tokens, room)
+    if params.max_tokens > room:
+        raise EngineError(
+            "context_length_exceeded",
+            f"The prompt ({prompt_tokens} tokens) plus max_tokens ({params.max_tokens}) exceeds this "
+            f"model's context of {n_ctx} tokens; lower max_tokens to at most {room}.",
+        )
+    return params.max_tokens
+
+
+def open_llama_cpp_engine(
+    model_path: str,
+    *,
+    model_id: str,
+    n_ctx: int = 4096,
+    n_threads: int | None = None,
+    max_tokens: int = 512,
+    temperature: float = 0.7,
+    top_p: float = 0.95,
+) -> Engine:
+    """Load a GGUF model with llama.cpp on the CPU and return it as an Engine (one stream at a time)."""
+    if not os.path.isfile(model_path):
+        raise EngineError("model_not_found", f"GGUF model file not found: {model_path}", status=503)
+    from llama_cpp import Llama, llama_chat_format, llama_grammar
+
+    llm = Llama(
+        model_path=model_path,
+        n_ctx=n_ctx,
+        n_threads=n_threads or os.cpu_count() or 1,
+        n_batch=min(512, n_ctx),
+        verbose=False,
+    )
+    formatter = _build_formatter(llm, llama_chat_format)
+    # llama.cpp holds one KV cache: streams on one engine are serialised (the pool runs several engines).
+    lock = threading.Lock()
+
+    def stream_chat(request: ChatRequest, cancel: threading.Event) -> Iterator[ChatEvent]:
+        params = request.params
+        with lock:
+            prompt_tokens = _count_prompt_tokens(llm, formatter, request.messages)
+            limit = _resolve_max_tokens(params, prompt_tokens, llm.n_ctx(), max_tokens)
+            _check_schema(llama_grammar, params)
+            yield ChatEvent("start", prompt_tokens=prompt_tokens)
+            chunks = llm.create_chat_completion(
+                messages=list(request.messages),
+                stream=True,
+                max_tokens=limit,
+                temperature=temperature if params.temperature is None else params.temperature,
+                top_p=top_p if params.top_p is None else params.top_p,
+                stop=list(params.stop),
+                seed=params.seed,
+                response_format=_response_format(params),
+            )
+            pieces, finish_reason = [], "stop"
+            try:
+                for chunk in chunks:
+                    if cancel.is_set():
+                        finish_reason = "cancelled"
+                        break
+                    choice = chunk["choices"][0]
+                    text = choice["delta"].get("content") or ""
+                    if text:
+                        pieces.append(text)
+                        yield ChatEvent("delta", text=text)
+                    if choice.get("finish_reason"):
+                        finish_reason = choice["finish_reason"]
+            finally:
+                chunks.close()
+            # Chunks are not tokens one to one (held-back bytes and stop prefixes join): count the text.
+            completion_tokens = len(llm.tokenize("".join(pieces).encode("utf-8"), add_bos=False)) if pieces else 0
+            yield ChatEvent(
+                "done",
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                finish_reason=finish_reason,
+            )
+
+    def close() -> None:
+        llm.close()
+
+    return Engine(kind="llama.cpp", model_id=model_id, n_ctx=llm.n_ctx(), stream_chat=stream_chat, close=close)

@@ -1,0 +1,186 @@
+"""The GPU engine: MLC LLM (`mlc_llm.MLCEngine`) on CUDA (Jetson) or OpenCL (Mali)."""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from typing import Iterator
+
+from appliance.engine.engine_types import ChatEvent, ChatParams, ChatRequest, Engine, EngineError
+
+_CONFIG_FILE = "mlc-chat-config.json"
+# MLC's prompt check says "Request prompt has N tokens in total, larger than the model input length limit M."
+_CONTEXT_MARKERS = ("context", "exceed", "too long", "length limit")
+_SCHEMA_MARKERS = ("schema", "grammar")
+
+
+def _import_mlc():
+    try:
+        from mlc_llm import MLCEngine
+        from mlc_llm.serve.config import EngineConfig
+    except Exception as exc:  # ImportError, or TVM's native library failing to load
+        raise EngineError(
+            "engine_unavailable",
+            "MLC LLM is not installed on this unit (the image installs it; pip cannot): "
+            f"the GPU engine cannot start ({exc})",
+            status=503,
+        ) from exc
+    return MLCEngine, EngineConfig
+
+
+def _read_context_window(model_dir: str) -> int:
+    path = os.path.join(model_dir, _CONFIG_FILE)
+    if not os.path.isdir(model_dir):
+        raise EngineError("model_invalid", f"MLC model directory not found: {model_dir}", status=503)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise EngineError("model_invalid", f"cannot read {path}: {exc}", status=503) from exc
+    if not isinstance(config, dict):
+        raise EngineError("model_invalid", f"{path} is not a JSON object", status=503)
+    window, sliding = config.get("context_window_size"), config.get("sliding_window_size", -1)
+    if isinstance(window, int) and not isinstance(window, bool) and window > 0:
+        return window
+    # Sliding-window models (Mistral) write context_window_size -1: their window bounds the KV cache.
+    if isinstance(sliding, int) and not isinstance(sliding, bool) and sliding > 0:
+        return sliding
+    raise EngineError("model_invalid", f"{path} has no usable context_window_size", status=503)
+
+
+def _build_create_kwargs(request: ChatRequest, model_dir: str) -> dict:
+    params: ChatParams = request.params
+    kwargs = {
+        "messages": [dict(message) for message in request.messages],
+        "model": model_dir,
+        "stream": True,
+        # The last chunk then carries the token counts (choices empty, usage set).
+        "stream_options": {"include_usage": True},
+    }
+    optional = {
+        "max_tokens": params.max_tokens,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "seed": params.seed,
+        "stop": list(params.stop) or None,
+    }
+    kwargs.update({name: value for name, value in optional.items() if value is not None})
+    if params.json_schema is not None:
+        # MLC's RequestResponseFormat takes the schema as a JSON string, not a dict.
+        kwargs["response_format"] = {"type": "json_object", "schema": json.dumps(params.json_schema)}
+    elif params.json_object:
+        kwargs["response_format"] = {"type": "json_object"}
+    return kwargs
+
+
+def _map_request_error(exc: Exception, params: ChatParams) -> EngineError:
+    message = str(exc) or type(exc).__name__
+    lowered = message.lower()
+    if params.json_schema is not None and any(marker in lowered for marker in _SCHEMA_MARKERS):
+        return EngineError("invalid_schema", f"response_format schema is not usable: {message}")
+    if any(marker in lowered for marker in _CONTEXT_MARKERS):
+        return EngineError("context_length_exceeded", f"The prompt does not fit this model's context: {message}")
+    if isinstance(exc, ValueError):
+        # MLC's BadRequestError and pydantic's ValidationError are ValueErrors: the request is at fault.
+        return EngineError("invalid_request_error", f"MLC LLM refused the request: {message}")
+    return EngineError("engine_failed", f"MLC LLM failed: {message}", status=500)
+
+
+def _read_chunk(chunk) -> tuple[str, str | None]:
+    choices = getattr(chunk, "choices", None) or []
+    if not choices:
+        return "", None
+    delta = getattr(choices[0], "delta", None)
+    text = getattr(delta, "content", None)
+    return (text if isinstance(text, str) else ""), getattr(choices[0], "finish_reason", None)
+
+
+def _map_finish_reason(reason: str | None) -> str:
+    if reason == "error":
+        raise EngineError("engine_failed", "MLC LLM stopped the reply with an error", status=500)
+    return "length" if reason == "length" else "stop"
+
+
+def _stream_chunks(chunks, first, cancel: threading.Event) -> Iterator[ChatEvent]:
+    finish_reason, prompt_tokens, completion_tokens, steps = None, 0, None, 0
+    chunk = first
+    while chunk is not None:
+        text, reason = _read_chunk(chunk)
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+            completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        if getattr(chunk, "choices", None):
+            steps += 1
+        if text:
+            yield ChatEvent("delta", text=text)
+        finish_reason = reason or finish_reason
+        if cancel.is_set():
+            # Closing MLC's generator aborts the request inside the engine (ErrorCleanupScope).
+            chunks.close()
+            yield ChatEvent("done", prompt_tokens=prompt_tokens, completion_tokens=steps, finish_reason="cancelled")
+            return
+        chunk = next(chunks, None)
+    # Usage is missing only from an engine that ignores include_usage: each chunk is one decode step.
+    yield ChatEvent(
+        "done",
+        prompt_tokens=prompt_tokens,
+        completion_tokens=steps if completion_tokens is None else completion_tokens,
+        finish_reason=_map_finish_reason(finish_reason),
+    )
+
+
+def open_mlc_engine(
+    model_dir: str,
+    *,
+    model_id: str,
+    device: str,
+    model_lib: str | None = None,
+    n_ctx: int | None = None,
+    mode: str = "server",
+) -> Engine:
+    """Load the compiled MLC model in `model_dir` on `device` ("cuda", "opencl", "auto") and return it as an Engine."""
+    mlc_engine_class, engine_config_class = _import_mlc()
+    window = _read_context_window(model_dir)
+    # The model was compiled for its window: a larger n_ctx would only fail later, on a long prompt.
+    context = window if n_ctx is None else max(1, min(n_ctx, window))
+    try:
+        mlc = mlc_engine_class(
+            model=model_dir,
+            device=device,
+            model_lib=model_lib,
+            mode=mode,
+            engine_config=engine_config_class(max_total_sequence_length=context),
+        )
+    except Exception as exc:  # TVM raises its own errors for a missing or mismatched model library
+        raise EngineError("engine_unavailable", f"MLC LLM could not load {model_dir}: {exc}", status=503) from exc
+    # The synchronous MLCEngine keeps one output queue: requests on it must not overlap.
+    lock = threading.Lock()
+
+    def stream_chat(request: ChatRequest, cancel: threading.Event) -> Iterator[ChatEvent]:
+        with lock:
+            chunks = None
+            try:
+                # MLC tokenizes and checks the prompt on the first next(): pull it before "start",
+                # so a prompt that cannot run raises EngineError before the stream begins.
+                try:
+                    chunks = mlc.chat.completions.create(**_build_create_kwargs(request, model_dir))
+                    first = next(chunks, None)
+                except Exception as exc:
+                    raise _map_request_error(exc, request.params) from exc
+                yield ChatEvent("start")
+                try:
+                    yield from _stream_chunks(chunks, first, cancel)
+                except EngineError:
+                    raise
+                except Exception as exc:
+                    raise EngineError("engine_failed", f"MLC LLM failed mid-reply: {exc}", status=500) from exc
+            finally:
+                # Also runs when the consumer drops this stream: MLC aborts the request.
+                if chunks is not None:
+                    chunks.close()
+
+    def close() -> None:
+        mlc.terminate()
+
+    return Engine(kind="mlc", model_id=model_id, n_ctx=context, stream_chat=stream_chat, close=close)

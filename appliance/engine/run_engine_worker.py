@@ -1,0 +1,92 @@
+"""The engine worker process: loads one engine and runs chat requests sent over a pipe.
+
+Native engine code (llama.cpp, TVM) runs here, not in the portal, so that a crash or a hang
+costs one request and a restart, not the web app. Protocol: JSON lines.
+  parent -> worker: {"op": "chat", "id": N, "request": {...}} | {"op": "cancel", "id": N} | {"op": "shutdown"}
+  worker -> parent: {"type": "ready", "kind", "model_id", "n_ctx"} | {"type": "failed", "code", "message"}
+                    {"id": N, "event": {...ChatEvent}} | {"id": N, "error": {"code", "message", "status"}}
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import os
+import sys
+import threading
+from typing import BinaryIO, TextIO
+
+from appliance.engine.engine_types import ChatParams, ChatRequest, EngineError
+
+
+def _load_factory(path: str):
+    module_name, _, function_name = path.partition(":")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+def _decode_request(data: dict) -> ChatRequest:
+    params = dict(data.get("params") or {})
+    params["stop"] = tuple(params.get("stop") or ())
+    return ChatRequest(
+        messages=tuple(data["messages"]),
+        params=ChatParams(**params),
+        client_key=data.get("client_key", ""),
+    )
+
+
+def _run_chat(engine, job_id: int, request: ChatRequest, cancel: threading.Event, send, jobs: dict) -> None:
+    try:
+        for event in engine.stream_chat(request, cancel):
+            send({"id": job_id, "event": dataclasses.asdict(event)})
+    except EngineError as exc:
+        send({"id": job_id, "error": {"code": exc.code, "message": exc.message, "status": exc.status}})
+    except Exception as exc:  # an engine bug must end this request, not the worker
+        send({"id": job_id, "error": {"code": "engine_failed", "message": f"engine error: {exc}", "status": 500}})
+    finally:
+        jobs.pop(job_id, None)
+
+
+def run_engine_worker(spec: dict, commands: TextIO, events: BinaryIO) -> int:
+    """Load the engine `spec` names ({"factory": "module:function", "kwargs": {...}}) and serve requests."""
+    write_lock = threading.Lock()
+
+    def send(message: dict) -> None:
+        line = (json.dumps(message) + "\n").encode("utf-8")
+        with write_lock:
+            events.write(line)
+            events.flush()
+
+    try:
+        engine = _load_factory(spec["factory"])(**spec.get("kwargs", {}))
+    except EngineError as exc:
+        send({"type": "failed", "code": exc.code, "message": exc.message})
+        return 1
+    except Exception as exc:
+        send({"type": "failed", "code": "engine_unavailable", "message": f"cannot load the engine: {exc}"})
+        return 1
+    send({"type": "ready", "kind": engine.kind, "model_id": engine.model_id, "n_ctx": engine.n_ctx})
+
+    jobs: dict[int, threading.Event] = {}
+    for line in commands:
+        message = json.loads(line)
+        op = message.get("op")
+        if op == "chat":
+            cancel = threading.Event()
+            jobs[message["id"]] = cancel
+            request = _decode_request(message["request"])
+            threading.Thread(
+                target=_run_chat, args=(engine, message["id"], request, cancel, send, jobs), daemon=True
+            ).start()
+        elif op == "cancel" and message.get("id") in jobs:
+            jobs[message["id"]].set()
+        elif op == "shutdown":
+            break
+    engine.close()
+    return 0
+
+
+if __name__ == "__main__":
+    # Keep the protocol on its own descriptor: native libraries print to fd 1, which now goes to stderr.
+    _protocol = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.exit(run_engine_worker(json.loads(sys.argv[1]), sys.stdin, _protocol))

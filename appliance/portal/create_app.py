@@ -1,0 +1,88 @@
+"""The Flask application factory."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+from flask import Flask, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from appliance.engine.engine_types import Engine, EngineError
+from appliance.portal.identify_client import COOKIE_NAME, identify_client
+from appliance.portal.portal_types import ApiError, UnitInfo
+from appliance.portal.register_conversation_routes import register_conversation_routes
+from appliance.portal.register_openai_routes import register_openai_routes
+from appliance.portal.register_webui_routes import register_webui_routes
+
+_log = logging.getLogger("iplm.portal")
+_MAX_BODY_BYTES = 1 << 20
+_COOKIE_MAX_AGE = 365 * 24 * 3600
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def render_api_error(exc: ApiError):
+        return jsonify(exc.to_json()), exc.status
+
+    @app.errorhandler(EngineError)
+    def render_engine_error(exc: EngineError):
+        kind = "invalid_request_error" if exc.status < 500 else "server_error"
+        return jsonify(ApiError(exc.status, exc.message, code=exc.code, kind=kind).to_json()), exc.status
+
+    @app.errorhandler(HTTPException)
+    def render_http_error(exc: HTTPException):
+        return jsonify(ApiError(exc.code or 500, exc.description or exc.name, code=exc.name.lower().replace(" ", "_"),
+                                kind="invalid_request_error" if (exc.code or 500) < 500 else "server_error"
+                                ).to_json()), exc.code
+
+    @app.errorhandler(Exception)
+    def render_unexpected(exc: Exception):
+        _log.exception("unhandled error on %s %s", request.method, request.path)
+        return jsonify(ApiError(500, "Internal error; the unit logged it.", code="internal_error",
+                                kind="server_error").to_json()), 500
+
+
+def create_app(engine: Engine, unit: UnitInfo) -> Flask:
+    """Build the portal app around an opened engine (or engine pool) and the unit's description."""
+    app = Flask("appliance.portal")
+    app.config["MAX_CONTENT_LENGTH"] = _MAX_BODY_BYTES
+    app.json.sort_keys = False
+    _register_errors(app)
+
+    @app.before_request
+    def identify_phone():
+        g.client_id, g.new_cookie = identify_client(request.cookies.get(COOKIE_NAME))
+
+    @app.after_request
+    def remember_phone(response):
+        if g.get("new_cookie") and request.path.startswith("/api/"):
+            response.set_cookie(COOKIE_NAME, g.new_cookie, max_age=_COOKIE_MAX_AGE, httponly=True, samesite="Lax")
+        return response
+
+    @app.get("/healthz")
+    def report_health():
+        status = engine.describe_status()
+        healthy = status.get("workers_ready", 1) > 0
+        return jsonify({"status": "ok" if healthy else "degraded", "time": time.time(),
+                        "engine": {"kind": engine.kind, "model": engine.model_id, **status}}), 200 if healthy else 503
+
+    @app.get("/api/unit")
+    def describe_unit():
+        defaults = dataclasses.asdict(unit.defaults)
+        defaults["max_tokens"] = min(defaults["max_tokens"], engine.n_ctx)
+        return jsonify({
+            "name": unit.name,
+            "engine": engine.kind,
+            "default_model": engine.model_id,
+            "models": [{"id": engine.model_id, "engine": engine.kind, "n_ctx": engine.n_ctx}],
+            "defaults": defaults,
+            "limits": {"max_tokens": [1, engine.n_ctx], "temperature": [0, 2], "top_p": [0, 1]},
+            "device": unit.device,
+        })
+
+    # OpenAI clients send no cookie: they queue by address (kept in memory only, never stored).
+    register_openai_routes(app, engine, client_key=lambda: g.client_id if request.cookies.get(COOKIE_NAME) else f"api:{request.remote_addr}")
+    register_conversation_routes(app, engine)
+    register_webui_routes(app)
+    return app

@@ -1,0 +1,142 @@
+"""Validation of OpenAI-shaped chat requests: everything a client can get wrong becomes an ApiError."""
+from __future__ import annotations
+
+from appliance.engine.engine_types import ROLES, ChatParams
+from appliance.portal.portal_types import ApiError, ParsedChat
+
+_MAX_STOP_SEQUENCES = 4
+# Accepted but meaningless for a local engine, or not supported yet: refused only when asked for.
+_UNSUPPORTED_WHEN_TRUE = ("logprobs", "tools", "functions", "tool_choice", "function_call", "top_logprobs")
+
+
+def _number(body: dict, name: str, low: float, high: float, *, integer: bool = False, low_open: bool = False):
+    value = body.get(name)
+    if value is None:
+        return None
+    kind_ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not kind_ok:
+        raise ApiError(400, f"'{name}' must be {'an integer' if integer else 'a number'}.", param=name,
+                       code="invalid_type")
+    if value < low or value > high or (low_open and value == low):
+        bound = f"greater than {low:g}" if low_open else f"at least {low:g}"
+        raise ApiError(400, f"'{name}' must be {bound} and at most {high:g}; got {value}.", param=name,
+                       code="invalid_value")
+    return value
+
+
+def _content_text(content, index: int) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+                raise ApiError(400, f"messages[{index}].content: only text parts are supported on this unit.",
+                               param=f"messages[{index}].content", code="invalid_type")
+            parts.append(part["text"])
+        return "".join(parts)
+    raise ApiError(400, f"messages[{index}].content must be a string or a list of text parts.",
+                   param=f"messages[{index}].content", code="invalid_type")
+
+
+def _messages(body: dict) -> tuple[dict, ...]:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "'messages' must be a non-empty list.", param="messages", code="invalid_value")
+    clean = []
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise ApiError(400, f"messages[{index}] must be an object.", param=f"messages[{index}]",
+                           code="invalid_type")
+        role = message.get("role")
+        role = "system" if role == "developer" else role  # OpenAI's newer name for the system role
+        if role not in ROLES:
+            raise ApiError(400, f"messages[{index}].role must be one of {', '.join(ROLES)}; got {role!r}.",
+                           param=f"messages[{index}].role", code="invalid_value")
+        clean.append({"role": role, "content": _content_text(message.get("content"), index)})
+    if not any(m["role"] == "user" and m["content"].strip() for m in clean):
+        raise ApiError(400, "'messages' needs at least one non-empty user message.", param="messages",
+                       code="invalid_value")
+    return tuple(clean)
+
+
+def _stop(body: dict) -> tuple[str, ...]:
+    stop = body.get("stop")
+    if stop is None:
+        return ()
+    if isinstance(stop, str):
+        stop = [stop]
+    if (not isinstance(stop, list) or len(stop) > _MAX_STOP_SEQUENCES
+            or not all(isinstance(s, str) and s for s in stop)):
+        raise ApiError(400, f"'stop' must be a non-empty string or a list of up to {_MAX_STOP_SEQUENCES} of them.",
+                       param="stop", code="invalid_value")
+    return tuple(stop)
+
+
+def _response_format(body: dict) -> tuple[dict | None, bool]:
+    fmt = body.get("response_format")
+    if fmt is None:
+        return None, False
+    if not isinstance(fmt, dict):
+        raise ApiError(400, "'response_format' must be an object.", param="response_format", code="invalid_type")
+    kind = fmt.get("type")
+    if kind == "text":
+        return None, False
+    if kind == "json_object":
+        schema = fmt.get("schema")
+        if schema is not None and not isinstance(schema, dict):
+            raise ApiError(400, "'response_format.schema' must be a JSON schema object.",
+                           param="response_format.schema", code="invalid_type")
+        return schema, schema is None
+    if kind == "json_schema":
+        spec = fmt.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
+            raise ApiError(400, "'response_format.json_schema.schema' must be a JSON schema object.",
+                           param="response_format.json_schema", code="invalid_type")
+        return spec["schema"], False
+    raise ApiError(400, "'response_format.type' must be 'text', 'json_object' or 'json_schema'.",
+                   param="response_format.type", code="invalid_value")
+
+
+def parse_chat_request(body, *, models: tuple[str, ...], n_ctx: int) -> ParsedChat:
+    """Validate an OpenAI chat-completions body against this unit's models and context size."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "The request body must be a JSON object.", code="invalid_json")
+    model = body.get("model", models[0])
+    if not isinstance(model, str):
+        raise ApiError(400, "'model' must be a string.", param="model", code="invalid_type")
+    if model not in models:
+        raise ApiError(404, f"The model '{model}' does not exist on this unit. Available: {', '.join(models)}.",
+                       param="model", code="model_not_found")
+    for name in _UNSUPPORTED_WHEN_TRUE:
+        if body.get(name):
+            raise ApiError(400, f"'{name}' is not supported by this unit.", param=name, code="unsupported_parameter")
+    if _number(body, "n", 1, 1, integer=True) not in (None, 1):
+        raise ApiError(400, "'n' must be 1.", param="n", code="invalid_value")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise ApiError(400, "'stream' must be a boolean.", param="stream", code="invalid_type")
+    stream_options = body.get("stream_options") or {}
+    if not isinstance(stream_options, dict):
+        raise ApiError(400, "'stream_options' must be an object.", param="stream_options", code="invalid_type")
+    # max_completion_tokens is OpenAI's newer name; either is accepted.
+    max_tokens = _number(body, "max_completion_tokens", 1, n_ctx, integer=True)
+    if max_tokens is None:
+        max_tokens = _number(body, "max_tokens", 1, n_ctx, integer=True)
+    schema, json_object = _response_format(body)
+    params = ChatParams(
+        max_tokens=max_tokens,
+        temperature=_number(body, "temperature", 0, 2),
+        top_p=_number(body, "top_p", 0, 1, low_open=True),
+        stop=_stop(body),
+        seed=_number(body, "seed", -(2**63), 2**63 - 1, integer=True),
+        json_schema=schema,
+        json_object=json_object,
+    )
+    return ParsedChat(
+        model=model,
+        messages=_messages(body),
+        params=params,
+        stream=stream,
+        include_usage=bool(stream_options.get("include_usage")),
+    )

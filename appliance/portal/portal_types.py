@@ -1,0 +1,48 @@
+"""Data shapes of the portal: what the unit tells clients about itself, and API errors."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ChatDefaults:
+    """The unit's recommended sampling defaults (from the device probe, overridable in settings)."""
+
+    max_tokens: int = 512
+    temperature: float = 0.7
+    top_p: float = 0.95
+
+
+@dataclass(frozen=True)
+class UnitInfo:
+    node_id: str
+    name: str  # "iplm-1a2b": also the Wi-Fi SSID
+    defaults: ChatDefaults
+    device: dict  # the DeviceProfile as a dict, for display
+
+
+class ApiError(Exception):
+    """A client error, rendered in OpenAI's error shape: {"error": {message, type, param, code}}."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
+                 kind: str = "invalid_request_error"):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.kind = kind
+
+    def to_json(self) -> dict:
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
+
+
+@dataclass(frozen=True)
+class ParsedChat:
+    """A validated OpenAI chat-completions request."""
+
+    model: str
+    messages: tuple[dict, ...]
+    params: object  # appliance.engine.engine_types.ChatParams
+    stream: bool
+    include_usage: bool

@@ -1,0 +1,40 @@
+"""Serve the built web app (webui/ → appliance/portal/webui_dist) from the unit itself: no CDN."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, Response, send_from_directory
+
+WEBUI_DIST = Path(__file__).resolve().parent / "webui_dist"
+_NOT_BUILT = (
+    "<!doctype html><meta charset=utf-8><title>iplm</title>"
+    "<p>The web app is not built. Run <code>npm ci &amp;&amp; npm run build</code> in <code>webui/</code>"
+    " (the README's setup command does it). The API is up: <a href=/healthz>/healthz</a>.</p>"
+)
+
+
+def register_webui_routes(app: Flask, dist: Path = WEBUI_DIST) -> None:
+    """Add / (the app shell) and its static files: hashed assets cached for long, the rest revalidated."""
+
+    @app.get("/")
+    def serve_index():
+        if not (dist / "index.html").is_file():
+            return Response(_NOT_BUILT, status=503, mimetype="text/html")
+        response = send_from_directory(dist, "index.html", max_age=0)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+    @app.get("/assets/<path:name>")
+    def serve_asset(name: str):
+        return send_from_directory(dist / "assets", name, max_age=365 * 24 * 3600)
+
+    @app.get("/<any('manifest.webmanifest', 'sw.js', 'favicon.ico', 'favicon.svg'):name>")
+    def serve_root_file(name: str):
+        response = send_from_directory(dist, name, max_age=0)
+        if name == "sw.js":
+            response.headers["Service-Worker-Allowed"] = "/"
+        return response
+
+    @app.get("/icons/<path:name>")
+    def serve_icon(name: str):
+        return send_from_directory(dist / "icons", name, max_age=24 * 3600)

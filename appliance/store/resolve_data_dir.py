@@ -1,0 +1,15 @@
+"""Where the unit keeps its data."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def resolve_data_dir(explicit: str | None = None) -> Path:
+    """--data-dir, else $IPLM_DATA, else the XDG data dir (~/.local/share/iplm); /var/lib/iplm on the image."""
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    if os.environ.get("IPLM_DATA"):
+        return Path(os.environ["IPLM_DATA"]).expanduser().resolve()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "iplm"
