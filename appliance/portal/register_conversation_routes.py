@@ -113,7 +113,8 @@ def register_conversation_routes(app: Flask, engine: Engine) -> None:
         if not isinstance(content, str) or not content.strip() or len(content) > _MAX_CONTENT:
             raise ApiError(400, f"'content' must be a non-empty string of at most {_MAX_CONTENT} characters.",
                            param="content", code="invalid_value")
-        params = body.get("params") or {}
+        params = body.get("params", {})
+        params = {} if params is None else params
         if not isinstance(params, dict):
             raise ApiError(400, "'params' must be an object.", param="params", code="invalid_type")
         openai_body = {
