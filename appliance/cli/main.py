@@ -25,13 +25,25 @@ def _port(text: str) -> int:
     return value
 
 
-def _probability(text: str) -> float:
+def _parse_number(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 2:
-        raise argparse.ArgumentTypeError(f"{value} is out of range")
+
+
+def _probability(text: str) -> float:
+    value = _parse_number(text)
+    if not 0 <= value <= 2:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{value} is out of range (0-2)")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = _parse_number(text)
+    # 0 would make the pool's watchdog spin and kill every reply; nan or inf would never see a hang.
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value} must be a number of seconds greater than 0")
     return value
 
 
@@ -53,7 +65,7 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
     serve.add_argument("--port", type=_port, default=8080, help="TCP port (default 8080; 80 on the image)")
     serve.add_argument("--data-dir", help="data directory (default: $IPLM_DATA or the XDG data dir)")
-    serve.add_argument("--hang-timeout", type=float, default=120.0,
+    serve.add_argument("--hang-timeout", type=_seconds, default=120.0,
                        help="seconds without a token before the engine counts as hung and restarts")
     _add_engine_overrides(serve)
     serve.set_defaults(run=run_serve)

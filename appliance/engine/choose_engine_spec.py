@@ -23,7 +23,8 @@ def choose_engine_spec(recommendation: Recommendation, *, model_path: str | None
             "factory": "appliance.engine.open_mlc_engine:open_mlc_engine",
             "kwargs": {"model_dir": str(path), "model_id": path.name,
                        "device": recommendation.device if recommendation.device != "cpu" else "auto",
-                       "model_lib": model_lib, "n_ctx": recommendation.n_ctx},
+                       "model_lib": model_lib, "n_ctx": recommendation.n_ctx,
+                       "max_tokens": recommendation.max_tokens},
         }
     if path is not None and path.is_dir():
         raise EngineError("model_invalid", f"{path} is a directory without mlc-chat-config.json: not an MLC model.",

@@ -48,7 +48,7 @@ def _read_context_window(model_dir: str) -> int:
     raise EngineError("model_invalid", f"{path} has no usable context_window_size", status=503)
 
 
-def _build_create_kwargs(request: ChatRequest, model_dir: str) -> dict:
+def _build_create_kwargs(request: ChatRequest, model_dir: str, default_max_tokens: int) -> dict:
     params: ChatParams = request.params
     kwargs = {
         "messages": [dict(message) for message in request.messages],
@@ -58,7 +58,9 @@ def _build_create_kwargs(request: ChatRequest, model_dir: str) -> dict:
         "stream_options": {"include_usage": True},
     }
     optional = {
-        "max_tokens": params.max_tokens,
+        # The prompt's length is known only after the first chunk, so the default is not capped by the room
+        # left (llama.cpp's is): MLC itself ends a reply that reaches the context's end with "length".
+        "max_tokens": default_max_tokens if params.max_tokens is None else params.max_tokens,
         "temperature": params.temperature,
         "top_p": params.top_p,
         "seed": params.seed,
@@ -137,7 +139,11 @@ def open_mlc_engine(
     device: str,
     model_lib: str | None = None,
     n_ctx: int | None = None,
-    mode: str = "server",
+    max_tokens: int = 512,
+    # MLC's "interactive" mode plans for one request at a time (max batch size 1, KV cache sized to the
+    # context); "server" takes as much GPU memory as it can. The lock below runs one request at a time
+    # anyway, and on Jetson and Mali the GPU memory is the system's memory.
+    mode: str = "interactive",
 ) -> Engine:
     """Load the compiled MLC model in `model_dir` on `device` ("cuda", "opencl", "auto") and return it as an Engine."""
     mlc_engine_class, engine_config_class = _import_mlc()
@@ -164,7 +170,7 @@ def open_mlc_engine(
                 # MLC tokenizes and checks the prompt on the first next(): pull it before "start",
                 # so a prompt that cannot run raises EngineError before the stream begins.
                 try:
-                    chunks = mlc.chat.completions.create(**_build_create_kwargs(request, model_dir))
+                    chunks = mlc.chat.completions.create(**_build_create_kwargs(request, model_dir, max_tokens))
                     first = next(chunks, None)
                 except Exception as exc:
                     raise _map_request_error(exc, request.params) from exc

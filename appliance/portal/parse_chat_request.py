@@ -1,6 +1,8 @@
 """Validation of OpenAI-shaped chat requests: everything a client can get wrong becomes an ApiError."""
 from __future__ import annotations
 
+import math
+
 from appliance.engine.engine_types import ROLES, ChatParams
 from appliance.portal.portal_types import ApiError, ParsedChat
 
@@ -17,7 +19,7 @@ def _number(body: dict, name: str, low: float, high: float, *, integer: bool = F
     if isinstance(value, bool) or not kind_ok:
         raise ApiError(400, f"'{name}' must be {'an integer' if integer else 'a number'}.", param=name,
                        code="invalid_type")
-    if value < low or value > high or (low_open and value == low):
+    if not math.isfinite(value) or value < low or value > high or (low_open and value == low):
         bound = f"greater than {low:g}" if low_open else f"at least {low:g}"
         raise ApiError(400, f"'{name}' must be {bound} and at most {high:g}; got {value}.", param=name,
                        code="invalid_value")
@@ -113,7 +115,8 @@ def parse_chat_request(body, *, models: tuple[str, ...], n_ctx: int) -> ParsedCh
             raise ApiError(400, f"'{name}' is not supported by this unit.", param=name, code="unsupported_parameter")
     if _number(body, "n", 1, 1, integer=True) not in (None, 1):
         raise ApiError(400, "'n' must be 1.", param="n", code="invalid_value")
-    stream = body.get("stream", False)
+    stream = body.get("stream")
+    stream = False if stream is None else stream
     if not isinstance(stream, bool):
         raise ApiError(400, "'stream' must be a boolean.", param="stream", code="invalid_type")
     stream_options = body.get("stream_options") or {}

@@ -6,6 +6,7 @@ from pathlib import Path
 from flask import Flask, Response, send_from_directory
 
 WEBUI_DIST = Path(__file__).resolve().parent / "webui_dist"
+_ROOT_FILE_TYPES = {"manifest.webmanifest": "application/manifest+json", "sw.js": "text/javascript"}
 _NOT_BUILT = (
     "<!doctype html><meta charset=utf-8><title>iplm</title>"
     "<p>The web app is not built. Run <code>npm ci &amp;&amp; npm run build</code> in <code>webui/</code>"
@@ -30,7 +31,7 @@ def register_webui_routes(app: Flask, dist: Path = WEBUI_DIST) -> None:
 
     @app.get("/<any('manifest.webmanifest', 'sw.js', 'favicon.ico', 'favicon.svg'):name>")
     def serve_root_file(name: str):
-        response = send_from_directory(dist, name, max_age=0)
+        response = send_from_directory(dist, name, max_age=0, mimetype=_ROOT_FILE_TYPES.get(name))
         if name == "sw.js":
             response.headers["Service-Worker-Allowed"] = "/"
         return response

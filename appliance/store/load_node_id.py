@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 
 _FILE = "node_id"
+# Exactly what secrets.token_hex(8) writes: int(text, 16) would also take "0x…", "-…" and "_" separators.
+_NODE_ID = re.compile(r"[0-9a-f]{16}")
 
 
 def load_node_id(data_dir: Path) -> str:
@@ -13,10 +16,9 @@ def load_node_id(data_dir: Path) -> str:
     path = Path(data_dir) / _FILE
     try:
         node_id = path.read_text(encoding="ascii").strip()
-        int(node_id, 16)
-        if len(node_id) == 16:
+        if _NODE_ID.fullmatch(node_id):
             return node_id
-    except (FileNotFoundError, ValueError, UnicodeDecodeError):
+    except (FileNotFoundError, UnicodeDecodeError):
         pass
     node_id = secrets.token_hex(8)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,14 +14,36 @@ def _create_conversation_tables(db: peewee.Database) -> None:
 _MIGRATIONS = ((1, _create_conversation_tables),)
 
 
+def _check_foreign_keys(db: peewee.Database) -> None:
+    dangling = db.execute_sql("PRAGMA foreign_key_check").fetchall()
+    if dangling:
+        raise peewee.IntegrityError(f"a migration left rows pointing at nothing: {dangling[:5]}")
+
+
+def _apply_steps(db: peewee.Database, steps) -> None:
+    for version, step in steps:
+        with db.atomic():
+            step(db)
+            if isinstance(db, peewee.SqliteDatabase):
+                _check_foreign_keys(db)  # rolls the step back rather than commit broken references
+            SchemaVersion.create(version=version)
+
+
 def migrate_database(db: peewee.Database) -> int:
     """Apply the migrations this database lacks; return the schema version it is at now."""
     db.create_tables([SchemaVersion])
     applied = {row.version for row in SchemaVersion.select()}
-    for version, step in _MIGRATIONS:
-        if version in applied:
-            continue
-        with db.atomic():
-            step(db)
-            SchemaVersion.create(version=version)
+    pending = [(version, step) for version, step in _MIGRATIONS if version not in applied]
+    if pending and isinstance(db, peewee.SqliteDatabase):
+        # SQLite alters a table by rebuilding it (copy, DROP, rename): with foreign keys on, that DROP
+        # cascade-deletes every row pointing at the table (all messages, for "conversation"). The pragma
+        # is ignored inside a transaction, so it is switched off around the steps, as SQLite's docs say.
+        enforced = db.pragma("foreign_keys")
+        db.pragma("foreign_keys", 0)
+        try:
+            _apply_steps(db, pending)
+        finally:
+            db.pragma("foreign_keys", enforced)
+    else:
+        _apply_steps(db, pending)
     return max([v for v, _ in _MIGRATIONS] + list(applied))

@@ -11,5 +11,7 @@ def resolve_data_dir(explicit: str | None = None) -> Path:
         return Path(explicit).expanduser().resolve()
     if os.environ.get("IPLM_DATA"):
         return Path(os.environ["IPLM_DATA"]).expanduser().resolve()
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "iplm"
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    # The XDG spec says a relative path there is invalid and ignored (else the data would follow the cwd).
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share"
+    return base / "iplm"

@@ -240,20 +240,20 @@ def test_constructor_arguments(fake_mlc, model_dir):
     (mlc,) = fake_mlc.instances
     assert {k: v for k, v in mlc.init.items() if k != "engine_config"} == {
         "model": model_dir, "device": "cuda", "model_lib": "/var/lib/iplm/libs/qwen-cuda-sm87.so",
-        "mode": "server", "enable_tracing": False,
+        "mode": "interactive", "enable_tracing": False,
     }
     assert mlc.init["engine_config"] == FakeEngineConfig(max_total_sequence_length=2048)
     assert (engine.kind, engine.model_id, engine.n_ctx) == ("mlc", "qwen2.5-0.5b", 2048)
 
 
 def test_n_ctx_override_is_capped_at_the_model_window(fake_mlc, model_dir):
-    smaller = _open(model_dir, n_ctx=1024, mode="interactive")
+    smaller = _open(model_dir, n_ctx=1024, mode="server")
     larger = _open(model_dir, n_ctx=8192)
 
     assert (smaller.n_ctx, larger.n_ctx) == (1024, 2048)
     first, second = fake_mlc.instances
-    assert (first.init["mode"], first.init["engine_config"].max_total_sequence_length) == ("interactive", 1024)
-    assert second.init["engine_config"].max_total_sequence_length == 2048
+    assert (first.init["mode"], first.init["engine_config"].max_total_sequence_length) == ("server", 1024)
+    assert (second.init["mode"], second.init["engine_config"].max_total_sequence_length) == ("interactive", 2048)
     assert first.init["model_lib"] is None
 
 
@@ -339,12 +339,24 @@ def test_create_kwargs_with_every_parameter(fake_mlc, model_dir):
 def test_create_kwargs_omit_unset_parameters(fake_mlc, model_dir):
     _run(_open(model_dir))
 
+    # Only max_tokens has a unit default (the reply length); the rest are left to the model's config.
     assert fake_mlc.instances[0].streams[0].kwargs == {
         "messages": list(MESSAGES),
         "model": model_dir,
         "stream": True,
         "stream_options": {"include_usage": True},
+        "max_tokens": 512,
     }
+
+
+def test_default_max_tokens_applies_only_when_unset(fake_mlc, model_dir):
+    engine = _open(model_dir, max_tokens=300)
+
+    _run(engine)
+    _run(engine, ChatParams(max_tokens=40))
+    _run(engine, ChatParams(max_tokens=4000))  # above the default: the request's own value still wins
+
+    assert [stream.kwargs["max_tokens"] for stream in fake_mlc.instances[0].streams] == [300, 40, 4000]
 
 
 def test_json_object_without_schema(fake_mlc, model_dir):

@@ -1,0 +1,653 @@
+import "@picocss/pico/css/pico.min.css";
+import "./style.css";
+
+import {
+  createConversation,
+  deleteConversation,
+  fetchConversation,
+  fetchUnit,
+  listConversations,
+  renameConversation,
+  streamMessage,
+} from "./api.js";
+import { renderMarkdown } from "./markdown.js";
+import { PARAMS, getLimits, parseParam, selectParams } from "./settings.js";
+import { readStored, writeStored } from "./storage.js";
+import { applyTheme, toggleTheme } from "./theme.js";
+
+const MODEL_KEY = "iplm.model";
+const PARAMS_KEY = "iplm.params";
+const DELETE_CONFIRM_MS = 4000;
+
+const $ = (id) => document.getElementById(id);
+const el = {
+  app: document.querySelector(".app"),
+  historyToggle: $("history-toggle"),
+  sidebar: $("sidebar"),
+  scrim: $("scrim"),
+  history: $("history"),
+  historyEmpty: $("history-empty"),
+  unitName: $("unit-name"),
+  model: $("model"),
+  newChat: $("new-chat"),
+  settingsOpen: $("settings-open"),
+  settings: $("settings"),
+  settingsForm: $("settings-form"),
+  settingsReset: $("settings-reset"),
+  themeToggle: $("theme-toggle"),
+  messages: $("messages"),
+  welcome: $("welcome"),
+  error: $("error"),
+  errorText: $("error-text"),
+  errorDismiss: $("error-dismiss"),
+  composer: $("composer"),
+  prompt: $("prompt"),
+  send: $("send"),
+  stop: $("stop"),
+};
+
+// The page's only mutable state; everything shown is derived from it or from the DOM it built.
+const state = {
+  unit: null,
+  conversations: [],
+  currentId: null,
+  streaming: null, // { controller, element, text, renderQueued }
+  loadToken: 0,
+};
+
+const nextFrame = window.requestAnimationFrame
+  ? (fn) => window.requestAnimationFrame(fn)
+  : (fn) => window.setTimeout(fn, 16);
+
+// ---------- errors ----------
+
+function showError(message) {
+  el.errorText.textContent = message;
+  el.error.hidden = false;
+}
+
+function hideError() {
+  el.error.hidden = true;
+  el.errorText.textContent = "";
+}
+
+function describeError(error, fallback) {
+  return error?.message ? String(error.message) : fallback;
+}
+
+// ---------- drawer (phones) ----------
+
+function setDrawerOpen(open) {
+  document.body.classList.toggle("drawer-open", open);
+  el.historyToggle.setAttribute("aria-expanded", String(open));
+  el.scrim.hidden = !open;
+}
+
+// ---------- unit, models, settings ----------
+
+function readOverrides() {
+  const stored = readStored(PARAMS_KEY, {});
+  return stored && typeof stored === "object" ? stored : {};
+}
+
+function fillModelSelect(unit) {
+  const models = Array.isArray(unit?.models) ? unit.models : [];
+  el.model.replaceChildren();
+  if (models.length === 0) {
+    const option = new Option(unit ? "No model installed" : "Model", "");
+    el.model.append(option);
+    el.model.disabled = true;
+    return;
+  }
+  for (const model of models) el.model.append(new Option(model.id, model.id));
+  const ids = models.map((model) => model.id);
+  const stored = readStored(MODEL_KEY, null);
+  const chosen = ids.includes(stored) ? stored : ids.includes(unit.default_model) ? unit.default_model : ids[0];
+  el.model.value = chosen;
+  el.model.disabled = false;
+}
+
+function selectModelIfKnown(modelId) {
+  if (!modelId) return;
+  if ([...el.model.options].some((option) => option.value === modelId)) el.model.value = modelId;
+}
+
+function fillSettingsForm() {
+  const overrides = readOverrides();
+  for (const param of PARAMS) {
+    const input = $(param.inputId);
+    const [min, max] = getLimits(state.unit, param);
+    const fallback = state.unit?.defaults?.[param.name];
+    input.min = String(min);
+    input.max = String(max);
+    input.placeholder = fallback !== undefined ? String(fallback) : "";
+    const value = overrides[param.name] ?? fallback;
+    input.value = value !== undefined && value !== null ? String(value) : "";
+    input.removeAttribute("aria-invalid");
+    const range = document.querySelector(`[data-range-for="${param.name}"]`);
+    if (range) range.textContent = `${min}–${max}${fallback !== undefined ? `, unit default ${fallback}` : ""}`;
+  }
+}
+
+function storeSettingFromInput(param) {
+  const input = $(param.inputId);
+  const parsed = parseParam(state.unit, param, input.value);
+  if (parsed.error) {
+    input.setAttribute("aria-invalid", "true");
+    input.title = parsed.error;
+    return;
+  }
+  input.removeAttribute("aria-invalid");
+  input.removeAttribute("title");
+  const overrides = { ...readOverrides() };
+  if (parsed.value === null || parsed.value === state.unit?.defaults?.[param.name]) delete overrides[param.name];
+  else overrides[param.name] = parsed.value;
+  writeStored(PARAMS_KEY, overrides);
+}
+
+function openSettings() {
+  fillSettingsForm();
+  if (typeof el.settings.showModal === "function") el.settings.showModal();
+  else el.settings.setAttribute("open", "");
+}
+
+function closeSettings() {
+  for (const param of PARAMS) storeSettingFromInput(param);
+  if (typeof el.settings.close === "function" && el.settings.open) el.settings.close();
+  else el.settings.removeAttribute("open");
+}
+
+function resetSettings() {
+  writeStored(PARAMS_KEY, null);
+  fillSettingsForm();
+}
+
+async function loadUnit() {
+  try {
+    state.unit = await fetchUnit();
+  } catch (error) {
+    showError(`Could not load this unit's details: ${describeError(error, "unknown error")}`);
+    state.unit = null;
+  }
+  fillModelSelect(state.unit);
+  fillSettingsForm();
+  const name = state.unit?.name;
+  el.unitName.textContent = name || "";
+  if (name) document.title = `iplm · ${name}`;
+}
+
+// ---------- history ----------
+
+function titleOf(conversation) {
+  return conversation?.title?.trim() || "New chat";
+}
+
+function upsertConversation(conversation, { toTop = false } = {}) {
+  if (!conversation?.id) return;
+  const { messages: _messages, ...summary } = conversation;
+  const index = state.conversations.findIndex((item) => item.id === summary.id);
+  if (index === -1) {
+    state.conversations = [summary, ...state.conversations];
+  } else if (toTop) {
+    const merged = { ...state.conversations[index], ...summary };
+    state.conversations = [merged, ...state.conversations.filter((item) => item.id !== summary.id)];
+  } else {
+    state.conversations = state.conversations.map((item) => (item.id === summary.id ? { ...item, ...summary } : item));
+  }
+  renderHistory();
+}
+
+function createIconButton(className, label, svgPath) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = `${className} icon-button secondary outline`;
+  button.setAttribute("aria-label", label);
+  button.title = label;
+  button.innerHTML = `<svg viewBox="0 0 24 24" aria-hidden="true"><path d="${svgPath}" /></svg>`;
+  return button;
+}
+
+function renderHistory() {
+  const items = state.conversations.map((conversation) => {
+    const item = document.createElement("li");
+    item.className = "conv";
+    item.dataset.id = conversation.id;
+    if (conversation.id === state.currentId) item.setAttribute("aria-current", "true");
+
+    const open = document.createElement("button");
+    open.type = "button";
+    open.className = "conv-open";
+    const title = document.createElement("span");
+    title.className = "conv-title";
+    title.textContent = titleOf(conversation);
+    open.append(title);
+
+    const rename = createIconButton("conv-rename", "Rename", "M4 20h4L19 9l-4-4L4 16zM14 6l4 4");
+    const remove = createIconButton("conv-delete", "Delete", "M5 7h14M10 7V4h4v3M7 7l1 13h8l1-13");
+    item.append(open, rename, remove);
+    return item;
+  });
+  el.history.replaceChildren(...items);
+  el.historyEmpty.hidden = items.length > 0;
+}
+
+async function loadHistory() {
+  try {
+    state.conversations = await listConversations();
+  } catch (error) {
+    showError(`Could not load your chats: ${describeError(error, "unknown error")}`);
+  }
+  renderHistory();
+}
+
+function beginRename(item) {
+  const id = item.dataset.id;
+  const conversation = state.conversations.find((entry) => entry.id === id);
+  const open = item.querySelector(".conv-open");
+  if (!conversation || !open) return;
+  const input = document.createElement("input");
+  input.type = "text";
+  input.className = "conv-title-input";
+  input.value = conversation.title || "";
+  input.maxLength = 200;
+  input.setAttribute("aria-label", "Chat title");
+  open.replaceWith(input);
+  input.focus();
+  input.select();
+
+  let finished = false;
+  const finish = async (save) => {
+    if (finished) return;
+    finished = true;
+    const title = input.value.trim();
+    if (!save || !title || title === conversation.title) {
+      renderHistory();
+      return;
+    }
+    try {
+      upsertConversation(await renameConversation(id, title));
+    } catch (error) {
+      renderHistory();
+      showError(`Could not rename the chat: ${describeError(error, "unknown error")}`);
+    }
+  };
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      event.preventDefault();
+      finish(true);
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      event.stopPropagation();
+      finish(false);
+    }
+  });
+  input.addEventListener("blur", () => finish(true));
+}
+
+async function confirmDelete(item, button) {
+  // Two taps: the first arms the button, the second (within a few seconds) deletes.
+  if (!button.classList.contains("armed")) {
+    button.classList.add("armed");
+    button.setAttribute("aria-label", "Tap again to delete");
+    button.title = "Tap again to delete";
+    window.setTimeout(() => {
+      if (!button.isConnected) return;
+      button.classList.remove("armed");
+      button.setAttribute("aria-label", "Delete");
+      button.title = "Delete";
+    }, DELETE_CONFIRM_MS);
+    return;
+  }
+  const id = item.dataset.id;
+  try {
+    await deleteConversation(id);
+  } catch (error) {
+    showError(`Could not delete the chat: ${describeError(error, "unknown error")}`);
+    return;
+  }
+  state.conversations = state.conversations.filter((entry) => entry.id !== id);
+  if (state.currentId === id) startNewChat();
+  else renderHistory();
+}
+
+// ---------- messages ----------
+
+function updateWelcome() {
+  el.welcome.hidden = el.messages.querySelector(".msg") !== null;
+}
+
+function isNearBottom() {
+  const box = el.messages;
+  return box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+}
+
+function scrollToBottom() {
+  el.messages.scrollTop = el.messages.scrollHeight;
+}
+
+function setAssistantContent(element, text) {
+  element.querySelector(".content").innerHTML = renderMarkdown(text);
+}
+
+function addNote(element, text) {
+  const note = document.createElement("p");
+  note.className = "msg-note";
+  note.textContent = text;
+  element.append(note);
+}
+
+function createMessageElement(role, content, { messageState, id } = {}) {
+  const element = document.createElement("article");
+  element.className = `msg ${role}`;
+  element.dataset.role = role;
+  if (id) element.dataset.id = id;
+  const body = document.createElement("div");
+  body.className = "content";
+  element.append(body);
+  if (role === "assistant") {
+    element.dataset.state = messageState || "done";
+    if (content) setAssistantContent(element, content);
+  } else {
+    body.textContent = content; // user text is shown as typed, never as HTML
+  }
+  return element;
+}
+
+function appendMessage(role, content, options) {
+  const element = createMessageElement(role, content, options);
+  el.messages.append(element);
+  updateWelcome();
+  return element;
+}
+
+function clearMessages() {
+  for (const message of el.messages.querySelectorAll(".msg")) message.remove();
+  updateWelcome();
+}
+
+function stateFromFinishReason(reason) {
+  if (reason === "error") return "error";
+  if (reason === "cancelled" || reason === "canceled" || reason === "abort") return "cancelled";
+  return "done";
+}
+
+function queueStreamRender() {
+  const streaming = state.streaming;
+  if (!streaming || streaming.renderQueued) return;
+  streaming.renderQueued = true;
+  nextFrame(() => {
+    streaming.renderQueued = false;
+    if (streaming.finished) return;
+    const follow = isNearBottom();
+    setAssistantContent(streaming.element, streaming.text);
+    if (follow) scrollToBottom();
+  });
+}
+
+// ---------- chat actions ----------
+
+function setStreamingUi(streaming) {
+  el.send.hidden = streaming;
+  el.stop.hidden = !streaming;
+  el.composer.classList.toggle("is-streaming", streaming);
+}
+
+function stopStreaming() {
+  state.streaming?.controller.abort();
+}
+
+function startNewChat() {
+  stopStreaming();
+  state.loadToken += 1;
+  state.currentId = null;
+  el.messages.removeAttribute("data-conversation-id");
+  clearMessages();
+  hideError();
+  renderHistory();
+  setDrawerOpen(false);
+  focusPromptOnDesktop();
+}
+
+async function openConversation(id) {
+  if (id === state.currentId && !state.streaming) {
+    setDrawerOpen(false);
+    return;
+  }
+  stopStreaming();
+  const token = ++state.loadToken;
+  state.currentId = id;
+  el.messages.dataset.conversationId = id;
+  clearMessages();
+  hideError();
+  renderHistory();
+  setDrawerOpen(false);
+  el.messages.setAttribute("aria-busy", "true");
+  try {
+    const conversation = await fetchConversation(id);
+    if (token !== state.loadToken) return;
+    for (const message of conversation.messages ?? []) {
+      const role = message.role;
+      if (role !== "user" && role !== "assistant") continue;
+      const element = appendMessage(role, message.content ?? "", {
+        id: message.id,
+        messageState: stateFromFinishReason(message.finish_reason),
+      });
+      if (message.finish_reason) element.dataset.finishReason = message.finish_reason;
+    }
+    selectModelIfKnown(conversation.model);
+    upsertConversation(conversation);
+    scrollToBottom();
+  } catch (error) {
+    if (token !== state.loadToken) return;
+    showError(`Could not open the chat: ${describeError(error, "unknown error")}`);
+  } finally {
+    if (token === state.loadToken) el.messages.removeAttribute("aria-busy");
+  }
+}
+
+function restorePrompt(text) {
+  if (el.prompt.value.trim() === "") {
+    el.prompt.value = text;
+    resizePrompt();
+  }
+}
+
+async function sendPrompt() {
+  const typed = el.prompt.value;
+  const content = typed.trim();
+  if (!content || state.streaming) return;
+  hideError();
+  el.prompt.value = "";
+  resizePrompt();
+
+  const userElement = appendMessage("user", content);
+  const assistantElement = appendMessage("assistant", "", { messageState: "streaming" });
+  scrollToBottom();
+
+  const controller = new AbortController();
+  const streaming = { controller, element: assistantElement, text: "", renderQueued: false, finished: false };
+  state.streaming = streaming;
+  setStreamingUi(true);
+
+  const model = el.model.value || undefined;
+  let accepted = false; // the unit took the message: from here on it is part of the conversation
+  let outcome = null; // { kind: "done" } or { kind: "error", message }
+
+  const finishStreaming = (messageState) => {
+    streaming.finished = true;
+    assistantElement.dataset.state = messageState;
+  };
+
+  const handleEvent = (event) => {
+    if (streaming.finished || outcome) return;
+    if (event?.type === "delta" && typeof event.text === "string") {
+      streaming.text += event.text;
+      queueStreamRender();
+    } else if (event?.type === "done") {
+      const message = event.message ?? {};
+      const text = typeof message.content === "string" ? message.content : streaming.text;
+      streaming.text = text;
+      const follow = isNearBottom();
+      setAssistantContent(assistantElement, text);
+      if (message.id) assistantElement.dataset.id = message.id;
+      if (message.finish_reason) assistantElement.dataset.finishReason = message.finish_reason;
+      if (message.finish_reason === "length") addNote(assistantElement, "Reply cut at the max tokens setting.");
+      if (event.conversation) upsertConversation(event.conversation, { toTop: true });
+      outcome = { kind: "done" };
+      finishStreaming("done");
+      if (follow) scrollToBottom();
+    } else if (event?.type === "error") {
+      outcome = { kind: "error", message: event.error?.message || "The model stopped with an error." };
+    }
+  };
+
+  try {
+    let id = state.currentId;
+    if (!id) {
+      const conversation = await createConversation(model ? { model } : {}, controller.signal);
+      if (!conversation?.id) throw new Error("The unit did not create the chat.");
+      id = conversation.id;
+      if (state.streaming === streaming) {
+        state.currentId = id;
+        el.messages.dataset.conversationId = id;
+      }
+      upsertConversation(conversation, { toTop: true });
+    }
+    const payload = { content };
+    if (model) payload.model = model;
+    const params = selectParams(state.unit, readOverrides());
+    if (Object.keys(params).length > 0) payload.params = params;
+
+    await streamMessage(id, payload, {
+      signal: controller.signal,
+      onOpen: () => {
+        accepted = true;
+      },
+      onEvent: handleEvent,
+    });
+    if (!outcome) outcome = { kind: "error", message: "The reply stopped before it finished." };
+  } catch (error) {
+    if (error?.name === "AbortError") outcome = { kind: "cancelled" };
+    else outcome = { kind: "error", message: describeError(error, "Something went wrong.") };
+  }
+
+  if (state.streaming === streaming) {
+    state.streaming = null;
+    setStreamingUi(false);
+  }
+  if (outcome.kind === "done") return;
+
+  const follow = isNearBottom();
+  if (!accepted) {
+    // The unit never took the message: take it back out and give the text back.
+    userElement.remove();
+    assistantElement.remove();
+    streaming.finished = true;
+    updateWelcome();
+    restorePrompt(typed);
+    if (outcome.kind === "error") showError(outcome.message);
+  } else {
+    setAssistantContent(assistantElement, streaming.text);
+    if (outcome.kind === "cancelled") {
+      finishStreaming("cancelled");
+      addNote(assistantElement, "Stopped.");
+    } else {
+      finishStreaming("error");
+      addNote(assistantElement, `Error: ${outcome.message}`);
+      if (assistantElement.isConnected) {
+        showError(outcome.message);
+        restorePrompt(typed);
+      }
+    }
+  }
+  if (follow) scrollToBottom();
+}
+
+// ---------- composer ----------
+
+function resizePrompt() {
+  el.prompt.style.height = "auto";
+  const max = Math.round(window.innerHeight * 0.35);
+  el.prompt.style.height = `${Math.min(el.prompt.scrollHeight + 2, max)}px`;
+}
+
+function focusPromptOnDesktop() {
+  // On phones focusing would pop the keyboard over the page.
+  if (window.matchMedia?.("(pointer: fine)").matches) el.prompt.focus();
+}
+
+// ---------- wiring ----------
+
+function wireEvents() {
+  el.composer.addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendPrompt();
+  });
+  el.prompt.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || event.shiftKey || event.isComposing || event.keyCode === 229) return;
+    event.preventDefault();
+    sendPrompt();
+  });
+  el.prompt.addEventListener("input", resizePrompt);
+  el.stop.addEventListener("click", stopStreaming);
+  el.newChat.addEventListener("click", startNewChat);
+  el.errorDismiss.addEventListener("click", hideError);
+  el.themeToggle.addEventListener("click", toggleTheme);
+
+  el.historyToggle.addEventListener("click", () => setDrawerOpen(!document.body.classList.contains("drawer-open")));
+  el.scrim.addEventListener("click", () => setDrawerOpen(false));
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && document.body.classList.contains("drawer-open")) setDrawerOpen(false);
+  });
+
+  el.history.addEventListener("click", (event) => {
+    const item = event.target.closest("li.conv");
+    if (!item) return;
+    if (event.target.closest(".conv-rename")) beginRename(item);
+    else if (event.target.closest(".conv-delete")) confirmDelete(item, event.target.closest(".conv-delete"));
+    else if (event.target.closest(".conv-open")) openConversation(item.dataset.id);
+  });
+
+  el.model.addEventListener("change", () => writeStored(MODEL_KEY, el.model.value || null));
+
+  el.settingsOpen.addEventListener("click", openSettings);
+  el.settingsReset.addEventListener("click", resetSettings);
+  el.settingsForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    closeSettings();
+  });
+  el.settings.addEventListener("click", (event) => {
+    if (event.target === el.settings) closeSettings(); // backdrop tap
+  });
+  el.settings.addEventListener("cancel", () => {
+    for (const param of PARAMS) storeSettingFromInput(param);
+  });
+  for (const param of PARAMS) {
+    const input = $(param.inputId);
+    input.addEventListener("input", () => storeSettingFromInput(param));
+    input.addEventListener("change", () => storeSettingFromInput(param));
+  }
+}
+
+function registerServiceWorker() {
+  // Only where the browser allows it (HTTPS or localhost); the app never depends on it.
+  if (!window.isSecureContext || !("serviceWorker" in navigator)) return;
+  window.addEventListener("load", () => {
+    navigator.serviceWorker.register("/sw.js").catch(() => {});
+  });
+}
+
+function start() {
+  applyTheme();
+  wireEvents();
+  setStreamingUi(false);
+  fillSettingsForm();
+  updateWelcome();
+  renderHistory();
+  loadUnit();
+  loadHistory();
+  registerServiceWorker();
+  focusPromptOnDesktop();
+}
+
+start();
