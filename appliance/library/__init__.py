@@ -1,0 +1,1 @@
+"""The model library: whitelist, manifests, verified pieces, installs from sources (and, later, peers)."""

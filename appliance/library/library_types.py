@@ -1,0 +1,69 @@
+"""Data shapes of the model library: manifests, sources and whitelist entries.
+
+A model is a set of files. Its manifest lists every file (path, size, SHA-256) and cuts each file into
+fixed-size pieces with their SHA-256; the root hash is the SHA-256 of the manifest's canonical JSON
+(see hash_manifest). Pieces are what units verify, store, and (later) exchange with peers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# 4 MiB: large enough that hashing and HTTP range requests run at full speed, small enough that a
+# bad piece costs little to fetch again and that several peers can serve one file in parallel.
+DEFAULT_PIECE_SIZE = 4 * 1024 * 1024
+MANIFEST_VERSION = 1
+FORMATS = ("mlc", "gguf")
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    path: str  # relative POSIX path inside the model directory, checked by resolve_model_path
+    size: int
+    sha256: str
+    pieces: tuple[str, ...]  # SHA-256 of each piece, in order; the last one may be short
+
+
+@dataclass(frozen=True)
+class Manifest:
+    format: str  # "mlc" | "gguf"
+    piece_size: int
+    files: tuple[ManifestFile, ...]  # sorted by path
+    root: str  # SHA-256 of the canonical JSON of (version, format, piece_size, files)
+
+    @property
+    def total_size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    @property
+    def piece_count(self) -> int:
+        return sum(len(f.pieces) for f in self.files)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's files come from.
+
+    kind "hf": `<base>/<repo>/resolve/<revision>/<file>` (Hugging Face or any mirror with that layout);
+    kind "url": `<base>/<file>` (a plain HTTP directory); kind "dir": a local directory or USB stick.
+    """
+
+    kind: str
+    base: str
+    repo: str = ""
+    revision: str = "main"
+
+
+@dataclass(frozen=True)
+class WhitelistEntry:
+    id: str
+    format: str  # "mlc" | "gguf"
+    engine: str  # "mlc" | "llama.cpp"
+    source: ModelSource
+    size_bytes: int  # approximate total, for "does it fit" before the manifest is known
+    license: str
+    min_memory_bytes: int
+    boards: tuple[str, ...]  # recommended board classes ("jetson-orin", "rk3588", "generic-x86_64"...)
+    # Pinned root hash of the manifest; None = unpinned: pinned on first install (trust on first use).
+    root_hash: str | None
+    files: tuple[str, ...] = ()  # known file names (GGUF: the one file); MLC lists come from its configs
+    description: str = ""
