@@ -4,6 +4,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from appliance.cli.run_models_add import run_models_add
+from appliance.cli.run_models_install import run_models_install
+from appliance.cli.run_models_list import run_models_list
+from appliance.cli.run_models_manifest import run_models_manifest
+from appliance.cli.run_models_remove import run_models_remove
+from appliance.cli.run_models_verify import run_models_verify
 from appliance.cli.run_probe import run_probe
 from appliance.cli.run_serve import run_serve
 
@@ -58,6 +64,44 @@ def _add_engine_overrides(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--workers", type=_positive_int, help="engine worker processes")
 
 
+def _add_source_options(parser: argparse.ArgumentParser) -> None:
+    sources = parser.add_mutually_exclusive_group()
+    sources.add_argument("--from-dir", metavar="DIR", help="a local directory or USB stick holding the model's files")
+    sources.add_argument("--mirror", metavar="BASE", help="a Hugging Face-layout mirror (BASE/REPO/resolve/REV/FILE)")
+    sources.add_argument("--url", metavar="BASE", help="a plain HTTP directory holding the files (BASE/FILE)")
+
+
+def _add_models_commands(commands) -> None:
+    models = commands.add_parser("models", help="the model library").add_subparsers(dest="models_command",
+                                                                                     required=True)
+    data_dir = argparse.ArgumentParser(add_help=False)
+    data_dir.add_argument("--data-dir", help="data directory (default: $IPLM_DATA or the XDG data dir)")
+    listing = models.add_parser("list", parents=[data_dir], help="installed, partial and installable models")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=run_models_list)
+    install = models.add_parser("install", parents=[data_dir], help="install (or resume installing) a model")
+    install.add_argument("model_id")
+    install.add_argument("--workers", type=_positive_int, default=4, help="parallel range requests (default 4)")
+    install.add_argument("--manifest", help="verify against this manifest file")
+    _add_source_options(install)
+    install.set_defaults(run=run_models_install)
+    for name, run, text in (("remove", run_models_remove, "remove a model's files"),
+                            ("verify", run_models_verify, "re-hash a model's pieces on disk")):
+        command = models.add_parser(name, parents=[data_dir], help=text)
+        command.add_argument("model_id")
+        command.set_defaults(run=run)
+    add = models.add_parser("add", parents=[data_dir], help="make a model installable by giving its manifest")
+    add.add_argument("model_id")
+    add.add_argument("--manifest", required=True, help="the model's manifest (from `iplm models manifest`)")
+    _add_source_options(add)
+    add.set_defaults(run=run_models_add)
+    manifest = models.add_parser("manifest", help="print the manifest of a model directory or .gguf file")
+    manifest.add_argument("dir")
+    manifest.add_argument("--piece-size", type=_positive_int, help="bytes per piece (default 4 MiB)")
+    manifest.add_argument("--output", help="write to this file instead of printing")
+    manifest.set_defaults(run=run_models_manifest)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iplm", description="Interplanetary Language Models: the appliance.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -73,6 +117,7 @@ def _build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--json", action="store_true", help="machine-readable output")
     _add_engine_overrides(probe)
     probe.set_defaults(run=run_probe)
+    _add_models_commands(commands)
     return parser
 
 

@@ -67,3 +67,5 @@ class WhitelistEntry:
     root_hash: str | None
     files: tuple[str, ...] = ()  # known file names (GGUF: the one file); MLC lists come from its configs
     description: str = ""
+    # The full manifest, when it is known before installing (bundled, or given by an admin).
+    manifest: Manifest | None = None

@@ -3,15 +3,20 @@ from __future__ import annotations
 
 import peewee
 
-from appliance.store.store_models import Conversation, Message, SchemaVersion
+from appliance.store.store_models import Conversation, HeldPiece, LibraryModel, Message, ModelFile, SchemaVersion
 
 
 def _create_conversation_tables(db: peewee.Database) -> None:
     db.create_tables([Conversation, Message])
 
 
-# Append new steps; never edit or reorder applied ones. Later steps use playhouse.migrate for ALTERs.
-_MIGRATIONS = ((1, _create_conversation_tables),)
+def _create_library_tables(db: peewee.Database) -> None:
+    db.create_tables([LibraryModel, ModelFile, HeldPiece])
+
+
+# Append new steps; never edit or reorder applied ones. Later steps use playhouse.migrate for ALTERs, and
+# a step that creates tables from models must freeze those models' columns once a later step alters them.
+_MIGRATIONS = ((1, _create_conversation_tables), (2, _create_library_tables))
 
 
 def _check_foreign_keys(db: peewee.Database) -> None:

@@ -51,3 +51,52 @@ class Message(_Model):
 
     class Meta:
         table_name = "message"
+
+
+class LibraryModel(_Model):
+    """A model this unit knows beyond the whitelist (admin-added), is installing, or has installed."""
+
+    id = peewee.CharField(primary_key=True, max_length=200)
+    format = peewee.CharField(max_length=16)
+    engine = peewee.CharField(max_length=16)
+    # "available" (admin-added, not installed) | "partial" | "installed"
+    state = peewee.CharField(max_length=16, index=True)
+    root_hash = peewee.CharField(max_length=64, null=True)
+    # How the root hash came to be trusted: "whitelist" | "first-install" | "admin"
+    pinned_by = peewee.CharField(max_length=16, null=True)
+    manifest = peewee.TextField(null=True)  # canonical JSON (render_manifest) once known
+    source = peewee.TextField(null=True)  # JSON of the ModelSource installed from
+    source_revision = peewee.CharField(max_length=64, null=True)  # the commit the source served, if it said
+    total_bytes = peewee.BigIntegerField(default=0)
+    piece_size = peewee.IntegerField(default=0)
+    created_at = peewee.DateTimeField(default=now_utc)
+    updated_at = peewee.DateTimeField(default=now_utc)
+    installed_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "model"
+
+
+class ModelFile(_Model):
+    model = peewee.ForeignKeyField(LibraryModel, backref="files", on_delete="CASCADE")
+    path = peewee.CharField(max_length=1024)
+    size = peewee.BigIntegerField()
+    sha256 = peewee.CharField(max_length=64, null=True)
+
+    class Meta:
+        table_name = "model_file"
+        indexes = ((("model", "path"), True),)
+
+
+class HeldPiece(_Model):
+    """A verified piece written to disk, per unit: this unit's own, and (later) what peers report."""
+
+    node_id = peewee.CharField(max_length=32)
+    model = peewee.ForeignKeyField(LibraryModel, backref="pieces", on_delete="CASCADE")
+    path = peewee.CharField(max_length=1024)
+    piece = peewee.IntegerField()
+    sha256 = peewee.CharField(max_length=64)
+
+    class Meta:
+        table_name = "held_piece"
+        primary_key = peewee.CompositeKey("node_id", "model", "path", "piece")

@@ -12,14 +12,14 @@ _VOCAB = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "a", "b", "c", "ab", "a
 _HIDDEN, _LAYERS, _HEADS, _INTERMEDIATE = 64, 2, 4, 128
 
 
-def _build_chat_config(context_window_size: int) -> dict:
+def _build_chat_config(context_window_size: int, hidden: int = _HIDDEN, intermediate: int = _INTERMEDIATE) -> dict:
     return {
         "version": "0.1.0",
         "model_type": "llama",
         "quantization": "q4f16_1",
         "model_config": {
-            "hidden_size": _HIDDEN,
-            "intermediate_size": _INTERMEDIATE,
+            "hidden_size": hidden,
+            "intermediate_size": intermediate,
             "num_attention_heads": _HEADS,
             "num_hidden_layers": _LAYERS,
             "rms_norm_eps": 1e-05,
@@ -71,9 +71,9 @@ def _build_chat_config(context_window_size: int) -> dict:
     }
 
 
-def _build_params() -> list[tuple[str, list[int], str]]:
+def _build_params(hidden: int = _HIDDEN, intermediate: int = _INTERMEDIATE) -> list[tuple[str, list[int], str]]:
     # q4f16_1 packs 8 four-bit weights per uint32 and keeps one float16 scale per group of 32.
-    vocab, hidden = len(_VOCAB), _HIDDEN
+    vocab = len(_VOCAB)
     params = [("model.embed_tokens.q_weight", [vocab, hidden // 8], "uint32"),
               ("model.embed_tokens.q_scale", [vocab, hidden // 32], "float16")]
     for layer in range(_LAYERS):
@@ -85,10 +85,10 @@ def _build_params() -> list[tuple[str, list[int], str]]:
             (f"{prefix}.self_attn.o_proj.q_weight", [hidden, hidden // 8], "uint32"),
             (f"{prefix}.self_attn.o_proj.q_scale", [hidden, hidden // 32], "float16"),
             (f"{prefix}.post_attention_layernorm.weight", [hidden], "float16"),
-            (f"{prefix}.mlp.gate_up_proj.q_weight", [2 * _INTERMEDIATE, hidden // 8], "uint32"),
-            (f"{prefix}.mlp.gate_up_proj.q_scale", [2 * _INTERMEDIATE, hidden // 32], "float16"),
-            (f"{prefix}.mlp.down_proj.q_weight", [hidden, _INTERMEDIATE // 8], "uint32"),
-            (f"{prefix}.mlp.down_proj.q_scale", [hidden, _INTERMEDIATE // 32], "float16"),
+            (f"{prefix}.mlp.gate_up_proj.q_weight", [2 * intermediate, hidden // 8], "uint32"),
+            (f"{prefix}.mlp.gate_up_proj.q_scale", [2 * intermediate, hidden // 32], "float16"),
+            (f"{prefix}.mlp.down_proj.q_weight", [hidden, intermediate // 8], "uint32"),
+            (f"{prefix}.mlp.down_proj.q_scale", [hidden, intermediate // 32], "float16"),
         ]
     params.append(("model.norm.weight", [hidden], "float16"))
     return params
@@ -101,8 +101,8 @@ def _count_bytes(shape: list[int], dtype: str) -> int:
     return size
 
 
-def _write_shards(path: Path, rng: random.Random) -> dict:
-    params = _build_params()
+def _write_shards(path: Path, rng: random.Random, hidden: int, intermediate: int) -> dict:
+    params = _build_params(hidden, intermediate)
     # Two shards, split at the first layer boundary, like tvmjs' shard_cap on a bigger model.
     split = 2 + 10
     shards = []
@@ -110,7 +110,8 @@ def _write_shards(path: Path, rng: random.Random) -> dict:
         data, records = bytearray(), []
         for name, shape, dtype in group:
             nbytes = _count_bytes(shape, dtype)
-            records.append({"name": name, "shape": shape, "dtype": dtype, "format": "raw",
+            # mlc_llm convert_weight dumps with encode_format="f32-to-bf16": every record carries it.
+            records.append({"name": name, "shape": shape, "dtype": dtype, "format": "f32-to-bf16",
                             "nbytes": nbytes, "byteOffset": len(data)})
             data += rng.randbytes(nbytes)
         data_path = f"params_shard_{index}.bin"
@@ -119,7 +120,8 @@ def _write_shards(path: Path, rng: random.Random) -> dict:
                        "records": records, "md5sum": hashlib.md5(bytes(data)).hexdigest()})
     total = sum(shard["nbytes"] for shard in shards)
     return {
-        "metadata": {"ParamSize": len(params), "ParamBytes": total, "BitsPerParam": 4.25},
+        # convert_weight sums ParamBytes as a float.
+        "metadata": {"ParamSize": len(params), "ParamBytes": float(total), "BitsPerParam": 4.25},
         "records": shards,
     }
 
@@ -152,13 +154,17 @@ def _build_tokenizer() -> dict:
     }
 
 
-def make_mlc_model_dir(path) -> Path:
-    """Write a tiny, deterministic MLC model directory (config, tensor cache, 2 shards, tokenizer) at `path`."""
+def make_mlc_model_dir(path, *, hidden_size: int = _HIDDEN, intermediate_size: int = _INTERMEDIATE) -> Path:
+    """Write a tiny, deterministic MLC model directory (config, tensor cache, 2 shards, tokenizer) at `path`.
+
+    Bigger sizes (e.g. hidden_size=512, intermediate_size=1408: about 3.5 MB) give files of many pieces.
+    """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     rng = random.Random(20240501)
-    (path / "mlc-chat-config.json").write_text(json.dumps(_build_chat_config(2048), indent=2), encoding="utf-8")
-    (path / "tensor-cache.json").write_text(json.dumps(_write_shards(path, rng), indent=2), encoding="utf-8")
+    (path / "mlc-chat-config.json").write_text(json.dumps(_build_chat_config(2048, hidden_size, intermediate_size), indent=2), encoding="utf-8")
+    # tvmjs.dump_tensor_cache writes {"metadata", "records"} with indent=4.
+    (path / "tensor-cache.json").write_text(json.dumps(_write_shards(path, rng, hidden_size, intermediate_size), indent=4), encoding="utf-8")
     (path / "tokenizer.json").write_text(json.dumps(_build_tokenizer()), encoding="utf-8")
     tokenizer_config = {"bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "model_max_length": 2048}
     (path / "tokenizer_config.json").write_text(json.dumps(tokenizer_config), encoding="utf-8")

@@ -16,6 +16,10 @@ from appliance.store.open_database import open_database
 from appliance.store.record_exchange import record_exchange
 from appliance.store.store_models import Conversation, Message, SchemaVersion, database
 
+# The versions this release ships, and the number a test's extra step takes.
+CURRENT = [version for version, _ in migrate_database_module._MIGRATIONS]
+NEXT = CURRENT[-1] + 1
+
 # The v1 schema exactly as release 1 wrote it: an old unit's file must keep working after an upgrade.
 _V1_TABLES = (
     'CREATE TABLE "conversation" ("id" VARCHAR(32) NOT NULL PRIMARY KEY, "client_id" VARCHAR(64) NOT NULL, '
@@ -78,8 +82,8 @@ def test_fresh_data_dir_gets_a_wal_database(tmp_path):
     assert db.execute_sql("PRAGMA journal_mode").fetchone() == ("wal",)
     assert db.execute_sql("PRAGMA foreign_keys").fetchone() == (1,)
     assert db.execute_sql("PRAGMA busy_timeout").fetchone() == (5000,)
-    assert _versions() == [1]
-    assert set(db.get_tables()) == {"schema_version", "conversation", "message"}
+    assert _versions() == CURRENT
+    assert set(db.get_tables()) == {"schema_version", "conversation", "message", "model", "model_file", "held_piece"}
     db.close()
     # WAL is a property of the file: any later reader sees it too.
     with sqlite3.connect(data_dir / "iplm.db") as other:
@@ -98,7 +102,7 @@ def test_opening_again_keeps_the_data_and_runs_nothing_twice(tmp_path):
     after = describe_conversation(find_conversation("phone-a", before["id"]), with_messages=True)
     assert after == before
     assert [(m["role"], m["content"]) for m in after["messages"]] == [("user", "What is WAL?"), ("assistant", "A journal.")]
-    assert _versions() == [1] and SchemaVersion.get_by_id(1).applied_at == applied_at
+    assert _versions() == CURRENT and SchemaVersion.get_by_id(1).applied_at == applied_at
     db.close()
 
 
@@ -124,7 +128,7 @@ def test_old_file_without_schema_version_is_adopted(tmp_path):
     assert [(m["role"], m["content"], m["finish_reason"]) for m in chat["messages"]] == [
         ("user", "Hello?", None), ("assistant", "Hi.", "stop"),
     ]
-    assert _versions() == [1]
+    assert _versions() == CURRENT
     assert db.execute_sql("PRAGMA journal_mode").fetchone() == ("wal",)
     db.close()
 
@@ -162,11 +166,11 @@ def test_a_new_step_runs_once_and_keeps_every_row(tmp_path, monkeypatch):
         _add_pinned_column(db)
 
     monkeypatch.setattr(migrate_database_module, "_MIGRATIONS",
-                        migrate_database_module._MIGRATIONS + ((2, add_pinned),))
+                        migrate_database_module._MIGRATIONS + ((NEXT, add_pinned),))
 
     db = open_database(tmp_path)
 
-    assert len(calls) == 1 and _versions() == [1, 2]
+    assert len(calls) == 1 and _versions() == CURRENT + [NEXT]
     assert "pinned" in [column.name for column in db.get_columns("conversation")]
     # The rebuild DROPs the old conversation table: no message may go with it (ON DELETE CASCADE).
     for client, chat in zip(clients, chats):
@@ -181,8 +185,8 @@ def test_a_new_step_runs_once_and_keeps_every_row(tmp_path, monkeypatch):
 
     db = open_database(tmp_path)
 
-    assert len(calls) == 1 and _versions() == [1, 2]
-    assert migrate_database(db) == 2 and len(calls) == 1
+    assert len(calls) == 1 and _versions() == CURRENT + [NEXT]
+    assert migrate_database(db) == NEXT and len(calls) == 1
     db.close()
 
 
@@ -194,13 +198,13 @@ def test_a_failing_step_is_rolled_back_and_retried_next_start(tmp_path, monkeypa
         raise RuntimeError("power cut")
 
     monkeypatch.setattr(migrate_database_module, "_MIGRATIONS",
-                        migrate_database_module._MIGRATIONS + ((2, add_then_fail),))
+                        migrate_database_module._MIGRATIONS + ((NEXT, add_then_fail),))
 
     with pytest.raises(RuntimeError, match="power cut"):
         open_database(tmp_path)
 
     db = database.obj
-    assert _versions() == [1]
+    assert _versions() == CURRENT
     assert "pinned" not in [column.name for column in db.get_columns("conversation")]
     assert db.execute_sql("PRAGMA foreign_keys").fetchone() == (1,)
     db.close()
@@ -215,12 +219,12 @@ def test_a_step_that_leaves_dangling_references_is_refused(tmp_path, monkeypatch
         db.execute_sql("DELETE FROM conversation")  # foreign keys are off during steps: nothing cascades
 
     monkeypatch.setattr(migrate_database_module, "_MIGRATIONS",
-                        migrate_database_module._MIGRATIONS + ((2, drop_conversations),))
+                        migrate_database_module._MIGRATIONS + ((NEXT, drop_conversations),))
 
     with pytest.raises(peewee.IntegrityError, match="pointing at nothing"):
         open_database(tmp_path)
 
     db = database.obj
-    assert _versions() == [1]
+    assert _versions() == CURRENT
     assert (Conversation.select().count(), Message.select().count()) == (1, 2)
     db.close()

@@ -1,0 +1,309 @@
+"""Install a model from a source as verified pieces: parallel range requests, resumable, atomic at the end."""
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import errno
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import httpx
+
+from appliance.library.build_manifest import build_manifest
+from appliance.library.discover_source_files import discover_source_files
+from appliance.library.fetch_source_range import fetch_source_range
+from appliance.library.find_model_entry import find_model_entry
+from appliance.library.library_errors import InstallError, LibraryError, ManifestError, SourceError
+from appliance.library.library_types import DEFAULT_PIECE_SIZE, Manifest, ModelSource
+from appliance.library.lock_model_install import lock_model_install
+from appliance.library.parse_manifest import parse_manifest
+from appliance.library.render_manifest import render_manifest
+from appliance.library.resolve_model_path import resolve_model_path
+from appliance.store.store_models import HeldPiece, LibraryModel, ModelFile, database, now_utc
+
+_ATTEMPTS = 5
+# Worth another try: the network hiccuped, or the bytes were wrong this time (a flaky link, a bad cache).
+_RETRYABLE = {"source_unavailable", "source_short_read", "source_bad_response", "piece_corrupt"}
+_FLUSH_SECONDS = 0.5
+_FLUSH_PIECES = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class _Piece:
+    path: str
+    index: int
+    offset: int
+    length: int
+    file_size: int
+    sha256: str | None  # None: first install of an unpinned model, nothing to check against yet
+
+
+def _plan(files: tuple[tuple[str, int], ...], piece_size: int, hashes: dict[str, tuple[str, ...]]) -> list[_Piece]:
+    pieces = []
+    for path, size in files:
+        expected = hashes.get(path)
+        for index, offset in enumerate(range(0, size, piece_size)):
+            pieces.append(_Piece(path, index, offset, min(piece_size, size - offset), size,
+                                 expected[index] if expected else None))
+    return pieces
+
+
+def _describe(row: LibraryModel, node_id: str) -> dict:
+    held = (HeldPiece.select(HeldPiece.path, HeldPiece.piece)
+            .where((HeldPiece.model == row.id) & (HeldPiece.node_id == node_id)).count())
+    return {"id": row.id, "state": row.state, "root_hash": row.root_hash, "pinned_by": row.pinned_by,
+            "total_bytes": row.total_bytes, "held_pieces": held, "source_revision": row.source_revision}
+
+
+def _known_manifest(entry, row: LibraryModel | None, given: Manifest | None) -> tuple[Manifest | None, str | None]:
+    """The manifest to verify against, and who vouched for its root hash."""
+    manifest = given
+    if manifest is None and row is not None and row.manifest and row.root_hash:
+        manifest = parse_manifest(json.loads(row.manifest))
+    if manifest is None:
+        manifest = entry.manifest
+    if manifest is not None and entry.root_hash and manifest.root != entry.root_hash:
+        raise ManifestError(code="root_mismatch", message=f"the manifest's root hash {manifest.root} is not the one "
+                                                          f"pinned for {entry.id} ({entry.root_hash})")
+    if row is not None and row.pinned_by and row.root_hash == (manifest.root if manifest else None):
+        return manifest, row.pinned_by
+    return manifest, "whitelist" if entry.root_hash else "admin"
+
+
+def _reset_stale_pieces(row: LibraryModel, node_id: str, files, piece_size: int, hashes: dict) -> None:
+    # A resumed install keeps a held piece only if the plan still describes the same bytes.
+    sizes = dict(files)
+    stored = {f.path: f.size for f in ModelFile.select().where(ModelFile.model == row.id)}
+    stale = {p for p, s in stored.items() if sizes.get(p) != s}
+    query = HeldPiece.select().where((HeldPiece.model == row.id) & (HeldPiece.node_id == node_id))
+    with database.atomic():
+        if row.piece_size and row.piece_size != piece_size:
+            HeldPiece.delete().where((HeldPiece.model == row.id) & (HeldPiece.node_id == node_id)).execute()
+        else:
+            for held in query:
+                expected = hashes.get(held.path)
+                if held.path in stale or held.path not in sizes or (
+                        expected and (held.piece >= len(expected) or expected[held.piece] != held.sha256)):
+                    held.delete_instance()
+        ModelFile.delete().where(ModelFile.model == row.id).execute()
+        for path, size in files:
+            ModelFile.create(model=row.id, path=path, size=size, sha256=None)
+        row.piece_size = piece_size
+        row.total_bytes = sum(size for _, size in files)
+        row.state = "partial"
+        row.updated_at = now_utc()
+        row.save()
+
+
+def _open_files(model_dir: Path, files, needed_bytes: int) -> dict[str, int]:
+    free = shutil.disk_usage(model_dir).free
+    if needed_bytes > free:
+        raise InstallError(code="disk_full", message=f"the model needs {needed_bytes / 1e6:.0f} MB more; "
+                                        f"{free / 1e6:.0f} MB are free on {model_dir}")
+    fds = {}
+    try:
+        for path, size in files:
+            target = resolve_model_path(model_dir, path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            resolve_model_path(model_dir, path)  # again: mkdir must not have followed a planted symlink
+            fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            fds[path] = fd
+            if os.fstat(fd).st_size != size:
+                os.ftruncate(fd, min(os.fstat(fd).st_size, size))
+                if size:
+                    os.posix_fallocate(fd, 0, size)  # reserve the space now: a full disk fails here, early
+                os.ftruncate(fd, size)
+    except OSError as exc:
+        for fd in fds.values():
+            os.close(fd)
+        if exc.errno == errno.ENOSPC:
+            raise InstallError(code="disk_full", message=f"no space left on {model_dir} for the model's files") from exc
+        raise InstallError(code="install_failed", message=f"cannot prepare the model's files: {exc}") from exc
+    return fds
+
+
+def _fetch_verified(piece: _Piece, source: ModelSource, client, cancel: threading.Event,
+                    rejected: list) -> bytes:
+    delay = 0.1
+    for attempt in range(1, _ATTEMPTS + 1):
+        if cancel.is_set():
+            raise InstallError(code="cancelled", message="the install was cancelled")
+        try:
+            data = fetch_source_range(source, piece.path, piece.offset, piece.length, file_size=piece.file_size,
+                                      client=client)
+            if piece.sha256 and hashlib.sha256(data).hexdigest() != piece.sha256:
+                rejected.append((piece.path, piece.index))
+                raise SourceError(code="piece_corrupt", message=f"piece {piece.index} of {piece.path} failed verification")
+            return data
+        except SourceError as exc:
+            if exc.code not in _RETRYABLE or attempt == _ATTEMPTS:
+                raise
+        time.sleep(delay)
+        delay = min(2.0, delay * 2)
+    raise AssertionError("unreachable")
+
+
+def _download(pieces: list[_Piece], source: ModelSource, fds: dict[str, int], client, *, row: LibraryModel,
+              node_id: str, workers: int, cancel: threading.Event, report: Callable[[int, list], None]) -> None:
+    rejected: list = []
+    written: list[tuple[_Piece, str]] = []
+    touched: set[int] = set()
+    lock = threading.Lock()
+
+    def run(piece: _Piece) -> None:
+        data = _fetch_verified(piece, source, client, cancel, rejected)
+        os.pwrite(fds[piece.path], data, piece.offset)
+        digest = piece.sha256 or hashlib.sha256(data).hexdigest()
+        with lock:
+            written.append((piece, digest))
+            touched.add(fds[piece.path])
+
+    def flush() -> int:
+        # Data first, then the record: a piece is "held" only once its bytes are on disk.
+        with lock:
+            batch, fds_now = written[:], set(touched)
+            written.clear()
+            touched.clear()
+        for fd in fds_now:
+            os.fdatasync(fd)
+        if batch:
+            with database.atomic():
+                for piece, digest in batch:
+                    HeldPiece.insert(node_id=node_id, model=row.id, path=piece.path, piece=piece.index,
+                                     sha256=digest).on_conflict_replace().execute()
+        return sum(piece.length for piece, _ in batch)
+
+    error = None
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(run, piece) for piece in pieces]
+        pending, last_flush = set(futures), time.monotonic()
+        while pending:
+            done, pending = concurrent.futures.wait(pending, timeout=_FLUSH_SECONDS,
+                                                    return_when=concurrent.futures.FIRST_EXCEPTION)
+            for future in done:
+                if future.exception() is not None and error is None:
+                    error = future.exception()
+                    cancel.set()  # stop the others; what they finished is still recorded below
+            if error is not None or len(written) >= _FLUSH_PIECES or time.monotonic() - last_flush >= _FLUSH_SECONDS:
+                report(flush(), rejected)
+                last_flush = time.monotonic()
+        report(flush(), rejected)
+    if error is not None:
+        if isinstance(error, LibraryError):
+            raise error
+        raise InstallError(code="install_failed", message=f"{error.__class__.__name__}: {error}") from error
+
+
+def _finish(row: LibraryModel, model_dir: Path, files, manifest: Manifest | None, pinned_by: str | None,
+            entry, node_id: str, revision: str | None) -> None:
+    if manifest is None:
+        # First install of an unpinned model: the manifest is made from what was written, and pinned now.
+        manifest = build_manifest(model_dir, piece_size=row.piece_size)
+        held = {(h.path, h.piece): h.sha256 for h in
+                HeldPiece.select().where((HeldPiece.model == row.id) & (HeldPiece.node_id == node_id))}
+        written = {(f.path, i): sha for f in manifest.files for i, sha in enumerate(f.pieces)}
+        if written != held or {f.path for f in manifest.files} != {p for p, _ in files}:
+            HeldPiece.delete().where((HeldPiece.model == row.id) & (HeldPiece.node_id == node_id)).execute()
+            raise InstallError(code="install_failed", message="the files on disk changed while installing; start again")
+        if entry.root_hash and manifest.root != entry.root_hash:
+            HeldPiece.delete().where((HeldPiece.model == row.id) & (HeldPiece.node_id == node_id)).execute()
+            raise ManifestError(code="root_mismatch", message=f"the source served content whose root hash {manifest.root} is "
+                                                 f"not the one pinned for {entry.id} ({entry.root_hash})")
+        pinned_by = "whitelist" if entry.root_hash else "first-install"
+    hashes = {f.path: f.sha256 for f in manifest.files}
+    with database.atomic():
+        for model_file in ModelFile.select().where(ModelFile.model == row.id):
+            model_file.sha256 = hashes[model_file.path]
+            model_file.save()
+        row.state = "installed"
+        row.manifest = json.dumps(render_manifest(manifest), sort_keys=True)
+        row.root_hash = manifest.root
+        row.pinned_by = pinned_by
+        row.source_revision = revision or row.source_revision
+        row.installed_at = row.updated_at = now_utc()
+        row.save()
+
+
+def install_model(
+    model_id: str,
+    *,
+    data_dir: str | Path,
+    node_id: str,
+    source: ModelSource | None = None,
+    manifest: Manifest | None = None,
+    workers: int = 4,
+    piece_size: int = DEFAULT_PIECE_SIZE,
+    progress: Callable[[dict], None] | None = None,
+    cancel: threading.Event | None = None,
+    client: httpx.Client | None = None,
+) -> dict:
+    """Install `model_id` (whitelisted or admin-added) into `<data_dir>/models/<id>`; return its state.
+
+    Pieces are checked against the manifest before they are written; an unpinned model's first install
+    pins the root hash of what it wrote. Killed midway, a later call resumes with the pieces already held.
+    """
+    entry = find_model_entry(model_id)
+    source = source or entry.source
+    cancel = cancel or threading.Event()
+    models_dir = Path(data_dir) / "models"
+    with lock_model_install(models_dir, model_id), contextlib.ExitStack() as stack:
+        if client is None and source.kind != "dir":
+            client = stack.enter_context(httpx.Client(follow_redirects=True, timeout=httpx.Timeout(30.0)))
+        row = LibraryModel.get_or_none(LibraryModel.id == model_id)
+        if row is not None and row.state == "installed":
+            return _describe(row, node_id)
+        known, pinned_by = _known_manifest(entry, row, manifest)
+        if known is not None:
+            files, revision = tuple((f.path, f.size) for f in known.files), None
+            piece_size, hashes = known.piece_size, {f.path: f.pieces for f in known.files}
+        else:
+            files, revision = discover_source_files(entry.format, entry.files, source, client)
+            hashes = {}
+        if row is None:
+            row = LibraryModel.create(id=model_id, format=entry.format, engine=entry.engine, state="partial")
+        row.source = json.dumps(dataclasses.asdict(source))
+        _reset_stale_pieces(row, node_id, files, piece_size, hashes)
+        model_dir = models_dir / model_id
+        model_dir.mkdir(parents=True, exist_ok=True)
+        if model_dir.is_symlink():
+            raise InstallError(code="install_failed", message=f"{model_dir} is a symlink; refusing to write through it")
+        held = {(h.path, h.piece) for h in
+                HeldPiece.select().where((HeldPiece.model == row.id) & (HeldPiece.node_id == node_id))}
+        todo = [p for p in _plan(files, piece_size, hashes) if (p.path, p.index) not in held]
+        total = row.total_bytes
+        done = [total - sum(p.length for p in todo)]
+        started, start_done = time.monotonic(), done[0]
+
+        def report(flushed: int, rejected: list) -> None:
+            done[0] += flushed
+            if progress:
+                elapsed = max(1e-6, time.monotonic() - started)
+                rate = (done[0] - start_done) / elapsed
+                progress({"model": model_id, "state": "downloading", "done_bytes": done[0], "total_bytes": total,
+                          "rate_bps": rate, "eta_s": (total - done[0]) / rate if rate > 0 else None,
+                          "rejected_pieces": len(rejected)})
+
+        fds = _open_files(model_dir, files, sum(p.length for p in todo))
+        try:
+            report(0, [])
+            _download(todo, source, fds, client, row=row, node_id=node_id, workers=workers, cancel=cancel,
+                      report=report)
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+        if progress:
+            progress({"model": model_id, "state": "verifying", "done_bytes": total, "total_bytes": total,
+                      "rate_bps": 0.0, "eta_s": 0.0, "rejected_pieces": 0})
+        _finish(row, model_dir, files, known, pinned_by, entry, node_id, revision)
+        row = LibraryModel.get_by_id(model_id)
+        if progress:
+            progress({"model": model_id, "state": "installed", "done_bytes": total, "total_bytes": total,
+                      "rate_bps": 0.0, "eta_s": 0.0, "rejected_pieces": 0})
+        return _describe(row, node_id)

@@ -1,0 +1,56 @@
+"""Every model this unit can show the admin: installed, partial, and installable."""
+from __future__ import annotations
+
+from appliance.library.whitelist import WHITELIST
+from appliance.store.store_models import HeldPiece, LibraryModel, ModelFile
+
+
+def _held_bytes(row: LibraryModel, node_id: str) -> int:
+    if not row.piece_size:
+        return 0
+    sizes = {f.path: f.size for f in ModelFile.select().where(ModelFile.model == row.id)}
+    held = HeldPiece.select(HeldPiece.path, HeldPiece.piece).where(
+        (HeldPiece.model == row.id) & (HeldPiece.node_id == node_id))
+    return sum(max(0, min(row.piece_size, sizes.get(h.path, 0) - h.piece * row.piece_size)) for h in held)
+
+
+def list_models(node_id: str, memory_bytes: int = 0) -> list[dict]:
+    """One dict per model: id, format, engine, state, sizes, progress, pinning, and whether it fits.
+
+    state: "installed" | "partial" | "available". fits: the unit has the model's minimum memory
+    (always True when memory_bytes is 0, i.e. unknown).
+    """
+    rows = {row.id: row for row in LibraryModel.select()}
+    models = []
+    for entry in WHITELIST:
+        row = rows.pop(entry.id, None)
+        models.append(_describe(entry.id, entry.format, entry.engine, row, node_id, memory_bytes,
+                                size=entry.size_bytes, license_=entry.license, min_memory=entry.min_memory_bytes,
+                                boards=entry.boards, pinned=entry.root_hash, description=entry.description))
+    for row in rows.values():  # admin-added models, and models no longer whitelisted but still on disk
+        models.append(_describe(row.id, row.format, row.engine, row, node_id, memory_bytes, size=row.total_bytes,
+                                license_="", min_memory=0, boards=(), pinned=row.root_hash, description=""))
+    return models
+
+
+def _describe(model_id, format_, engine, row, node_id, memory_bytes, *, size, license_, min_memory, boards,
+              pinned, description) -> dict:
+    state = row.state if row is not None else "available"
+    total = row.total_bytes if row is not None and row.total_bytes else size
+    done = total if state == "installed" else (_held_bytes(row, node_id) if row is not None else 0)
+    return {
+        "id": model_id,
+        "format": format_,
+        "engine": engine,
+        "state": state,
+        "size_bytes": total,
+        "done_bytes": done,
+        "license": license_,
+        "min_memory_bytes": min_memory,
+        "fits": not memory_bytes or min_memory <= memory_bytes,
+        "boards": list(boards),
+        "root_hash": (row.root_hash if row is not None and row.root_hash else pinned),
+        "pinned_by": row.pinned_by if row is not None and row.pinned_by else ("whitelist" if pinned else None),
+        "source_revision": row.source_revision if row is not None else None,
+        "description": description,
+    }

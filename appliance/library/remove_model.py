@@ -1,0 +1,31 @@
+"""Remove an installed or partial model: its files and its records."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from appliance.library.library_errors import LibraryError
+from appliance.library.lock_model_install import lock_model_install
+from appliance.store.store_models import HeldPiece, LibraryModel, ModelFile, database
+
+
+def remove_model(model_id: str, *, data_dir: str | Path, node_id: str) -> None:
+    """Delete `<data_dir>/models/<id>` and forget its pieces; its pinned root hash and manifest stay."""
+    row = LibraryModel.get_or_none(LibraryModel.id == model_id)
+    if row is None or row.state == "available":
+        raise LibraryError(code="model_not_installed", message=f"{model_id} is not installed on this unit")
+    models_dir = Path(data_dir) / "models"
+    with lock_model_install(models_dir, model_id):
+        with database.atomic():
+            HeldPiece.delete().where((HeldPiece.model == model_id) & (HeldPiece.node_id == node_id)).execute()
+            ModelFile.delete().where(ModelFile.model == model_id).execute()
+            if row.root_hash:
+                # The pin (and its manifest) outlives the files: a reinstall is verified piece by piece.
+                LibraryModel.update(state="available", installed_at=None).where(LibraryModel.id == model_id).execute()
+            else:
+                row.delete_instance()
+        model_dir = models_dir / model_id
+        if model_dir.is_symlink():
+            model_dir.unlink()
+        elif model_dir.exists():
+            shutil.rmtree(model_dir)
