@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from appliance.cli.run_admin_reset_pin import run_admin_reset_pin
 from appliance.cli.run_models_add import run_models_add
 from appliance.cli.run_models_install import run_models_install
 from appliance.cli.run_models_list import run_models_list
@@ -118,6 +119,10 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_engine_overrides(probe)
     probe.set_defaults(run=run_probe)
     _add_models_commands(commands)
+    admin = commands.add_parser("admin", help="the unit's admin").add_subparsers(dest="admin_command", required=True)
+    reset_pin = admin.add_parser("reset-pin", help="print a new random admin PIN")
+    reset_pin.add_argument("--data-dir", help="data directory (default: $IPLM_DATA or the XDG data dir)")
+    reset_pin.set_defaults(run=run_admin_reset_pin)
     return parser
 
 

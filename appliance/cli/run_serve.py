@@ -5,9 +5,14 @@ import dataclasses
 import logging
 import signal
 import sys
+import threading
+import time
 
 from waitress.server import create_server
 
+from appliance.admin.admin_types import DEFAULT_MODEL_SETTING, AdminHooks
+from appliance.admin.ensure_admin_pin import ensure_admin_pin
+from appliance.admin.start_install_jobs import start_install_jobs
 from appliance.cli.apply_overrides import apply_overrides
 from appliance.engine.choose_engine_spec import choose_engine_spec
 from appliance.engine.engine_types import EngineError
@@ -16,13 +21,42 @@ from appliance.engine.recommend_settings import recommend_settings
 from appliance.engine.start_engine_pool import start_engine_pool
 from appliance.portal.create_app import create_app
 from appliance.portal.portal_types import ChatDefaults, UnitInfo
+from appliance.library.library_errors import LibraryError
+from appliance.library.locate_installed_model import locate_installed_model
 from appliance.store.load_node_id import load_node_id
 from appliance.store.open_database import open_database
+from appliance.store.read_setting import read_setting
 from appliance.store.resolve_data_dir import resolve_data_dir
+from appliance.store.write_setting import write_setting
 
 _log = logging.getLogger("iplm")
 # Each streaming chat holds a server thread; page loads and /healthz need their own.
 _SERVER_THREADS = 48
+
+
+def _choose_model_path(args, data_dir) -> tuple[str | None, str | None]:
+    """(model path, model id) to start with: --model, else the admin's default model, else the probe's."""
+    if args.model:
+        return args.model, None
+    chosen = read_setting(DEFAULT_MODEL_SETTING)
+    if not chosen:
+        return None, None
+    try:
+        return str(locate_installed_model(data_dir, chosen)), chosen
+    except LibraryError as exc:
+        _log.warning("the default model %s cannot be used (%s); using the recommended one", chosen, exc.message)
+        return None, None
+
+
+def _close_when_idle(engine, patience: float = 300.0) -> None:
+    # Chats already streaming on the old model finish on it; new ones go to the new model.
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        status = engine.describe_status()
+        if not status.get("busy") and not status.get("queued"):
+            break
+        time.sleep(0.5)
+    engine.close()
 
 
 def run_serve(args) -> int:
@@ -33,20 +67,40 @@ def run_serve(args) -> int:
     node_id = load_node_id(data_dir)
     profile = probe_device()
     recommendation = apply_overrides(recommend_settings(profile), args)
+
+    def open_engine(model_path, model_id):
+        spec = choose_engine_spec(recommendation, model_path=model_path, model_lib=args.model_lib, model_id=model_id)
+        return start_engine_pool(spec, workers=recommendation.workers, hang_timeout=args.hang_timeout)
+
     try:
-        spec = choose_engine_spec(recommendation, model_path=args.model, model_lib=args.model_lib)
         _log.info("starting %d %s worker(s): %s", recommendation.workers, recommendation.engine, recommendation.reason)
-        engine = start_engine_pool(spec, workers=recommendation.workers, hang_timeout=args.hang_timeout)
+        serving = {"engine": open_engine(*_choose_model_path(args, data_dir))}
     except EngineError as exc:
         print(f"iplm: cannot start the engine: {exc.message}", file=sys.stderr)
         return 2
+    switching = threading.Lock()
+
+    def switch_model(model_id: str) -> None:
+        with switching:
+            if serving["engine"].model_id == model_id:
+                write_setting(DEFAULT_MODEL_SETTING, model_id)
+                return
+            new = open_engine(str(locate_installed_model(data_dir, model_id)), model_id)
+            old, serving["engine"] = serving["engine"], new
+            write_setting(DEFAULT_MODEL_SETTING, model_id)
+        _log.info("now serving %s on %s", new.model_id, new.kind)
+        threading.Thread(target=_close_when_idle, args=(old,), daemon=True).start()
+
+    engine = serving["engine"]
     defaults = ChatDefaults(
         max_tokens=min(recommendation.max_tokens, engine.n_ctx),
         temperature=args.temperature if args.temperature is not None else ChatDefaults.temperature,
     )
     unit = UnitInfo(node_id=node_id, name=f"iplm-{node_id[-4:]}", defaults=defaults,
                     device=dataclasses.asdict(profile))
-    app = create_app(engine, unit)
+    admin = AdminHooks(data_dir=data_dir, node_id=node_id, memory_bytes=profile.memory_bytes,
+                       jobs=start_install_jobs(data_dir, node_id), switch_model=switch_model)
+    app = create_app(lambda: serving["engine"], unit, admin)
     try:
         # channel_request_lookahead lets waitress notice a phone that hung up while its prompt is evaluated.
         server = create_server(app, host=args.host, port=args.port, threads=_SERVER_THREADS,
@@ -61,12 +115,16 @@ def run_serve(args) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    pin = ensure_admin_pin()
+    if pin:
+        print(f"iplm: the admin PIN is {pin} (shown once; change it on the admin page, or reset it with "
+              f"`iplm admin reset-pin`)", flush=True)
     print(f"iplm {unit.name}: {engine.model_id} on {engine.kind}; data in {data_dir}", flush=True)
-    print(f"iplm: serving on http://{args.host}:{server.effective_port}/", flush=True)
+    print(f"iplm: serving on http://{args.host}:{server.effective_port}/ (admin: /admin)", flush=True)
     try:
         server.run()
     except (OSError, ValueError):
         pass  # the signal handler closed the listening socket under the loop
     finally:
-        engine.close()
+        serving["engine"].close()
     return 0

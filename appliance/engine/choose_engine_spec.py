@@ -13,7 +13,7 @@ def _is_mlc_dir(path: Path) -> bool:
 
 
 def choose_engine_spec(recommendation: Recommendation, *, model_path: str | None = None,
-                       model_lib: str | None = None) -> dict:
+                       model_lib: str | None = None, model_id: str | None = None) -> dict:
     """Worker spec {"factory", "kwargs"}: a GGUF file runs on llama.cpp, an MLC directory on MLC LLM."""
     path = Path(model_path).expanduser().resolve() if model_path else None
     if path is not None and not path.exists():
@@ -21,7 +21,7 @@ def choose_engine_spec(recommendation: Recommendation, *, model_path: str | None
     if path is not None and _is_mlc_dir(path):
         return {
             "factory": "appliance.engine.open_mlc_engine:open_mlc_engine",
-            "kwargs": {"model_dir": str(path), "model_id": path.name,
+            "kwargs": {"model_dir": str(path), "model_id": model_id or path.name,
                        "device": recommendation.device if recommendation.device != "cpu" else "auto",
                        "model_lib": model_lib, "n_ctx": recommendation.n_ctx,
                        "max_tokens": recommendation.max_tokens},
@@ -32,7 +32,8 @@ def choose_engine_spec(recommendation: Recommendation, *, model_path: str | None
     gguf = path or locate_default_model()
     return {
         "factory": "appliance.engine.open_llama_cpp_engine:open_llama_cpp_engine",
-        "kwargs": {"model_path": str(gguf), "model_id": recommendation.model_id if path is None else gguf.stem,
+        "kwargs": {"model_path": str(gguf),
+                   "model_id": model_id or (recommendation.model_id if path is None else gguf.stem),
                    "n_ctx": recommendation.n_ctx, "n_threads": recommendation.n_threads,
                    "max_tokens": recommendation.max_tokens},
     }

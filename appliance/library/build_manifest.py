@@ -57,7 +57,8 @@ def _detect_format(files: list[tuple[str, int]], model_dir: Path) -> str:
         return "mlc"
     if len(paths) == 1 and "/" not in paths[0] and paths[0].lower().endswith(".gguf"):
         return "gguf"
-    raise ManifestError(f"{model_dir} is not a model: no mlc-chat-config.json, and not exactly one .gguf file at its top")
+    raise ManifestError(
+        f"{model_dir} is not a model: no mlc-chat-config.json, and not exactly one .gguf file at its top")
 
 
 def _open_regular_file(path: Path, relative: str) -> int:
@@ -98,13 +99,13 @@ def _hash_file(path: Path, relative: str, size: int, piece_size: int, on_read: C
 def _make_progress(total: int, progress: Progress | None) -> Callable[[int], None]:
     state = {"done": 0, "reported": 0}
 
-    def on_read(count: int) -> None:
+    def count_read(count: int) -> None:
         state["done"] += count
         if progress and state["done"] - state["reported"] >= _PROGRESS_EVERY:
             state["reported"] = state["done"]
             progress(state["done"], total)
 
-    return on_read
+    return count_read
 
 
 def build_manifest(model_dir, *, piece_size: int = DEFAULT_PIECE_SIZE, progress: Progress | None = None) -> Manifest:

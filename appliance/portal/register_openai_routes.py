@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from typing import Callable
 
 from flask import Flask, Response, jsonify, request
 
@@ -82,11 +83,12 @@ def _complete_response(model: str, start, events) -> Response:
     })
 
 
-def register_openai_routes(app: Flask, engine: Engine, client_key) -> None:
+def register_openai_routes(app: Flask, current_engine: Callable[[], Engine], client_key) -> None:
     """Add the OpenAI-compatible routes; `client_key()` names the caller for fair queueing."""
 
     @app.get("/v1/models")
     def list_models():
+        engine = current_engine()
         return jsonify({
             "object": "list",
             "data": [{"id": engine.model_id, "object": "model", "created": 0, "owned_by": "iplm"}],
@@ -94,6 +96,7 @@ def register_openai_routes(app: Flask, engine: Engine, client_key) -> None:
 
     @app.post("/v1/chat/completions")
     def create_chat_completion():
+        engine = current_engine()
         parsed = parse_chat_request(read_json_body(), models=(engine.model_id,), n_ctx=engine.n_ctx)
         chat = ChatRequest(messages=parsed.messages, params=parsed.params, client_key=client_key())
         is_gone = request.environ.get("waitress.client_disconnected", lambda: False)

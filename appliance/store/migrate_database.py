@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import peewee
 
-from appliance.store.store_models import Conversation, HeldPiece, LibraryModel, Message, ModelFile, SchemaVersion
+from appliance.store.store_models import (Conversation, HeldPiece, LibraryModel, Message, ModelFile, SchemaVersion,
+                                          Setting)
 
 
 def _create_conversation_tables(db: peewee.Database) -> None:
@@ -16,7 +17,11 @@ def _create_library_tables(db: peewee.Database) -> None:
 
 # Append new steps; never edit or reorder applied ones. Later steps use playhouse.migrate for ALTERs, and
 # a step that creates tables from models must freeze those models' columns once a later step alters them.
-_MIGRATIONS = ((1, _create_conversation_tables), (2, _create_library_tables))
+def _create_setting_table(db: peewee.Database) -> None:
+    db.create_tables([Setting])
+
+
+_MIGRATIONS = ((1, _create_conversation_tables), (2, _create_library_tables), (3, _create_setting_table))
 
 
 def _check_foreign_keys(db: peewee.Database) -> None:

@@ -100,3 +100,14 @@ class HeldPiece(_Model):
     class Meta:
         table_name = "held_piece"
         primary_key = peewee.CompositeKey("node_id", "model", "path", "piece")
+
+
+class Setting(_Model):
+    """Unit-wide settings an admin changes (default model, admin PIN hash...), as JSON values."""
+
+    key = peewee.CharField(primary_key=True, max_length=64)
+    value = peewee.TextField()
+    updated_at = peewee.DateTimeField(default=now_utc)
+
+    class Meta:
+        table_name = "setting"

@@ -22,7 +22,8 @@ EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 
 def _expect_file(path, data: bytes, piece_size: int = PIECE) -> ManifestFile:
     """The ManifestFile computed the obvious way, independently of build_manifest."""
-    pieces = tuple(hashlib.sha256(data[start:start + piece_size]).hexdigest() for start in range(0, len(data), piece_size))
+    starts = range(0, len(data), piece_size)
+    pieces = tuple(hashlib.sha256(data[start:start + piece_size]).hexdigest() for start in starts)
     return ManifestFile(path=path, size=len(data), sha256=hashlib.sha256(data).hexdigest(), pieces=pieces)
 
 

@@ -136,7 +136,7 @@ def test_md5_is_checked_only_where_the_record_has_one(model_dir):
 
 
 def test_upper_case_md5_is_accepted(model_dir):
-    _edit_cache(model_dir, lambda cache: cache["records"][0].__setitem__("md5sum", cache["records"][0]["md5sum"].upper()))
+    _edit_cache(model_dir, lambda cache: cache["records"][0].update(md5sum=cache["records"][0]["md5sum"].upper()))
 
     _check(model_dir)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import random
 import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 

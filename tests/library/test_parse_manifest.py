@@ -150,7 +150,7 @@ MALFORMED = [
     ("piece not hex", _set("files", 1, "pieces", [H1, H2, "x" * 64]), "every piece must be 64 lowercase hex"),
     ("piece not str", _set("files", 1, "pieces", [H1, H2, None]), "every piece must be 64 lowercase hex"),
     ("duplicate path", _append_file(dict(_FILE, path="params_shard_0.bin")), "'params_shard_0.bin' more than once"),
-    ("file is a directory", _append_file(dict(_FILE, path="sub/empty.txt/inner")), "'sub/empty.txt' both as a file and"),
+    ("file is a directory", _append_file(dict(_FILE, path="sub/empty.txt/inner")), "'sub/empty.txt' both as a file"),
     ("deep directory clash", _append_file(dict(_FILE, path="sub")), "'sub' both as a file and as a directory"),
     ("compiled library", _append_file(dict(_FILE, path="lib/model-cuda.so")), "compiled library 'lib/model-cuda.so'"),
     ("mlc without config", _set("files", 0, "path", "config.json"), "mlc manifest has no mlc-chat-config.json"),

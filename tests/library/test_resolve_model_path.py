@@ -23,7 +23,7 @@ def _make_model_dir(tmp_path):
 def test_joins_existing_and_future_paths(model_dir):
     assert resolve_model_path(model_dir, "top.json") == model_dir / "top.json"
     assert resolve_model_path(model_dir, "sub/file.bin") == model_dir / "sub" / "file.bin"
-    assert resolve_model_path(model_dir, "new/dir/params_shard_0.bin") == model_dir / "new" / "dir" / "params_shard_0.bin"
+    assert resolve_model_path(model_dir, "new/dir/shard.bin") == model_dir / "new" / "dir" / "shard.bin"
     assert resolve_model_path(str(model_dir), "sub/new.bin") == model_dir / "sub" / "new.bin"
 
 
@@ -72,4 +72,5 @@ def test_a_linked_model_dir_itself_is_allowed(model_dir, tmp_path):
     # The data directory may live on another disk behind a link; only components of the path are checked.
     os.symlink(model_dir, tmp_path / "linked-model")
 
-    assert resolve_model_path(tmp_path / "linked-model", "sub/file.bin") == tmp_path / "linked-model" / "sub" / "file.bin"
+    linked = tmp_path / "linked-model"
+    assert resolve_model_path(linked, "sub/file.bin") == linked / "sub" / "file.bin"

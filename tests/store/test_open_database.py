@@ -83,7 +83,8 @@ def test_fresh_data_dir_gets_a_wal_database(tmp_path):
     assert db.execute_sql("PRAGMA foreign_keys").fetchone() == (1,)
     assert db.execute_sql("PRAGMA busy_timeout").fetchone() == (5000,)
     assert _versions() == CURRENT
-    assert set(db.get_tables()) == {"schema_version", "conversation", "message", "model", "model_file", "held_piece"}
+    assert set(db.get_tables()) == {"schema_version", "conversation", "message", "model", "model_file", "held_piece",
+                                    "setting"}
     db.close()
     # WAL is a property of the file: any later reader sees it too.
     with sqlite3.connect(data_dir / "iplm.db") as other:

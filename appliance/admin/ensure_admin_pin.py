@@ -1,0 +1,17 @@
+"""The unit's admin PIN exists from its first start."""
+from __future__ import annotations
+
+import secrets
+
+from appliance.admin.admin_types import PIN_SETTING
+from appliance.admin.set_admin_pin import set_admin_pin
+from appliance.store.read_setting import read_setting
+
+
+def ensure_admin_pin(reset: bool = False) -> str | None:
+    """Create a random 6-digit PIN when there is none (or when `reset`); return it, to be shown once."""
+    if read_setting(PIN_SETTING) is not None and not reset:
+        return None
+    pin = f"{secrets.randbelow(10**6):06d}"
+    set_admin_pin(pin)
+    return pin

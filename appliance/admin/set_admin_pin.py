@@ -1,0 +1,19 @@
+"""Set the admin PIN."""
+from __future__ import annotations
+
+import re
+import secrets
+
+from appliance.admin.admin_types import PIN_SETTING
+from appliance.admin.hash_admin_pin import hash_admin_pin
+from appliance.store.write_setting import write_setting
+
+_PIN = re.compile(r"[0-9]{4,12}")
+
+
+def set_admin_pin(pin: str) -> None:
+    """Store `pin` (4 to 12 digits) hashed; ValueError for anything else."""
+    if not isinstance(pin, str) or not _PIN.fullmatch(pin):
+        raise ValueError("the PIN must be 4 to 12 digits")
+    salt = secrets.token_bytes(16)
+    write_setting(PIN_SETTING, {"salt": salt.hex(), "hash": hash_admin_pin(pin, salt)})
