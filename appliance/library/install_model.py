@@ -198,6 +198,8 @@ def _download(pieces: list[_Piece], source: ModelSource, fds: dict[str, int], cl
     if error is not None:
         if isinstance(error, LibraryError):
             raise error
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            raise InstallError(code="disk_full", message="the disk filled up while writing the model") from error
         raise InstallError(code="install_failed", message=f"{error.__class__.__name__}: {error}") from error
 
 

@@ -5,11 +5,12 @@ const FETCH_DEFAULTS = { credentials: "same-origin", cache: "no-store" };
 
 /** An API failure with a message fit to show to the person. */
 export class ApiError extends Error {
-  constructor(message, { status = 0, code = null } = {}) {
+  constructor(message, { status = 0, code = null, param = null } = {}) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
+    this.param = param;
   }
 }
 
@@ -21,19 +22,22 @@ function describeNetworkError(error) {
 async function readErrorResponse(response) {
   let message = `The unit answered with an error (HTTP ${response.status}).`;
   let code = null;
+  let param = null;
   try {
     const body = await response.json();
     const error = body?.error;
     if (typeof error === "string") message = error;
     else if (error?.message) message = String(error.message);
     if (error?.code !== undefined) code = error.code;
+    if (error?.param !== undefined) param = error.param;
   } catch {
     /* not JSON: keep the generic message */
   }
-  return new ApiError(message, { status: response.status, code });
+  return new ApiError(message, { status: response.status, code, param });
 }
 
-async function requestJson(method, path, body, signal) {
+/** One JSON request to the portal: the parsed body (null when empty), or ApiError / AbortError. */
+export async function requestJson(method, path, body, signal) {
   const init = { ...FETCH_DEFAULTS, method, signal, headers: { Accept: "application/json" } };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
