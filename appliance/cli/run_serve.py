@@ -69,7 +69,8 @@ def run_serve(args) -> int:
     recommendation = apply_overrides(recommend_settings(profile), args)
 
     def open_engine(model_path, model_id):
-        spec = choose_engine_spec(recommendation, model_path=model_path, model_lib=args.model_lib, model_id=model_id)
+        spec = choose_engine_spec(recommendation, model_path=model_path, model_lib=args.model_lib, model_id=model_id,
+                                  data_dir=str(data_dir))
         return start_engine_pool(spec, workers=recommendation.workers, hang_timeout=args.hang_timeout)
 
     try:

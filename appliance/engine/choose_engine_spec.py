@@ -13,19 +13,23 @@ def _is_mlc_dir(path: Path) -> bool:
 
 
 def choose_engine_spec(recommendation: Recommendation, *, model_path: str | None = None,
-                       model_lib: str | None = None, model_id: str | None = None) -> dict:
-    """Worker spec {"factory", "kwargs"}: a GGUF file runs on llama.cpp, an MLC directory on MLC LLM."""
+                       model_lib: str | None = None, model_id: str | None = None, data_dir: str | None = None) -> dict:
+    """Worker spec {"factory", "kwargs"}: a GGUF file runs on llama.cpp, an MLC directory on MLC LLM.
+
+    With `data_dir`, MLC models use the unit's kept model libraries (open_installed_mlc_engine).
+    """
     path = Path(model_path).expanduser().resolve() if model_path else None
     if path is not None and not path.exists():
         raise EngineError("model_not_found", f"No model at {path}.", status=400)
     if path is not None and _is_mlc_dir(path):
-        return {
-            "factory": "appliance.engine.open_mlc_engine:open_mlc_engine",
-            "kwargs": {"model_dir": str(path), "model_id": model_id or path.name,
-                       "device": recommendation.device if recommendation.device != "cpu" else "auto",
-                       "model_lib": model_lib, "n_ctx": recommendation.n_ctx,
-                       "max_tokens": recommendation.max_tokens},
-        }
+        kwargs = {"model_dir": str(path), "model_id": model_id or path.name,
+                  "device": recommendation.device if recommendation.device != "cpu" else "auto",
+                  "model_lib": model_lib, "n_ctx": recommendation.n_ctx, "max_tokens": recommendation.max_tokens}
+        if data_dir is None:
+            return {"factory": "appliance.engine.open_mlc_engine:open_mlc_engine", "kwargs": kwargs}
+        # A unit's data dir keeps compiled libraries per board and toolchain: use (or make) the matching one.
+        return {"factory": "appliance.library.open_installed_mlc_engine:open_installed_mlc_engine",
+                "kwargs": {**kwargs, "data_dir": str(data_dir)}}
     if path is not None and path.is_dir():
         raise EngineError("model_invalid", f"{path} is a directory without mlc-chat-config.json: not an MLC model.",
                           status=400)

@@ -18,40 +18,26 @@ import httpx
 
 from appliance.library.build_manifest import build_manifest
 from appliance.library.discover_source_files import discover_source_files
-from appliance.library.fetch_source_range import fetch_source_range
 from appliance.library.find_model_entry import find_model_entry
-from appliance.library.library_errors import InstallError, LibraryError, ManifestError, SourceError
-from appliance.library.library_types import DEFAULT_PIECE_SIZE, Manifest, ModelSource
+from appliance.library.library_errors import InstallError, LibraryError, ManifestError
+from appliance.library.fetch_pieces import fetch_pieces
+from appliance.library.library_types import DEFAULT_PIECE_SIZE, Manifest, ModelSource, PieceSpec, PieceSupplier
 from appliance.library.lock_model_install import lock_model_install
 from appliance.library.parse_manifest import parse_manifest
 from appliance.library.render_manifest import render_manifest
 from appliance.library.resolve_model_path import resolve_model_path
 from appliance.store.store_models import HeldPiece, LibraryModel, ModelFile, database, now_utc
 
-_ATTEMPTS = 5
-# Worth another try: the network hiccuped, or the bytes were wrong this time (a flaky link, a bad cache).
-_RETRYABLE = {"source_unavailable", "source_short_read", "source_bad_response", "piece_corrupt"}
 _FLUSH_SECONDS = 0.5
-_FLUSH_PIECES = 64
 
 
-@dataclasses.dataclass(frozen=True)
-class _Piece:
-    path: str
-    index: int
-    offset: int
-    length: int
-    file_size: int
-    sha256: str | None  # None: first install of an unpinned model, nothing to check against yet
-
-
-def _plan(files: tuple[tuple[str, int], ...], piece_size: int, hashes: dict[str, tuple[str, ...]]) -> list[_Piece]:
+def _plan(files: tuple[tuple[str, int], ...], piece_size: int, hashes: dict[str, tuple[str, ...]]) -> list[PieceSpec]:
     pieces = []
     for path, size in files:
         expected = hashes.get(path)
         for index, offset in enumerate(range(0, size, piece_size)):
-            pieces.append(_Piece(path, index, offset, min(piece_size, size - offset), size,
-                                 expected[index] if expected else None))
+            pieces.append(PieceSpec(path, index, offset, min(piece_size, size - offset), size,
+                                    expected[index] if expected else None))
     return pieces
 
 
@@ -62,7 +48,8 @@ def _describe(row: LibraryModel, node_id: str) -> dict:
             "total_bytes": row.total_bytes, "held_pieces": held, "source_revision": row.source_revision}
 
 
-def _known_manifest(entry, row: LibraryModel | None, given: Manifest | None) -> tuple[Manifest | None, str | None]:
+def _known_manifest(entry, row: LibraryModel | None, given: Manifest | None,
+                    vouched_by: str) -> tuple[Manifest | None, str | None]:
     """The manifest to verify against, and who vouched for its root hash."""
     manifest = given
     if manifest is None and row is not None and row.manifest and row.root_hash:
@@ -74,7 +61,7 @@ def _known_manifest(entry, row: LibraryModel | None, given: Manifest | None) -> 
                                                           f"pinned for {entry.id} ({entry.root_hash})")
     if row is not None and row.pinned_by and row.root_hash == (manifest.root if manifest else None):
         return manifest, row.pinned_by
-    return manifest, "whitelist" if entry.root_hash else "admin"
+    return manifest, "whitelist" if entry.root_hash else vouched_by
 
 
 def _reset_stale_pieces(row: LibraryModel, node_id: str, files, piece_size: int, hashes: dict) -> None:
@@ -129,43 +116,21 @@ def _open_files(model_dir: Path, files, needed_bytes: int) -> dict[str, int]:
     return fds
 
 
-def _fetch_verified(piece: _Piece, source: ModelSource, client, cancel: threading.Event,
-                    rejected: list) -> bytes:
-    delay = 0.1
-    for attempt in range(1, _ATTEMPTS + 1):
-        if cancel.is_set():
-            raise InstallError(code="cancelled", message="the install was cancelled")
-        try:
-            data = fetch_source_range(source, piece.path, piece.offset, piece.length, file_size=piece.file_size,
-                                      client=client)
-            if piece.sha256 and hashlib.sha256(data).hexdigest() != piece.sha256:
-                rejected.append((piece.path, piece.index))
-                raise SourceError(code="piece_corrupt", message=f"piece {piece.index} of {piece.path} failed verification")
-            return data
-        except SourceError as exc:
-            if exc.code not in _RETRYABLE or attempt == _ATTEMPTS:
-                raise
-        time.sleep(delay)
-        delay = min(2.0, delay * 2)
-    raise AssertionError("unreachable")
-
-
-def _download(pieces: list[_Piece], source: ModelSource, fds: dict[str, int], client, *, row: LibraryModel,
-              node_id: str, workers: int, cancel: threading.Event, report: Callable[[int, list], None]) -> None:
-    rejected: list = []
-    written: list[tuple[_Piece, str]] = []
+def _download(pieces: list[PieceSpec], suppliers: list[PieceSupplier], fds: dict[str, int], client, *,
+              row: LibraryModel, node_id: str, workers: int, cancel: threading.Event,
+              report: Callable[[int, int, list], None]) -> None:
+    written: list[tuple[PieceSpec, str]] = []
     touched: set[int] = set()
     lock = threading.Lock()
 
-    def run(piece: _Piece) -> None:
-        data = _fetch_verified(piece, source, client, cancel, rejected)
+    def keep(piece: PieceSpec, data: bytes) -> None:
         os.pwrite(fds[piece.path], data, piece.offset)
         digest = piece.sha256 or hashlib.sha256(data).hexdigest()
         with lock:
             written.append((piece, digest))
             touched.add(fds[piece.path])
 
-    def flush() -> int:
+    def flush(stats: list[dict], rejected: int) -> None:
         # Data first, then the record: a piece is "held" only once its bytes are on disk.
         with lock:
             batch, fds_now = written[:], set(touched)
@@ -178,29 +143,17 @@ def _download(pieces: list[_Piece], source: ModelSource, fds: dict[str, int], cl
                 for piece, digest in batch:
                     HeldPiece.insert(node_id=node_id, model=row.id, path=piece.path, piece=piece.index,
                                      sha256=digest).on_conflict_replace().execute()
-        return sum(piece.length for piece, _ in batch)
+        report(sum(piece.length for piece, _ in batch), rejected, stats)
 
-    error = None
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(run, piece) for piece in pieces]
-        pending, last_flush = set(futures), time.monotonic()
-        while pending:
-            done, pending = concurrent.futures.wait(pending, timeout=_FLUSH_SECONDS,
-                                                    return_when=concurrent.futures.FIRST_EXCEPTION)
-            for future in done:
-                if future.exception() is not None and error is None:
-                    error = future.exception()
-                    cancel.set()  # stop the others; what they finished is still recorded below
-            if error is not None or len(written) >= _FLUSH_PIECES or time.monotonic() - last_flush >= _FLUSH_SECONDS:
-                report(flush(), rejected)
-                last_flush = time.monotonic()
-        report(flush(), rejected)
-    if error is not None:
-        if isinstance(error, LibraryError):
-            raise error
-        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-            raise InstallError(code="disk_full", message="the disk filled up while writing the model") from error
-        raise InstallError(code="install_failed", message=f"{error.__class__.__name__}: {error}") from error
+    try:
+        fetch_pieces(pieces, suppliers, client=client, workers=workers, cancel=cancel, on_piece=keep,
+                     on_tick=flush, tick_seconds=_FLUSH_SECONDS)
+    except LibraryError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise InstallError(code="disk_full", message="the disk filled up while writing the model") from exc
+        raise InstallError(code="install_failed", message=f"cannot write the model: {exc}") from exc
 
 
 def _finish(row: LibraryModel, model_dir: Path, files, manifest: Manifest | None, pinned_by: str | None,
@@ -245,23 +198,27 @@ def install_model(
     progress: Callable[[dict], None] | None = None,
     cancel: threading.Event | None = None,
     client: httpx.Client | None = None,
+    peers: tuple[PieceSupplier, ...] = (),
+    vouched_by: str = "admin",
 ) -> dict:
     """Install `model_id` (whitelisted or admin-added) into `<data_dir>/models/<id>`; return its state.
 
     Pieces are checked against the manifest before they are written; an unpinned model's first install
     pins the root hash of what it wrote. Killed midway, a later call resumes with the pieces already held.
+    With a manifest, `peers` serve the pieces they hold (several at once); the source fills in the rest.
+    `vouched_by` names who gave `manifest` ("admin", "mesh") when no pin covers it.
     """
     entry = find_model_entry(model_id)
     source = source or entry.source
     cancel = cancel or threading.Event()
     models_dir = Path(data_dir) / "models"
     with lock_model_install(models_dir, model_id), contextlib.ExitStack() as stack:
-        if client is None and source.kind != "dir":
+        if client is None and (source.kind != "dir" or peers):
             client = stack.enter_context(httpx.Client(follow_redirects=True, timeout=httpx.Timeout(30.0)))
         row = LibraryModel.get_or_none(LibraryModel.id == model_id)
         if row is not None and row.state == "installed":
             return _describe(row, node_id)
-        known, pinned_by = _known_manifest(entry, row, manifest)
+        known, pinned_by = _known_manifest(entry, row, manifest, vouched_by)
         if known is not None:
             files, revision = tuple((f.path, f.size) for f in known.files), None
             piece_size, hashes = known.piece_size, {f.path: f.pieces for f in known.files}
@@ -283,29 +240,31 @@ def install_model(
         done = [total - sum(p.length for p in todo)]
         started, start_done = time.monotonic(), done[0]
 
-        def report(flushed: int, rejected: list) -> None:
+        def report(flushed: int, rejected: int, suppliers: list) -> None:
             done[0] += flushed
             if progress:
                 elapsed = max(1e-6, time.monotonic() - started)
                 rate = (done[0] - start_done) / elapsed
                 progress({"model": model_id, "state": "downloading", "done_bytes": done[0], "total_bytes": total,
                           "rate_bps": rate, "eta_s": (total - done[0]) / rate if rate > 0 else None,
-                          "rejected_pieces": len(rejected)})
+                          "rejected_pieces": rejected, "suppliers": suppliers})
 
         fds = _open_files(model_dir, files, sum(p.length for p in todo))
         try:
-            report(0, [])
-            _download(todo, source, fds, client, row=row, node_id=node_id, workers=workers, cancel=cancel,
-                      report=report)
+            report(0, 0, [])
+            # Peers can only serve verified pieces: without a manifest, everything comes from the source.
+            suppliers = [*(peers if known is not None else ()), PieceSupplier(source=source, name=source.base)]
+            _download(todo, suppliers, fds, client, row=row, node_id=node_id,
+                      workers=max(workers, 2 * (len(suppliers) - 1)), cancel=cancel, report=report)
         finally:
             for fd in fds.values():
                 os.close(fd)
         if progress:
             progress({"model": model_id, "state": "verifying", "done_bytes": total, "total_bytes": total,
-                      "rate_bps": 0.0, "eta_s": 0.0, "rejected_pieces": 0})
+                      "rate_bps": 0.0, "eta_s": 0.0, "rejected_pieces": 0, "suppliers": []})
         _finish(row, model_dir, files, known, pinned_by, entry, node_id, revision)
         row = LibraryModel.get_by_id(model_id)
         if progress:
             progress({"model": model_id, "state": "installed", "done_bytes": total, "total_bytes": total,
-                      "rate_bps": 0.0, "eta_s": 0.0, "rejected_pieces": 0})
+                      "rate_bps": 0.0, "eta_s": 0.0, "rejected_pieces": 0, "suppliers": []})
         return _describe(row, node_id)

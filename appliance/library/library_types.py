@@ -69,3 +69,28 @@ class WhitelistEntry:
     description: str = ""
     # The full manifest, when it is known before installing (bundled, or given by an admin).
     manifest: Manifest | None = None
+
+
+@dataclass(frozen=True)
+class PieceSpec:
+    """One piece to fetch: where it lies in which file, and (when known) what it must hash to."""
+
+    path: str
+    index: int
+    offset: int
+    length: int
+    file_size: int
+    sha256: str | None  # None: first install of an unpinned model, nothing to check against yet
+
+
+@dataclass(frozen=True)
+class PieceSupplier:
+    """A place pieces can come from: the model's origin source (holds every piece), or a peer.
+
+    holds: the (path, index) pieces a peer has verified; None for an origin source. Peers are asked
+    first (they are on the local link); the origin fills in what no peer holds, and what peers fail on.
+    """
+
+    source: ModelSource
+    holds: frozenset | None = None
+    name: str = ""  # for progress and errors: a peer's node id, or the source's base

@@ -24,8 +24,10 @@ def remove_model(model_id: str, *, data_dir: str | Path, node_id: str) -> None:
                 LibraryModel.update(state="available", installed_at=None).where(LibraryModel.id == model_id).execute()
             else:
                 row.delete_instance()
-        model_dir = models_dir / model_id
-        if model_dir.is_symlink():
-            model_dir.unlink()
-        elif model_dir.exists():
-            shutil.rmtree(model_dir)
+        # The model's files, and the libraries compiled for it (they are useless without it).
+        for folder in (models_dir / model_id, Path(data_dir) / "libs" / model_id,
+                       Path(data_dir) / "libs" / ".mlc-jit" / model_id):
+            if folder.is_symlink():
+                folder.unlink()
+            elif folder.exists():
+                shutil.rmtree(folder)
