@@ -119,6 +119,9 @@ def fetch_pieces(
                     rejected[0] += 1
                     if not state.is_origin:
                         state.dropped = f"served a piece that failed verification ({piece.path} #{piece.index})"
+                elif error.code == "source_unavailable" and not state.is_origin:
+                    # A peer on the local link that cannot be reached has left or broken: stop asking it.
+                    state.dropped = f"unreachable: {error.message}"
                 elif error.code in _RETRYABLE:
                     state.failures_in_row += 1
                     if state.failures_in_row >= _SUPPLIER_FAILURES and not state.is_origin:

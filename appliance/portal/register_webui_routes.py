@@ -15,13 +15,21 @@ _NOT_BUILT = (
 
 
 def register_webui_routes(app: Flask, dist: Path = WEBUI_DIST) -> None:
-    """Add / (the app shell) and its static files: hashed assets cached for long, the rest revalidated."""
+    """Add / (the chat), /admin (the admin page) and their files: hashed assets cached long, the rest revalidated."""
 
     @app.get("/")
     def serve_index():
         if not (dist / "index.html").is_file():
             return Response(_NOT_BUILT, status=503, mimetype="text/html")
         response = send_from_directory(dist, "index.html", max_age=0)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+    @app.get("/admin")
+    def serve_admin():
+        if not (dist / "admin.html").is_file():
+            return Response(_NOT_BUILT, status=503, mimetype="text/html")
+        response = send_from_directory(dist, "admin.html", max_age=0)
         response.headers["Cache-Control"] = "no-cache"
         return response
 

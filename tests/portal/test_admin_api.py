@@ -2,47 +2,20 @@
 from __future__ import annotations
 
 import contextlib
-import shutil
 import time
 
 import pytest
 
-from appliance.admin.set_admin_pin import set_admin_pin
-from appliance.engine.default_model import DEFAULT_MODEL_FILE, DEFAULT_MODEL_ID
-from appliance.engine.locate_default_model import locate_default_model
-from appliance.library.add_model import add_model
-from appliance.library.build_manifest import build_manifest
-from appliance.library.library_types import ModelSource
-from appliance.store.open_database import open_database
-from appliance.store.store_models import database
-from tests.conftest import read_sse, start_live_unit
-from tests.engine.make_mlc_model_dir import make_mlc_model_dir
-from tests.library.model_source_server import start_model_source
+from appliance.engine.default_model import DEFAULT_MODEL_ID
+from tests.admin_unit import PIN, start_admin_unit
+from tests.conftest import read_sse
 
 pytestmark = pytest.mark.engine
-
-PIN = "4321"
-TOY_REPO = "test-org/Toy-q4f16_1-MLC"
-GGUF_REPO = "test-org/Smol-GGUF"
 
 
 @pytest.fixture(scope="module")
 def unit(tmp_path_factory):
-    """A unit whose admin added two models (a toy MLC one, a copy of the default GGUF) served by a source."""
-    root = tmp_path_factory.mktemp("source")
-    toy = make_mlc_model_dir(root / TOY_REPO, hidden_size=512, intermediate_size=1408)
-    (root / GGUF_REPO).mkdir(parents=True)
-    shutil.copy(locate_default_model(), root / GGUF_REPO / DEFAULT_MODEL_FILE)
-    source = start_model_source(root)
-    data_dir = tmp_path_factory.mktemp("unit")
-    open_database(data_dir)
-    set_admin_pin(PIN)
-    add_model("Toy-MLC", build_manifest(toy, piece_size=64 * 1024),
-              ModelSource(kind="hf", base=source.base_url, repo=TOY_REPO))
-    add_model("Smol-Copy", build_manifest(root / GGUF_REPO), ModelSource(kind="hf", base=source.base_url,
-                                                                         repo=GGUF_REPO))
-    database.close()
-    live = start_live_unit(data_dir)
+    live, source = start_admin_unit(tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("unit"))
     live.source = source
     yield live
     live.stop()

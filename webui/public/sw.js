@@ -34,6 +34,8 @@ self.addEventListener("fetch", (event) => {
   if (url.origin !== self.location.origin || url.pathname.startsWith("/api/")) return;
 
   if (request.mode === "navigate") {
+    // Only the chat works offline; the admin page (/admin) needs the unit, so the browser handles it as usual.
+    if (url.pathname !== "/") return;
     // Network first so that a new build shows at once; the cached shell when the unit is out of reach.
     event.respondWith(
       fetch(request)

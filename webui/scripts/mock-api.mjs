@@ -1,5 +1,9 @@
-// Development mock of the portal: serves the built web app and fakes the conversation API in memory.
-// Not used on a unit. Usage: npm run build && node scripts/mock-api.mjs [--port 8787] [--dist DIR]
+// Development mock of the portal: serves the built web app and fakes the conversation and admin APIs in memory.
+// Not used on a unit. Usage: npm run build && node scripts/mock-api.mjs [--port 8787] [--dist DIR] [--pin 123456]
+//   [--signed-in]  every phone is already admin (for screenshots)   [--install-seconds 8]  length of a fake install
+//   [--demo]  an install is running from the start and one has failed
+// Admin: PIN 123456; fake installs progress over a few seconds; Phi-3.5 fails part-way; MLC models cannot
+// serve chats here (409, as on a unit without MLC LLM); GGUF models can.
 // Prompts that trigger special replies:
 //   "fail"  → 400 JSON error before any stream      "error" → stream error event after some text
 //   "html"  → reply with raw HTML / script / javascript: links (must render inert)
@@ -18,6 +22,8 @@ const argValue = (name, fallback) => {
 };
 const PORT = Number(argValue("--port", process.env.PORT || 8787));
 const DIST = resolve(argValue("--dist", join(HERE, "..", "..", "appliance", "portal", "webui_dist")));
+const ALWAYS_ADMIN = args.includes("--signed-in");
+const DEMO = args.includes("--demo");
 
 const UNIT = {
   name: "iplm-1a2b",
@@ -188,6 +194,7 @@ function validateParams(params) {
 }
 
 async function handleApi(req, res, url) {
+  if (url.pathname.startsWith("/api/admin/")) return handleAdmin(req, res, url);
   const cookie = readCookie(req, res);
   if (!owners.has(cookie)) owners.set(cookie, new Map());
   const mine = owners.get(cookie);
@@ -255,9 +262,255 @@ async function handleApi(req, res, url) {
   return sendError(res, 404, "not found", "not_found");
 }
 
+// ---------- admin ----------
+
+const MB = 1000 ** 2;
+const GIB = 1024 ** 3;
+const UNIT_MEMORY = 4 * GIB;
+const INSTALL_SECONDS = Number(argValue("--install-seconds", 8));
+const admin = {
+  pin: argValue("--pin", "123456"),
+  sessions: new Set(),
+  failures: [], // times of recent wrong PINs (one list for the whole mock)
+  diskFree: 3.2 * 1000 ** 3,
+};
+
+const fakeHash = () => randomBytes(32).toString("hex");
+
+function mockModel(id, format, sizeMb, license, minMemoryGib, description, extra = {}) {
+  return {
+    id,
+    format,
+    engine: format === "mlc" ? "mlc" : "llama.cpp",
+    state: "available",
+    size_bytes: Math.round(sizeMb * MB),
+    done_bytes: 0,
+    license,
+    min_memory_bytes: minMemoryGib * GIB,
+    boards: format === "mlc" ? ["jetson-orin", "rk3588"] : ["generic-x86_64", "generic-aarch64", "jetson-orin", "rk3588"],
+    root_hash: null,
+    pinned_by: null,
+    source_revision: null,
+    description,
+    embedded: false,
+    job: null,
+    ...extra,
+  };
+}
+
+const MODELS = [
+  mockModel("SmolLM2-135M-Instruct-Q4_1", "gguf", 98.362432, "Apache-2.0", 1, "The embedded default: tiny, fast on any CPU, for short answers.", {
+    state: "installed",
+    done_bytes: 98_362_432,
+    root_hash: "b7c3d6907564b901bb5faa516cc5608abb1d02259e84cc0a05a248998572acd9",
+    pinned_by: "whitelist",
+    source_revision: "main",
+    embedded: true,
+  }),
+  mockModel("Qwen2.5-0.5B-Instruct-q4f16_1-MLC", "mlc", 280, "Apache-2.0", 2, "Small multilingual assistant; fast on every board.", {
+    state: "installed",
+    done_bytes: 280 * MB,
+    root_hash: fakeHash(),
+    pinned_by: "first-install",
+    source_revision: "5f2b3c1e9a7d4b6c8e0f1a2b3c4d5e6f7a8b9c0d",
+  }),
+  mockModel("Llama-3.2-1B-Instruct-q4f16_1-MLC", "mlc", 700, "Llama 3.2 Community License", 4, "Meta's small assistant.", {
+    state: "partial",
+    done_bytes: 296 * MB,
+    root_hash: fakeHash(),
+    pinned_by: "first-install",
+    source_revision: "main",
+  }),
+  mockModel("Qwen2.5-1.5B-Instruct-Q4_K_M", "gguf", 986, "Apache-2.0", 2, "Multilingual assistant on the CPU engine."),
+  mockModel("SmolLM2-360M-Instruct-q4f16_1-MLC", "mlc", 210, "Apache-2.0", 2, "Very small English assistant."),
+  mockModel("Phi-3.5-mini-instruct-q4f16_1-MLC", "mlc", 2180, "MIT", 8, "Microsoft's 3.8B model; reasoning and code. (mock: its install fails part-way)"),
+  mockModel("Llama-3.2-3B-Instruct-q4f16_1-MLC", "mlc", 1820, "Llama 3.2 Community License", 6, "Meta's mid-size assistant."),
+];
+for (const model of MODELS) model.fits = model.min_memory_bytes <= UNIT_MEMORY;
+
+const describeModels = () => ({
+  models: MODELS.map((model) => ({ ...model, job: model.job ? { ...model.job } : null })),
+  default_model: UNIT.default_model,
+  disk_free_bytes: Math.round(admin.diskFree),
+});
+
+function sendAdminError(res, status, message, code, param = null) {
+  sendJson(res, status, { error: { message, type: status === 401 ? "authentication_error" : "invalid_request_error", param, code } });
+}
+
+function isAdmin(req) {
+  if (ALWAYS_ADMIN) return true;
+  const match = /(?:^|;\s*)iplm_admin=([0-9a-f]+)/.exec(req.headers.cookie || "");
+  return Boolean(match && admin.sessions.has(match[1]));
+}
+
+function startFakeInstall(model) {
+  const total = model.size_bytes;
+  const rate = total / INSTALL_SECONDS;
+  const failAt = model.id.startsWith("Phi-3.5") ? total * 0.35 : Infinity;
+  if (!model.root_hash) model.root_hash = null; // pinned when the manifest arrives (first tick)
+  model.job = {
+    model: model.id,
+    state: "running",
+    done_bytes: model.done_bytes,
+    total_bytes: total,
+    rate_bps: 0,
+    eta_s: null,
+    rejected_pieces: 0,
+    error: null,
+  };
+  let ticks = 0;
+  const timer = setInterval(() => {
+    const job = model.job;
+    if (!job || job.state !== "running") return clearInterval(timer);
+    ticks += 1;
+    if (ticks === 1 && !model.root_hash) {
+      model.root_hash = fakeHash();
+      model.pinned_by = "first-install";
+      model.source_revision = "main";
+    }
+    if (ticks < 3) return; // "connecting": no rate yet
+    const step = rate * (0.75 + Math.random() * 0.5) * 0.5;
+    const done = Math.min(total, job.done_bytes + step);
+    admin.diskFree -= done - job.done_bytes;
+    job.done_bytes = Math.round(done);
+    job.rate_bps = step * 2;
+    job.eta_s = (total - done) / (step * 2);
+    model.state = "partial";
+    model.done_bytes = job.done_bytes;
+    if (ticks % 7 === 0 && model.id.startsWith("Llama")) job.rejected_pieces += 1;
+    if (done >= failAt) {
+      Object.assign(job, {
+        state: "failed",
+        rate_bps: 0,
+        eta_s: null,
+        error: { code: "piece_rejected", message: "Piece 41 of model.bin failed verification 3 times; no source has a good copy." },
+      });
+    } else if (done >= total) {
+      Object.assign(job, { state: "installed", rate_bps: 0, eta_s: 0 });
+      model.state = "installed";
+    }
+  }, 500);
+}
+
+async function handleAdmin(req, res, url) {
+  const parts = url.pathname.split("/").filter(Boolean).slice(2); // after /api/admin
+  let body = {};
+  if (req.method === "POST" || req.method === "PUT") {
+    try {
+      body = await readBody(req);
+    } catch {
+      return sendAdminError(res, 400, "The request body is not JSON.", "invalid_json");
+    }
+    if (!body || typeof body !== "object") return sendAdminError(res, 400, "The request body must be a JSON object.", "invalid_json");
+  }
+
+  if (parts.length === 1 && parts[0] === "session") {
+    if (req.method === "GET") return sendJson(res, 200, { admin: isAdmin(req) });
+    if (req.method === "DELETE") {
+      const match = /(?:^|;\s*)iplm_admin=([0-9a-f]+)/.exec(req.headers.cookie || "");
+      if (match) admin.sessions.delete(match[1]);
+      res.setHeader("Set-Cookie", "iplm_admin=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+      return sendJson(res, 200, { admin: false });
+    }
+    if (req.method === "POST") {
+      const now = Date.now();
+      admin.failures = admin.failures.filter((t) => now - t < 300_000);
+      if (admin.failures.length >= 5) return sendAdminError(res, 429, "Too many wrong PINs; wait a few minutes.", "too_many_attempts");
+      if (String(body.pin ?? "") !== admin.pin) {
+        admin.failures.push(now);
+        return sendAdminError(res, 403, "Wrong PIN.", "wrong_pin", "pin");
+      }
+      admin.failures = [];
+      const token = newId();
+      admin.sessions.add(token);
+      res.setHeader("Set-Cookie", `iplm_admin=${token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200`);
+      return sendJson(res, 200, { admin: true });
+    }
+    return sendAdminError(res, 405, "method not allowed", "method");
+  }
+
+  if (!isAdmin(req)) return sendAdminError(res, 401, "Sign in with the unit's admin PIN first.", "admin_required");
+
+  if (parts.length === 1 && parts[0] === "pin" && req.method === "PUT") {
+    if (String(body.current ?? "") !== admin.pin) return sendAdminError(res, 403, "The current PIN is wrong.", "wrong_pin", "current");
+    if (typeof body.new !== "string" || !/^\d{4,12}$/.test(body.new)) {
+      return sendAdminError(res, 400, "New PIN: a PIN is 4 to 12 digits.", "invalid_pin", "new");
+    }
+    admin.pin = body.new;
+    res.writeHead(204);
+    return res.end();
+  }
+
+  if (parts.length === 1 && parts[0] === "models" && req.method === "GET") return sendJson(res, 200, describeModels());
+
+  if (parts.length === 1 && parts[0] === "default-model" && req.method === "PUT") {
+    const model = MODELS.find((m) => m.id === body.model);
+    if (typeof body.model !== "string" || !body.model) return sendAdminError(res, 400, "'model' must be a model id.", "invalid_value", "model");
+    if (!model) return sendAdminError(res, 404, `Unknown model ${body.model}.`, "model_unknown");
+    if (model.state !== "installed") return sendAdminError(res, 404, `${model.id} is not installed.`, "model_not_installed");
+    if (model.engine === "mlc") {
+      return sendAdminError(res, 409, `${model.id} cannot run on this unit: MLC LLM is not installed on this unit (mock).`, "engine_unavailable");
+    }
+    await new Promise((done) => setTimeout(done, 1200)); // loading the model
+    UNIT.default_model = model.id;
+    if (!UNIT.models.some((m) => m.id === model.id)) UNIT.models.push({ id: model.id, engine: model.engine, n_ctx: 4096 });
+    return sendJson(res, 200, { default_model: UNIT.default_model });
+  }
+
+  if (parts[0] === "models" && parts.length >= 2) {
+    const id = decodeURIComponent(parts[1]);
+    const model = MODELS.find((m) => m.id === id);
+    if (parts.length === 3 && parts[2] === "install") {
+      if (req.method === "POST") {
+        if (!model) return sendAdminError(res, 404, `Unknown model ${id}.`, "model_unknown");
+        if (model.job?.state === "running") return sendAdminError(res, 409, `${id} is already being installed.`, "install_running");
+        if (model.state === "installed") return sendAdminError(res, 409, `${id} is already installed.`, "model_exists");
+        startFakeInstall(model);
+        return sendJson(res, 202, { job: model.job });
+      }
+      if (req.method === "DELETE") {
+        if (!model || model.job?.state !== "running") return sendAdminError(res, 404, `No install of ${id} is running.`, "no_install_running");
+        Object.assign(model.job, { state: "cancelled", rate_bps: 0, eta_s: null });
+        return sendJson(res, 202, { job: model.job });
+      }
+    }
+    if (parts.length === 2 && req.method === "DELETE") {
+      if (!model || model.state === "available") return sendAdminError(res, 404, `${id} is not installed.`, "model_not_installed");
+      if (model.id === UNIT.default_model) {
+        return sendAdminError(res, 409, `${id} is the model serving chats; choose another default first.`, "model_in_use");
+      }
+      if (model.job?.state === "running") return sendAdminError(res, 409, `${id} is being installed; cancel that first.`, "install_running");
+      admin.diskFree += model.done_bytes;
+      Object.assign(model, { state: "available", done_bytes: 0, job: null });
+      if (model.pinned_by === "first-install") Object.assign(model, { root_hash: null, pinned_by: null, source_revision: null });
+      res.writeHead(204);
+      return res.end();
+    }
+  }
+  return sendAdminError(res, 404, "not found", "not_found");
+}
+
+if (DEMO) {
+  startFakeInstall(MODELS.find((m) => m.id.startsWith("Llama-3.2-1B")));
+  const phi = MODELS.find((m) => m.id.startsWith("Phi-3.5"));
+  Object.assign(phi, { state: "partial", done_bytes: 763 * MB, root_hash: fakeHash(), pinned_by: "first-install", source_revision: "main" });
+  phi.job = {
+    model: phi.id,
+    state: "failed",
+    done_bytes: phi.done_bytes,
+    total_bytes: phi.size_bytes,
+    rate_bps: 0,
+    eta_s: null,
+    rejected_pieces: 3,
+    error: { code: "piece_rejected", message: "Piece 41 of params_shard_12.bin failed verification 3 times; no source has a good copy." },
+  };
+}
+
 async function serveStatic(req, res, url) {
   let path = decodeURIComponent(url.pathname);
   if (path === "/") path = "/index.html";
+  if (path === "/admin") path = "/admin.html";
   const file = normalize(join(DIST, path));
   if (!file.startsWith(DIST)) return sendError(res, 403, "forbidden", "forbidden");
   try {

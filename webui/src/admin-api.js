@@ -1,0 +1,31 @@
+import { requestJson } from "./api.js";
+
+// The admin API. Signing in sets an HttpOnly cookie; every other call answers 401 "admin_required" without it.
+const modelPath = (id) => `/api/admin/models/${encodeURIComponent(id)}`;
+
+/** GET /api/admin/session → {admin: bool}. */
+export const fetchAdminSession = (signal) => requestJson("GET", "/api/admin/session", undefined, signal);
+
+/** POST /api/admin/session: sign in with the PIN (403 wrong_pin, 429 too_many_attempts). */
+export const signIn = (pin) => requestJson("POST", "/api/admin/session", { pin });
+
+/** DELETE /api/admin/session: sign out. */
+export const signOut = () => requestJson("DELETE", "/api/admin/session");
+
+/** PUT /api/admin/pin (403 wrong_pin, 400 invalid_pin). */
+export const changePin = (current, next) => requestJson("PUT", "/api/admin/pin", { current, new: next });
+
+/** GET /api/admin/models → {models, default_model, disk_free_bytes}. */
+export const fetchAdminModels = (signal) => requestJson("GET", "/api/admin/models", undefined, signal);
+
+/** POST /api/admin/models/<id>/install: start or resume (202 {job}). */
+export const startInstall = (id) => requestJson("POST", `${modelPath(id)}/install`);
+
+/** DELETE /api/admin/models/<id>/install: cancel the running install. */
+export const cancelInstall = (id) => requestJson("DELETE", `${modelPath(id)}/install`);
+
+/** DELETE /api/admin/models/<id>: remove an installed model. */
+export const removeModel = (id) => requestJson("DELETE", modelPath(id));
+
+/** PUT /api/admin/default-model: the model that serves chats (409 with a message when it cannot run here). */
+export const chooseDefaultModel = (model) => requestJson("PUT", "/api/admin/default-model", { model });
