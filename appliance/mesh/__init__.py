@@ -1,0 +1,1 @@
+"""The mesh: membership by mesh key, authenticated messages, the unit's own MQTT broker."""

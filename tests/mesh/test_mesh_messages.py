@@ -1,0 +1,172 @@
+import json
+
+import pytest
+
+from appliance.mesh.advance_mesh_counter import advance_mesh_counter
+from appliance.mesh.derive_mesh_secrets import derive_mesh_secrets
+from appliance.mesh.mesh_errors import MeshMessageError
+from appliance.mesh.mesh_types import MeshKey
+from appliance.mesh.open_mesh_message import open_mesh_message
+from appliance.mesh.seal_mesh_message import seal_mesh_message
+
+SECRETS = derive_mesh_secrets(MeshKey(secret=bytes(range(32))))
+OTHER_MESH = derive_mesh_secrets(MeshKey(secret=bytes(range(1, 33))))
+NOW = 1_800_000_000.0
+TOPIC = f"iplm/{SECRETS.mesh_id}/presence/unit-a"
+PAYLOAD = {"state": "online", "load": 0.25, "models": ["smollm2-135m"], "name": "Küche ☕"}
+
+
+def seal(payload=PAYLOAD, *, counter=1000, now=NOW, topic=TOPIC, sender="unit-a", secrets=SECRETS, will=False):
+    return seal_mesh_message(secrets, sender, topic, payload, now=now, counter=counter, will=will)
+
+
+def refuse(raw, code, *, topic=TOPIC, state=None, now=NOW):
+    with pytest.raises(MeshMessageError) as info:
+        open_mesh_message(SECRETS, topic, raw, state or {}, now=now)
+    assert info.value.code == code, info.value.message
+    return info.value
+
+
+def test_a_sealed_message_opens_and_advances_the_replay_state():
+    state = {"unit-b": 5}
+    sender, payload, new_state = open_mesh_message(SECRETS, TOPIC, seal(), state, now=NOW + 1)
+    assert (sender, payload) == ("unit-a", PAYLOAD)
+    assert new_state == {"unit-b": 5, "unit-a": 1000} and state == {"unit-b": 5}  # the input is left alone
+    _, _, newer = open_mesh_message(SECRETS, TOPIC, seal(counter=1001), new_state, now=NOW + 2)
+    assert newer["unit-a"] == 1001
+
+
+def test_the_envelope_is_plain_json_with_the_documented_fields():
+    envelope = json.loads(seal())
+    assert set(envelope) == {"version", "sender", "counter", "sent_at", "topic", "will", "payload", "mac"}
+    assert envelope["sent_at"] == int(NOW * 1000) and envelope["version"] == 1 and len(envelope["mac"]) == 64
+
+
+def test_the_payload_is_macd_as_the_receiver_will_see_it():
+    raw = seal({"pair": (1, 2), 3: "three", "nested": {"b": 1, "a": [0.1, -0.0, 1e300]}})
+    _, payload, _ = open_mesh_message(SECRETS, TOPIC, raw, {}, now=NOW)
+    assert payload == {"pair": [1, 2], "3": "three", "nested": {"b": 1, "a": [0.1, -0.0, 1e300]}}
+
+
+@pytest.mark.parametrize("old, new", [("online", "offline"), ("0.25", "0.26"), ("unit-a", "unit-x")])
+def test_a_forged_field_fails_the_mac(old, new):
+    raw = seal().replace(old.encode(), new.encode(), 1)
+    assert raw != seal()
+    refuse(raw, "bad_mac")
+
+
+def test_every_flipped_byte_is_refused():
+    raw = seal()
+    for position in range(len(raw)):
+        flipped = raw[:position] + bytes([raw[position] ^ 0x01]) + raw[position + 1:]
+        with pytest.raises(MeshMessageError):
+            open_mesh_message(SECRETS, TOPIC, flipped, {}, now=NOW)
+
+
+def test_a_flipped_mac_is_refused():
+    envelope = json.loads(seal())
+    envelope["mac"] = ("0" if envelope["mac"][0] != "0" else "1") + envelope["mac"][1:]
+    refuse(json.dumps(envelope).encode(), "bad_mac")
+
+
+def test_a_message_of_another_mesh_is_refused():
+    refuse(seal(secrets=OTHER_MESH), "bad_mac")
+
+
+def test_a_replayed_message_is_refused_but_says_replay():
+    raw = seal()
+    _, _, state = open_mesh_message(SECRETS, TOPIC, raw, {}, now=NOW)
+    # What a receiver sees when the broker re-delivers a retained message it already has.
+    refuse(raw, "replay", state=state)
+    refuse(seal(counter=999), "replay", state=state)
+    assert open_mesh_message(SECRETS, TOPIC, seal(counter=1001), state, now=NOW)[2]["unit-a"] == 1001
+
+
+def test_stale_and_future_messages_are_refused():
+    refuse(seal(now=NOW - 61), "stale")
+    refuse(seal(now=NOW + 61), "future")
+    assert open_mesh_message(SECRETS, TOPIC, seal(now=NOW - 59), {}, now=NOW)[0] == "unit-a"
+    assert open_mesh_message(SECRETS, TOPIC, seal(now=NOW + 59), {}, now=NOW)[0] == "unit-a"
+    assert open_mesh_message(SECRETS, TOPIC, seal(now=NOW - 100), {}, now=NOW, max_skew_s=120)[0] == "unit-a"
+
+
+def test_a_message_moved_to_another_topic_is_refused():
+    refuse(seal(), "topic_mismatch", topic=f"iplm/{SECRETS.mesh_id}/presence/unit-b")
+
+
+def test_oversize_messages_are_refused_on_both_ends():
+    with pytest.raises(MeshMessageError) as info:
+        seal({"blob": "x" * (256 * 1024)})
+    assert info.value.code == "oversize"
+    refuse(b"{" + b" " * (256 * 1024) + b"}", "oversize")
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b"not json", b"\xff\xfe", b"[]", b"null", b"42", b'"text"', b"{}", b"[" * 100_000,
+    json.dumps({"version": 1}).encode(),
+])
+def test_garbage_is_malformed(raw):
+    refuse(raw, "malformed")
+
+
+@pytest.mark.parametrize("field, value", [
+    ("counter", True), ("counter", "1000"), ("counter", -1), ("counter", 2**64), ("sent_at", 1.5),
+    ("payload", []), ("will", 0), ("mac", "ab"), ("mac", "é" * 64), ("mac", "A" * 64), ("sender", ""),
+    ("version", 2), ("version", True), ("version", 1.0), ("topic", None),
+])
+def test_wrongly_typed_fields_are_malformed(field, value):
+    envelope = json.loads(seal())
+    envelope[field] = value
+    refuse(json.dumps(envelope).encode(), "malformed")
+
+
+def test_extra_or_missing_keys_are_malformed():
+    envelope = json.loads(seal())
+    refuse(json.dumps({**envelope, "extra": 1}).encode(), "malformed")
+    del envelope["will"]
+    refuse(json.dumps(envelope).encode(), "malformed")
+
+
+def test_nan_smuggled_into_a_payload_is_malformed():
+    envelope = json.loads(seal())
+    envelope["payload"] = {"load": float("nan")}
+    refuse(json.dumps(envelope).encode(), "malformed")
+
+
+def test_a_will_sealed_long_ago_still_opens_and_leaves_the_state_alone():
+    will = seal({"state": "offline"}, counter=500, now=NOW - 3600, will=True)
+    state = {"unit-a": 2000}
+    sender, payload, new_state = open_mesh_message(SECRETS, TOPIC, will, state, now=NOW)
+    assert (sender, payload, new_state) == ("unit-a", {"state": "offline"}, state)
+    refuse(seal(counter=500, now=NOW + 3600, will=True), "future")
+    moved = seal(counter=500, now=NOW - 3600, will=True, topic=f"iplm/{SECRETS.mesh_id}/presence/unit-b")
+    refuse(moved, "topic_mismatch")
+    envelope = json.loads(seal(counter=500, now=NOW - 3600))
+    envelope["will"] = True  # turning an old message into a "will" to dodge the age check
+    refuse(json.dumps(envelope).encode(), "bad_mac")
+
+
+def test_str_input_is_accepted_like_bytes():
+    assert open_mesh_message(SECRETS, TOPIC, seal().decode(), {}, now=NOW)[0] == "unit-a"
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"sender": ""}, {"sender": "a\nb"}, {"sender": "x" * 129}, {"topic": "iplm/+/x"}, {"topic": ""},
+    {"counter": -1}, {"counter": True}, {"payload": ["not", "a", "dict"]}, {"payload": {"x": float("inf")}},
+    {"payload": {"x": object()}},
+])
+def test_seal_refuses_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        seal(**kwargs)
+
+
+def test_counters_grow_with_time_and_survive_a_clock_going_back():
+    first = advance_mesh_counter(None, now=NOW)
+    assert first == int(NOW * 1000)
+    assert advance_mesh_counter(first, now=NOW) == first + 1  # two messages in one millisecond
+    assert advance_mesh_counter(first, now=NOW - 3600) == first + 1  # the clock stepped back
+    assert advance_mesh_counter(first, now=NOW + 1) == first + 1000
+    # A restarted sender without its saved counter still starts above what receivers accepted.
+    _, _, state = open_mesh_message(SECRETS, TOPIC, seal(counter=first), {}, now=NOW)
+    restarted = advance_mesh_counter(None, now=NOW + 5)
+    assert open_mesh_message(SECRETS, TOPIC, seal(counter=restarted, now=NOW + 5), state, now=NOW + 5)[0]
