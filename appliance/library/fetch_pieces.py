@@ -82,7 +82,7 @@ def fetch_pieces(
     attempts: dict[tuple, int] = {}
     avoided: dict[tuple, set[int]] = {}
     rejected = [0]
-    failure: list[LibraryError] = []
+    failure: list[Exception] = []
     cond = threading.Condition()
     remaining = [len(queue)]
 
@@ -172,8 +172,7 @@ def fetch_pieces(
         on_tick(_describe(states), rejected[0])
     on_tick(_describe(states), rejected[0])
     if failure:
-        error = failure[0]
-        raise error if isinstance(error, BaseException) else InstallError(message=str(error))
+        raise failure[0]
     if cancel.is_set() and remaining[0]:
         raise InstallError(code="cancelled", message="the install was cancelled")
     return _describe(states)
