@@ -38,6 +38,9 @@ _GARBAGE_BYTE = b"\xa5"  # oversize filler: fixed, so tests can assert on it
 _SINGLE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
+_BURST_SECONDS = 0.02
+
+
 def start_model_source(root_dir) -> ModelSourceServer:
     """Serve `root_dir` on 127.0.0.1 at a free port from a daemon thread; return the running server."""
     server = ModelSourceServer(Path(root_dir))
@@ -234,8 +237,10 @@ class ModelSourceServer:
         if self._rate is None:
             return 0.0
         now = time.monotonic()
-        self._link_free_at = max(now, self._link_free_at) + n / self._rate
-        return self._link_free_at - now
+        # A link that idled for a moment may send a little at once (20 ms of credit), like a real one:
+        # without it a lone stream loses a gap after every send and looks slower than the link.
+        self._link_free_at = max(now - _BURST_SECONDS, self._link_free_at) + n / self._rate
+        return max(0.0, self._link_free_at - now)
 
     def _track(self, connection: socket.socket) -> None:
         with self._lock:
