@@ -306,3 +306,34 @@ def test_cancel_stops_and_keeps_the_partial_install(data_dir, source, whiteliste
         _install(data_dir, cancel=cancel, workers=2)
     assert stopped.value.code == "cancelled"
     assert _state() == "partial"
+
+
+@pytest.mark.parametrize("broken", ["{not json", "[]", '{"records": "nope"}', '{"records": [{"nbytes": 1}]}'])
+def test_a_malformed_tensor_cache_on_the_source_is_refused(data_dir, tmp_path, toy_model, whitelisted, broken):
+    root = tmp_path / "hf"
+    shutil.copytree(toy_model, root / REPO)
+    (root / REPO / "tensor-cache.json").write_text(broken)
+    server = start_model_source(root)
+    try:
+        whitelisted(_entry(server))
+        with pytest.raises(ManifestError):
+            _install(data_dir)
+    finally:
+        server.stop()
+    assert LibraryModel.get_or_none(LibraryModel.id == "Toy-MLC") is None  # nothing recorded, nothing written
+    assert not (data_dir / "models" / "Toy-MLC").exists()
+
+
+def test_a_shard_that_disagrees_with_the_tensor_cache_is_not_installed(data_dir, tmp_path, toy_model, whitelisted):
+    root = tmp_path / "hf"
+    shutil.copytree(toy_model, root / REPO)
+    with open(root / REPO / SHARD, "ab") as shard:
+        shard.write(b"extra")  # the file no longer has the size tensor-cache.json records
+    server = start_model_source(root)
+    try:
+        whitelisted(_entry(server))
+        with pytest.raises(ManifestError):
+            _install(data_dir)
+    finally:
+        server.stop()
+    assert _state() == "partial"
