@@ -41,6 +41,6 @@ export default defineConfig({
   server: {
     host: "127.0.0.1",
     // `npm run dev` + `npm run mock` in another shell: the mock answers /api on 8787.
-    proxy: { "/api": "http://127.0.0.1:8787" },
+    proxy: { "/api": "http://127.0.0.1:8787", "/captive-portal": "http://127.0.0.1:8787" },
   },
 });

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import urllib.parse
 
 from appliance.cli.run_admin_reset_pin import run_admin_reset_pin
 from appliance.cli.run_models_add import run_models_add
@@ -23,6 +24,13 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
     return value
+
+
+def _portal_url(text: str) -> str:
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme != "http" or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// URL (phones reach the portal over plain HTTP)")
+    return text if text.endswith("/") else text + "/"
 
 
 def _port(text: str) -> int:
@@ -110,6 +118,9 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
     serve.add_argument("--port", type=_port, default=8080, help="TCP port (default 8080; 80 on the image)")
     serve.add_argument("--data-dir", help="data directory (default: $IPLM_DATA or the XDG data dir)")
+    serve.add_argument("--portal-url", type=_portal_url,
+                       help="on the unit's access point: the portal's URL (e.g. http://198.18.0.1/); turns on "
+                            "captive-portal answers. Leave it out in development")
     serve.add_argument("--hang-timeout", type=_seconds, default=120.0,
                        help="seconds without a token before the engine counts as hung and restarts")
     _add_engine_overrides(serve)

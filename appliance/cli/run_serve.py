@@ -101,7 +101,7 @@ def run_serve(args) -> int:
                     device=dataclasses.asdict(profile))
     admin = AdminHooks(data_dir=data_dir, node_id=node_id, memory_bytes=profile.memory_bytes,
                        jobs=start_install_jobs(data_dir, node_id), switch_model=switch_model)
-    app = create_app(lambda: serving["engine"], unit, admin)
+    app = create_app(lambda: serving["engine"], unit, admin, portal_url=args.portal_url)
     try:
         # channel_request_lookahead lets waitress notice a phone that hung up while its prompt is evaluated.
         server = create_server(app, host=args.host, port=args.port, threads=_SERVER_THREADS,

@@ -11,12 +11,15 @@ from werkzeug.exceptions import HTTPException
 
 from appliance.admin.admin_types import AdminHooks
 from appliance.engine.engine_types import Engine, EngineError
+from appliance.portal.captive_types import CaptiveState
 from appliance.portal.identify_client import COOKIE_NAME, identify_client
 from appliance.portal.portal_types import ApiError, UnitInfo
 from appliance.portal.register_admin_routes import register_admin_routes
+from appliance.portal.register_captive_routes import register_captive_routes
 from appliance.portal.register_conversation_routes import register_conversation_routes
 from appliance.portal.register_openai_routes import register_openai_routes
 from appliance.portal.register_webui_routes import register_webui_routes
+from appliance.portal.start_captive_state import start_captive_state
 
 _log = logging.getLogger("iplm.portal")
 _MAX_BODY_BYTES = 1 << 20
@@ -46,7 +49,8 @@ def _register_errors(app: Flask) -> None:
                                 kind="server_error").to_json()), 500
 
 
-def create_app(current_engine: Callable[[], Engine], unit: UnitInfo, admin: AdminHooks | None = None) -> Flask:
+def create_app(current_engine: Callable[[], Engine], unit: UnitInfo, admin: AdminHooks | None = None, *,
+               portal_url: str | None = None, captive_state: CaptiveState | None = None) -> Flask:
     """Build the portal app; `current_engine()` is the engine (pool) serving now: an admin may switch models."""
     app = Flask("appliance.portal")
     app.config["MAX_CONTENT_LENGTH"] = _MAX_BODY_BYTES
@@ -91,5 +95,7 @@ def create_app(current_engine: Callable[[], Engine], unit: UnitInfo, admin: Admi
     register_conversation_routes(app, current_engine)
     if admin is not None:
         register_admin_routes(app, admin, current_engine)
+    if portal_url:  # on the unit's AP; without it (development) no request is redirected
+        register_captive_routes(app, portal_url=portal_url, state=captive_state or start_captive_state())
     register_webui_routes(app)
     return app

@@ -2,6 +2,7 @@
 // Not used on a unit. Usage: npm run build && node scripts/mock-api.mjs [--port 8787] [--dist DIR] [--pin 123456]
 //   [--signed-in]  every phone is already admin (for screenshots)   [--install-seconds 8]  length of a fake install
 //   [--demo]  an install is running from the start and one has failed
+//   [--captive [URL]]  answer /captive-portal/api as a unit on its own Wi-Fi does (portal URL http://198.18.0.1/)
 // Admin: PIN 123456; fake installs progress over a few seconds; Phi-3.5 fails part-way; MLC models cannot
 // serve chats here (409, as on a unit without MLC LLM); GGUF models can.
 // Prompts that trigger special replies:
@@ -24,6 +25,9 @@ const PORT = Number(argValue("--port", process.env.PORT || 8787));
 const DIST = resolve(argValue("--dist", join(HERE, "..", "..", "appliance", "portal", "webui_dist")));
 const ALWAYS_ADMIN = args.includes("--signed-in");
 const DEMO = args.includes("--demo");
+const CAPTIVE_PORTAL_URL = args.includes("--captive")
+  ? (argValue("--captive", "").startsWith("http") ? argValue("--captive", "") : "http://198.18.0.1/")
+  : null;
 
 const UNIT = {
   name: "iplm-1a2b",
@@ -507,6 +511,13 @@ if (DEMO) {
   };
 }
 
+// As a unit answers a phone that loaded its chat page: not captive, with the portal's address.
+async function handleCaptiveApi(req, res) {
+  if (!CAPTIVE_PORTAL_URL) return sendError(res, 404, "not found", "not_found");
+  res.writeHead(200, { "Content-Type": "application/captive+json", "Cache-Control": "private" });
+  res.end(JSON.stringify({ captive: false, "user-portal-url": CAPTIVE_PORTAL_URL, "seconds-remaining": 43200 }));
+}
+
 async function serveStatic(req, res, url) {
   let path = decodeURIComponent(url.pathname);
   if (path === "/") path = "/index.html";
@@ -526,7 +537,11 @@ async function serveStatic(req, res, url) {
 
 const server = createServer((req, res) => {
   const url = new URL(req.url, "http://127.0.0.1");
-  const handler = url.pathname.startsWith("/api/") ? handleApi : serveStatic;
+  const handler = url.pathname.startsWith("/api/")
+    ? handleApi
+    : url.pathname === "/captive-portal/api"
+      ? handleCaptiveApi
+      : serveStatic;
   handler(req, res, url).catch((error) => {
     console.error(error);
     if (!res.headersSent) sendError(res, 500, "mock crashed", "internal");

@@ -66,6 +66,9 @@ export async function requestJson(method, path, body, signal) {
 
 const conversationPath = (id) => `/api/conversations/${encodeURIComponent(id)}`;
 
+/** GET /captive-portal/api (RFC 8908; DHCP option 114 names it): only a unit on its own Wi-Fi answers it. */
+export const fetchCaptiveStatus = (signal) => requestJson("GET", "/captive-portal/api", undefined, signal);
+
 /** GET /api/unit: name, models, defaults and limits. */
 export const fetchUnit = (signal) => requestJson("GET", "/api/unit", undefined, signal);
 

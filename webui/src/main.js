@@ -4,12 +4,14 @@ import "./style.css";
 import {
   createConversation,
   deleteConversation,
+  fetchCaptiveStatus,
   fetchConversation,
   fetchUnit,
   listConversations,
   renameConversation,
   streamMessage,
 } from "./api.js";
+import { describeWifi, isAndroidUserAgent, readCaptiveStatus } from "./captive.js";
 import { renderMarkdown } from "./markdown.js";
 import { PARAMS, getLimits, parseParam, selectParams } from "./settings.js";
 import { readStored, writeStored } from "./storage.js";
@@ -17,6 +19,7 @@ import { applyTheme, toggleTheme } from "./theme.js";
 
 const MODEL_KEY = "iplm.model";
 const PARAMS_KEY = "iplm.params";
+const CAPTIVE_DISMISSED_KEY = "iplm.captiveDismissed";
 const DELETE_CONFIRM_MS = 4000;
 
 const $ = (id) => document.getElementById(id);
@@ -44,6 +47,12 @@ const el = {
   prompt: $("prompt"),
   send: $("send"),
   stop: $("stop"),
+  captiveBanner: $("captive-banner"),
+  captiveWhere: $("captive-where"),
+  captiveAndroidTip: $("captive-android-tip"),
+  captiveBrowser: $("captive-browser"),
+  captiveOpenBrowser: $("captive-open-browser"),
+  captiveDismiss: $("captive-dismiss"),
 };
 
 // The page's only mutable state; everything shown is derived from it or from the DOM it built.
@@ -174,6 +183,34 @@ async function loadUnit() {
   const name = state.unit?.name;
   el.unitName.textContent = name || "";
   if (name) document.title = `iplm · ${name}`;
+}
+
+// ---------- the unit's Wi-Fi banner ----------
+
+async function showCaptiveBanner(unitLoaded) {
+  if (readStored(CAPTIVE_DISMISSED_KEY, false) === true) return;
+  let status = null;
+  try {
+    status = readCaptiveStatus(await fetchCaptiveStatus(), window.location.origin);
+  } catch {
+    return; // no captive API: not on a unit's Wi-Fi (a development server), so nothing to say
+  }
+  if (!status) return;
+  await unitLoaded;
+  el.captiveWhere.textContent = describeWifi(state.unit?.name);
+  el.captiveAndroidTip.hidden = !isAndroidUserAgent(navigator.userAgent);
+  if (status.portalUrl) {
+    // A plain link: inside an OS sign-in sheet it opens in the sheet, so the address is shown to type elsewhere.
+    el.captiveOpenBrowser.href = status.portalUrl;
+    el.captiveOpenBrowser.textContent = status.portalUrl;
+  }
+  el.captiveBrowser.hidden = !status.portalUrl;
+  el.captiveBanner.hidden = false;
+}
+
+function dismissCaptiveBanner() {
+  el.captiveBanner.hidden = true;
+  writeStored(CAPTIVE_DISMISSED_KEY, true);
 }
 
 // ---------- history ----------
@@ -592,6 +629,7 @@ function wireEvents() {
   el.stop.addEventListener("click", stopStreaming);
   el.newChat.addEventListener("click", startNewChat);
   el.errorDismiss.addEventListener("click", hideError);
+  el.captiveDismiss.addEventListener("click", dismissCaptiveBanner);
   el.themeToggle.addEventListener("click", toggleTheme);
 
   el.historyToggle.addEventListener("click", () => setDrawerOpen(!document.body.classList.contains("drawer-open")));
@@ -644,7 +682,7 @@ function start() {
   fillSettingsForm();
   updateWelcome();
   renderHistory();
-  loadUnit();
+  showCaptiveBanner(loadUnit());
   loadHistory();
   registerServiceWorker();
   focusPromptOnDesktop();
