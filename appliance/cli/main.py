@@ -7,6 +7,7 @@ import urllib.parse
 
 from appliance.cli.run_admin_reset_pin import run_admin_reset_pin
 from appliance.cli.run_models_add import run_models_add
+from appliance.cli.run_network_apply import run_network_apply
 from appliance.cli.run_models_install import run_models_install
 from appliance.cli.run_models_list import run_models_list
 from appliance.cli.run_models_manifest import run_models_manifest
@@ -111,6 +112,31 @@ def _add_models_commands(commands) -> None:
     manifest.set_defaults(run=run_models_manifest)
 
 
+def _add_network_commands(commands) -> None:
+    network = commands.add_parser("network", help="the unit's Wi-Fi access point, mesh link and firewall")
+    network_commands = network.add_subparsers(dest="network_command", required=True)
+    apply = network_commands.add_parser("apply", help="set up links, addresses, configs and nftables (idempotent)")
+    apply.add_argument("--ap-interface", default="wlan0", help="the access point's interface (default wlan0)")
+    apply.add_argument("--ap-subnet", default="198.18.0.0/24",
+                       help="the phones' subnet, /16 to /28 (default 198.18.0.0/24; the unit is its first address)")
+    secret = apply.add_mutually_exclusive_group()
+    secret.add_argument("--passphrase", help="WPA2 passphrase, 8-63 printable ASCII characters (default: open)")
+    secret.add_argument("--passphrase-file", help="read the WPA2 passphrase from the first line of this file")
+    apply.add_argument("--country", default="US", help="two-letter country code for the radio (default US)")
+    apply.add_argument("--channel", type=_positive_int, default=6, help="2.4 GHz channel, 1-13 (default 6)")
+    apply.add_argument("--mesh-interface",
+                       help="Ethernet interface for the mesh (when the radio cannot run AP and mesh point together)")
+    apply.add_argument("--mesh-address", help="the unit's mesh address with prefix (default: link-local from the node id)")
+    apply.add_argument("--mesh-radio", choices=("auto", "yes", "no"), default="auto",
+                       help="whether the AP's radio also runs an 802.11s mesh point (default: ask `iw list`)")
+    apply.add_argument("--config-dir", default="/etc/iplm", help="where the config files go (default /etc/iplm)")
+    apply.add_argument("--lease-file", default="/run/iplm/dnsmasq.leases", help="dnsmasq's lease file (default on tmpfs)")
+    apply.add_argument("--data-dir", help="data directory (default: $IPLM_DATA or the XDG data dir)")
+    apply.add_argument("--netns", help="apply inside this network namespace (`ip netns`; for labs and tests)")
+    apply.add_argument("--dry-run", action="store_true", help="print the plan and the rendered files; change nothing")
+    apply.set_defaults(run=run_network_apply)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iplm", description="Interplanetary Language Models: the appliance.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +156,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_engine_overrides(probe)
     probe.set_defaults(run=run_probe)
     _add_models_commands(commands)
+    _add_network_commands(commands)
     admin = commands.add_parser("admin", help="the unit's admin").add_subparsers(dest="admin_command", required=True)
     reset_pin = admin.add_parser("reset-pin", help="print a new random admin PIN")
     reset_pin.add_argument("--data-dir", help="data directory (default: $IPLM_DATA or the XDG data dir)")

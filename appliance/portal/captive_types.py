@@ -16,6 +16,7 @@ from typing import Callable
 
 CAPTIVE_API_PATH = "/captive-portal/api"  # DHCP option 114 (RFC 8910) points here
 CAPTIVE_JSON_TYPE = "application/captive+json"  # RFC 8908
+CAPTIVE_OPEN_PATH = "/captive-portal/open"  # the chat page posts here when it runs: the portal is open
 DEFAULT_OPEN_SECONDS = 12 * 3600  # like the DHCP lease: a phone that rejoins the next day sees the portal again
 DEFAULT_MAX_CLIENTS = 4096  # far above what one AP serves; bounds memory if addresses churn
 

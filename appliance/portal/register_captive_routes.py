@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
 
-from appliance.portal.captive_types import CAPTIVE_API_PATH, CAPTIVE_JSON_TYPE, CaptiveState, ProbeAnswer
+from appliance.portal.captive_types import (CAPTIVE_API_PATH, CAPTIVE_JSON_TYPE, CAPTIVE_OPEN_PATH, CaptiveState,
+                                             ProbeAnswer)
 from appliance.portal.match_captive_probe import match_captive_probe
 
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -58,7 +59,8 @@ def _send_answer(answer: ProbeAnswer) -> Response:
 
 def register_captive_routes(app: Flask, *, portal_url: str, state: CaptiveState,
                             own_hosts: tuple[str, ...] = ()) -> None:
-    """Redirect probes and foreign hosts to `portal_url` until the client loads `/`, then answer probes with success.
+    """Redirect probes and foreign hosts to `portal_url` until the chat page has run on the client, then answer
+    probes with success.
 
     `own_hosts` adds names the unit answers to besides portal_url's host, loopback and `*.local` (mDNS).
     """
@@ -71,7 +73,7 @@ def register_captive_routes(app: Flask, *, portal_url: str, state: CaptiveState,
 
     @app.before_request
     def answer_captive_probe():
-        if request.path == CAPTIVE_API_PATH:
+        if request.path in (CAPTIVE_API_PATH, CAPTIVE_OPEN_PATH):
             return None
         host = _read_host_name(request.host)
         rule = match_captive_probe(host, request.path)
@@ -85,13 +87,13 @@ def register_captive_routes(app: Flask, *, portal_url: str, state: CaptiveState,
             return _send_to_portal(portal_url)
         return None
 
-    @app.after_request
-    def remember_portal_opened(response: Response) -> Response:
-        # 304: the phone revalidated the page it already holds, which is loading it all the same.
-        if (request.method == "GET" and request.path == "/" and response.status_code in (200, 304)
-                and is_unit_host(_read_host_name(request.host))):
-            state.mark_open(request.remote_addr)
-        return response
+    @app.post(CAPTIVE_OPEN_PATH)
+    def remember_portal_opened():
+        # Called by the chat page's script once it runs: a person has the portal in front of them. An HTTP
+        # GET of "/" is not enough: a phone's background HTTP clients follow the redirect too, and would
+        # answer the OS's probe before the sign-in sheet ever showed.
+        state.mark_open(request.remote_addr)
+        return "", 204
 
     @app.get(CAPTIVE_API_PATH)
     def describe_captivity():

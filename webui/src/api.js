@@ -69,6 +69,10 @@ const conversationPath = (id) => `/api/conversations/${encodeURIComponent(id)}`;
 /** GET /captive-portal/api (RFC 8908; DHCP option 114 names it): only a unit on its own Wi-Fi answers it. */
 export const fetchCaptiveStatus = (signal) => requestJson("GET", "/captive-portal/api", undefined, signal);
 
+/** POST /captive-portal/open: the page is in front of a person, so the unit may now tell the OS "online". */
+export const reportPortalOpened = () =>
+  fetch("/captive-portal/open", { method: "POST", credentials: "same-origin" }).catch(() => undefined);
+
 /** GET /api/unit: name, models, defaults and limits. */
 export const fetchUnit = (signal) => requestJson("GET", "/api/unit", undefined, signal);
 

@@ -5,6 +5,7 @@ import {
   createConversation,
   deleteConversation,
   fetchCaptiveStatus,
+  reportPortalOpened,
   fetchConversation,
   fetchUnit,
   listConversations,
@@ -682,6 +683,7 @@ function start() {
   fillSettingsForm();
   updateWelcome();
   renderHistory();
+  reportPortalOpened();
   showCaptiveBanner(loadUnit());
   loadHistory();
   registerServiceWorker();

@@ -1,0 +1,142 @@
+"""`iplm network apply`: set up the access point, the mesh link and the firewall from one plan."""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from pyroute2.netlink.exceptions import NetlinkError
+
+from appliance.network.apply_network import apply_network
+from appliance.network.check_rendered_configs import check_rendered_configs
+from appliance.network.detect_ap_and_mesh_support import detect_ap_and_mesh_support
+from appliance.network.network_errors import NetworkError
+from appliance.network.network_types import CONFIG_FILES, DEFAULT_LEASE_FILE, NetworkPlan
+from appliance.network.plan_network import plan_network
+from appliance.network.read_interface_combinations import read_interface_combinations
+from appliance.network.render_network_files import render_network_files
+from appliance.store.load_node_id import load_node_id
+from appliance.store.resolve_data_dir import resolve_data_dir
+
+_MASK = "********"
+# Shown by --dry-run when the unit has no identity yet (load_node_id would create one: a change).
+_PLACEHOLDER_NODE_ID = "0000000000000000"
+
+
+def _read_passphrase(args) -> str | None:
+    if getattr(args, "passphrase_file", None):
+        # The first line only: editors add a final newline that is not part of the passphrase.
+        lines = Path(args.passphrase_file).read_text(encoding="utf-8").splitlines()
+        return lines[0] if lines else ""
+    return args.passphrase
+
+
+def _detect_radio(ap_interface: str) -> tuple[bool, str]:
+    """(AP + mesh point together?, how that was found) for the radio under the AP interface."""
+    try:
+        phy = Path(f"/sys/class/net/{ap_interface}/phy80211/name").read_text(encoding="ascii").strip()
+    except OSError:
+        return False, f"{ap_interface} is not a Wi-Fi interface here: Ethernet mesh"
+    iw = shutil.which("iw") or shutil.which("iw", path="/usr/sbin:/sbin")
+    if iw is None:
+        return False, "iw is not installed (Debian: iw): Ethernet mesh"
+    result = subprocess.run([iw, "list"], capture_output=True, text=True, timeout=30)
+    supported = result.returncode == 0 and detect_ap_and_mesh_support(
+        read_interface_combinations(result.stdout), phy)
+    return supported, f"{phy} {'can' if supported else 'cannot'} run AP and mesh point together (iw list)"
+
+
+def _read_node_id(data_dir: Path, dry_run: bool) -> str:
+    if dry_run and not (data_dir / "node_id").exists():
+        return _PLACEHOLDER_NODE_ID
+    return load_node_id(data_dir)
+
+
+def _mask(text: str, plan: NetworkPlan) -> str:
+    if plan.passphrase is None:
+        return text
+    return text.replace(f"wpa_passphrase={plan.passphrase}", f"wpa_passphrase={_MASK}")
+
+
+def _render_value(value) -> str:
+    # Tuples read as lists (a listener is address:port); no Python reprs in the output.
+    if isinstance(value, tuple):
+        return ", ".join(":".join(map(str, item)) if isinstance(item, tuple) else str(item)
+                         for item in value) or "(none)"
+    return "(none)" if value is None else str(value)
+
+
+def _print_plan(plan: NetworkPlan, texts: dict[str, str], config_dir: Path) -> None:
+    for field in dataclasses.fields(plan):
+        value = getattr(plan, field.name)
+        if field.name == "passphrase":
+            value = "(open network)" if value is None else _MASK
+        print(f"{field.name}: {_render_value(value)}")
+    for name, text in texts.items():
+        print(f"\n== {config_dir / CONFIG_FILES[name]} ==")
+        print(_mask(text, plan), end="")
+
+
+def _check_texts(texts: dict[str, str]) -> list[str]:
+    """The programs' complaints about the rendered files (nothing is written where it matters)."""
+    with tempfile.TemporaryDirectory(prefix="iplm-network-") as scratch:
+        files = {}
+        for name, text in texts.items():
+            files[name] = Path(scratch) / CONFIG_FILES[name]
+            files[name].write_text(text, encoding="utf-8")
+        checks = check_rendered_configs(files)
+    return [f"{check.program}: {check.detail}" for check in checks if check.ok is False]
+
+
+def run_network_apply(args) -> int:
+    """Plan, check and apply the unit's network; --dry-run prints the plan and files and changes nothing."""
+    data_dir = resolve_data_dir(getattr(args, "data_dir", None))
+    config_dir = Path(args.config_dir)
+    lease_file = getattr(args, "lease_file", None) or DEFAULT_LEASE_FILE
+    mesh_radio = getattr(args, "mesh_radio", "auto")
+    if mesh_radio == "auto":
+        radio_supports, how = _detect_radio(args.ap_interface)
+        print(f"mesh radio: {how}", file=sys.stderr)
+    else:
+        radio_supports = mesh_radio == "yes"
+    try:
+        plan = plan_network(_read_node_id(data_dir, args.dry_run), ap_interface=args.ap_interface,
+                            ap_subnet=args.ap_subnet, passphrase=_read_passphrase(args), country=args.country,
+                            channel=args.channel, mesh_interface=args.mesh_interface,
+                            radio_supports_ap_and_mesh=radio_supports, mesh_address=args.mesh_address)
+        texts = render_network_files(plan, config_dir=config_dir, lease_file=lease_file)
+    except (ValueError, OSError) as exc:
+        print(f"iplm network apply: {exc}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        _print_plan(plan, texts, config_dir)
+        return 0
+    complaints = _check_texts(texts)
+    if complaints:
+        print("iplm network apply: the rendered configs do not pass their own programs' checks; nothing changed",
+              file=sys.stderr)
+        for complaint in complaints:
+            print(_mask(complaint, plan), file=sys.stderr)
+        return 1
+    try:
+        result = apply_network(plan, config_dir=config_dir, netns=getattr(args, "netns", None),
+                               lease_file=lease_file)
+    except NetworkError as exc:
+        print(f"iplm network apply: {exc.message}", file=sys.stderr)
+        return 1
+    except (PermissionError, NetlinkError) as exc:
+        print(f"iplm network apply: {exc} (it changes links, addresses and nftables: run it as root)",
+              file=sys.stderr)
+        return 1
+    for line in result.changes:
+        print(line)
+    for line in result.pending:
+        print(f"pending: {line}")
+    if result.reload:
+        print(f"restart: {' '.join(result.reload)}")
+    if not result:
+        print("nothing to change")
+    return 0

@@ -1,0 +1,213 @@
+"""Apply a network plan to this unit (or to a network namespace): links, addresses, config files, nftables.
+
+Addresses. The AP interface is the unit's alone: it ends up with exactly the unit's IPv4 address (any other
+IPv4 address there is removed, so a changed subnet leaves nothing stale behind; IPv6 link-local stays).
+batman-adv's interface (bat0) is ours too: exactly the mesh address. A plain Ethernet mesh link may be
+shared (a venue's LAN, an admin's DHCP address): the mesh address is added and nothing is removed.
+
+Only the AP and mesh interfaces and table inet iplm are touched. Services are not started or restarted:
+systemd runs them; NetworkChanges.reload names those whose config file changed.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from ipaddress import IPv4Interface
+from pathlib import Path
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from appliance.network.network_errors import NetworkError
+from appliance.network.network_types import CONFIG_FILES, DEFAULT_LEASE_FILE, NetworkChanges, NetworkPlan
+from appliance.network.render_network_files import render_network_files
+
+_IFF_UP = 0x1
+_SCOPE_LINK = 253       # RT_SCOPE_LINK: a link-local address is never a source for routed traffic
+# hostapd.conf holds the Wi-Fi passphrase.
+_FILE_MODES = {"hostapd": 0o600, "dnsmasq": 0o644, "nftables": 0o644, "mosquitto": 0o644}
+_SERVICES = ("hostapd", "dnsmasq", "mosquitto")   # nftables is loaded here, not by a service restart
+_TABLE = ("inet", "iplm")
+_NFT_TIMEOUT_S = 30
+
+
+def _find_index(ipr: IPRoute, ifname: str) -> int | None:
+    found = ipr.link_lookup(ifname=ifname)
+    return found[0] if found else None
+
+
+def _ensure_up(ipr: IPRoute, index: int, ifname: str) -> list[str]:
+    if ipr.get_links(index)[0]["flags"] & _IFF_UP:
+        return []
+    ipr.link("set", index=index, state="up")
+    return [f"set {ifname} up"]
+
+
+def _list_ipv4(ipr: IPRoute, index: int) -> list[tuple[str, int]]:
+    return [(msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS"), msg["prefixlen"])
+            for msg in ipr.get_addr(family=socket.AF_INET, index=index)]
+
+
+def _ensure_address(ipr: IPRoute, index: int, ifname: str, address, *, exclusive: bool) -> list[str]:
+    """address: an IPv4Interface. exclusive: remove every other IPv4 address of the interface."""
+    wanted = (str(address.ip), address.network.prefixlen)
+    present = _list_ipv4(ipr, index)
+    changes = []
+    if exclusive:
+        # Removed before the add: deleting a primary address would take its secondaries with it.
+        for local, prefixlen in present:
+            if (local, prefixlen) != wanted:
+                ipr.addr("del", index=index, address=local, prefixlen=prefixlen)
+                changes.append(f"removed {local}/{prefixlen} from {ifname}")
+    if wanted not in present:
+        scope = {"scope": _SCOPE_LINK} if address.is_link_local else {}
+        ipr.addr("add", index=index, address=wanted[0], prefixlen=wanted[1],
+                 broadcast=str(address.network.broadcast_address), **scope)
+        changes.append(f"added {address} to {ifname}")
+    return changes
+
+
+def _ensure_ap(ipr: IPRoute, plan: NetworkPlan) -> list[str]:
+    index = _find_index(ipr, plan.ap_interface)
+    if index is None:
+        raise NetworkError("no_interface", f"the access point interface {plan.ap_interface} does not exist")
+    unit = IPv4Interface(f"{plan.unit_address}/{plan.ap_subnet.prefixlen}")
+    return _ensure_address(ipr, index, plan.ap_interface, unit, exclusive=True) + _ensure_up(
+        ipr, index, plan.ap_interface)
+
+
+def _ensure_batman(ipr: IPRoute, plan: NetworkPlan) -> tuple[list[str], list[str]]:
+    changes, pending = [], []
+    bat = _find_index(ipr, plan.mesh_interface)
+    if bat is None:
+        try:
+            ipr.link("add", ifname=plan.mesh_interface, kind="batadv")
+        except NetlinkError as exc:
+            return [], [f"cannot create {plan.mesh_interface} (batman-adv: modprobe batman-adv): {exc}"]
+        bat = _find_index(ipr, plan.mesh_interface)
+        changes.append(f"created batman-adv interface {plan.mesh_interface}")
+    for port in plan.mesh_ports:
+        index = _find_index(ipr, port)
+        if index is None:
+            # The 802.11s interface is made on the radio and joined to the mesh by the mesh service.
+            pending.append(f"{port} does not exist yet: not added to {plan.mesh_interface}")
+            continue
+        if ipr.get_links(index)[0].get_attr("IFLA_MASTER") != bat:
+            ipr.link("set", index=index, master=bat)
+            changes.append(f"added {port} to {plan.mesh_interface}")
+        changes += _ensure_up(ipr, index, port)
+    changes += _ensure_address(ipr, bat, plan.mesh_interface, plan.mesh_address, exclusive=True)
+    changes += _ensure_up(ipr, bat, plan.mesh_interface)
+    return changes, pending
+
+
+def _ensure_mesh(ipr: IPRoute, plan: NetworkPlan) -> tuple[list[str], list[str]]:
+    if plan.mesh_mode is None:
+        return [], []
+    if plan.mesh_mode == "batman":
+        return _ensure_batman(ipr, plan)
+    index = _find_index(ipr, plan.mesh_interface)
+    if index is None:
+        return [], [f"the mesh interface {plan.mesh_interface} does not exist: no mesh address"]
+    changes = _ensure_address(ipr, index, plan.mesh_interface, plan.mesh_address, exclusive=False)
+    return changes + _ensure_up(ipr, index, plan.mesh_interface), []
+
+
+def _write_file(path: Path, text: str, mode: int) -> bool:
+    """Write atomically when content or mode differ; True when it wrote."""
+    data = text.encode("utf-8")
+    try:
+        if path.read_bytes() == data and (path.stat().st_mode & 0o7777) == mode:
+            return False
+    except FileNotFoundError:
+        pass
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Created with its final mode: the passphrase is never readable by others, not even for a moment.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    # The rename itself must survive a power cut: boards lose power without warning.
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return True
+
+
+def _ensure_directory(path: Path) -> list[str]:
+    if path.is_dir():
+        return []
+    path.mkdir(parents=True, mode=0o755)
+    return [f"created {path}"]
+
+
+def _find_nft() -> str:
+    found = shutil.which("nft") or shutil.which("nft", path="/usr/sbin:/sbin")
+    if found is None:
+        raise NetworkError("nft_failed", "nft is not installed (Debian: nftables)")
+    return found
+
+
+def _run_nft(argv: list[str], *, script: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, input=script, capture_output=True, text=True, timeout=_NFT_TIMEOUT_S)
+
+
+def _list_wanted_table(nft: str, script: str) -> str:
+    # The canonical listing of the wanted table, made by loading it where it harms nothing: a throwaway
+    # network namespace. Comparing listings (not files) also catches a table changed or flushed by hand.
+    unshare = shutil.which("unshare") or "/usr/bin/unshare"
+    result = _run_nft([unshare, "--net", "sh", "-c", '"$0" -f - && "$0" list table inet iplm', nft],
+                      script=script)
+    if result.returncode != 0:
+        raise NetworkError("nft_failed", f"the ruleset does not load: {result.stderr.strip()}")
+    return result.stdout
+
+
+def _ensure_ruleset(path: Path, script: str, netns: str | None) -> list[str]:
+    nft = _find_nft()
+    prefix = ["ip", "netns", "exec", netns] if netns else []
+    live = _run_nft([*prefix, nft, "list", "table", *_TABLE])
+    wanted = _list_wanted_table(nft, script)
+    if live.returncode == 0 and live.stdout == wanted:
+        return []
+    loaded = _run_nft([*prefix, nft, "-f", str(path)])
+    if loaded.returncode != 0:
+        raise NetworkError("nft_failed", f"nft -f {path}: {loaded.stderr.strip()}")
+    return [f"loaded nftables table {' '.join(_TABLE)} from {path}"]
+
+
+def apply_network(plan: NetworkPlan, *, config_dir: Path | str, netns: str | None = None,
+                  lease_file: Path | str = DEFAULT_LEASE_FILE, broker_user: str | None = "mosquitto"
+                  ) -> NetworkChanges:
+    """Make links, addresses, config files and table inet iplm match `plan`; idempotent.
+
+    netns: a named network namespace (`ip netns`) instead of this one. Returns what changed; a second
+    call with the same plan returns an empty NetworkChanges. Raises NetworkError (no AP interface, nft).
+    """
+    config_dir = Path(config_dir)
+    texts = render_network_files(plan, config_dir=config_dir, lease_file=lease_file, broker_user=broker_user)
+    with IPRoute(netns=netns) if netns else IPRoute() as ipr:
+        changes = _ensure_ap(ipr, plan)
+        mesh_changes, pending = _ensure_mesh(ipr, plan)
+    changes += mesh_changes
+    changes += _ensure_directory(config_dir) + _ensure_directory(Path(lease_file).parent)
+    written = []
+    for name, text in texts.items():
+        path = config_dir / CONFIG_FILES[name]
+        if _write_file(path, text, _FILE_MODES[name]):
+            written.append(name)
+            changes.append(f"wrote {path}")
+    changes += _ensure_ruleset(config_dir / CONFIG_FILES["nftables"], texts["nftables"], netns)
+    return NetworkChanges(changes=tuple(changes), reload=tuple(name for name in _SERVICES if name in written),
+                          pending=tuple(pending))
