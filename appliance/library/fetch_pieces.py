@@ -142,7 +142,7 @@ def fetch_pieces(
             started = time.monotonic()
             try:
                 data = fetch_source_range(state.supplier.source, piece.path, piece.offset, piece.length,
-                                          file_size=piece.file_size, client=client)
+                                          file_size=piece.file_size, client=client, sign=state.supplier.sign)
                 if piece.sha256 and hashlib.sha256(data).hexdigest() != piece.sha256:
                     raise SourceError(code="piece_corrupt",
                                       message=f"piece {piece.index} of {piece.path} failed verification")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+from urllib.parse import unquote, urlsplit
 import httpx
 
 from appliance.library.build_source_url import build_source_url
@@ -33,9 +34,12 @@ def _read_local(source: ModelSource, path: str, offset: int, length: int, file_s
 
 
 def _read_http(client: httpx.Client, source: ModelSource, path: str, offset: int, length: int,
-               file_size: int) -> bytes:
+               file_size: int, sign) -> bytes:
     url = build_source_url(source, path)
     headers = {"Range": f"bytes={offset}-{offset + length - 1}", "Accept-Encoding": "identity"}
+    if sign is not None:
+        # The server checks the signature against the decoded path, as its framework hands it over.
+        headers.update(sign("GET", unquote(urlsplit(url).path), headers["Range"]))
     try:
         with client.stream("GET", url, headers=headers) as response:
             if response.status_code == 404:
@@ -65,10 +69,13 @@ def _read_http(client: httpx.Client, source: ModelSource, path: str, offset: int
 
 
 def fetch_source_range(source: ModelSource, path: str, offset: int, length: int, *, file_size: int,
-                       client: httpx.Client | None = None) -> bytes:
-    """Exactly `length` bytes of `path` from `offset`, or SourceError saying what the source did wrong."""
+                       client: httpx.Client | None = None, sign=None) -> bytes:
+    """Exactly `length` bytes of `path` from `offset`, or SourceError saying what the source did wrong.
+
+    `sign(method, path, range) -> headers` authenticates requests to mesh peers.
+    """
     if source.kind == "dir":
         return _read_local(source, path, offset, length, file_size)
     if client is None:
         raise ValueError("an HTTP source needs an httpx.Client")
-    return _read_http(client, source, path, offset, length, file_size)
+    return _read_http(client, source, path, offset, length, file_size, sign)

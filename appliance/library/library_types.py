@@ -94,3 +94,4 @@ class PieceSupplier:
     source: ModelSource
     holds: frozenset | None = None
     name: str = ""  # for progress and errors: a peer's node id, or the source's base
+    sign: object = None  # for peers: sign(method, path, range) -> request headers proving mesh membership

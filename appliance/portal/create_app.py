@@ -14,7 +14,9 @@ from appliance.engine.engine_types import Engine, EngineError
 from appliance.portal.captive_types import CaptiveState
 from appliance.portal.identify_client import COOKIE_NAME, identify_client
 from appliance.portal.portal_types import ApiError, UnitInfo
+from appliance.mesh.load_mesh_secrets import load_mesh_secrets
 from appliance.portal.register_admin_routes import register_admin_routes
+from appliance.portal.register_peer_routes import register_peer_routes
 from appliance.portal.register_captive_routes import register_captive_routes
 from appliance.portal.register_conversation_routes import register_conversation_routes
 from appliance.portal.register_openai_routes import register_openai_routes
@@ -95,6 +97,8 @@ def create_app(current_engine: Callable[[], Engine], unit: UnitInfo, admin: Admi
     register_conversation_routes(app, current_engine)
     if admin is not None:
         register_admin_routes(app, admin, current_engine)
+        register_peer_routes(app, data_dir=admin.data_dir, node_id=admin.node_id,
+                             load_secrets=lambda: load_mesh_secrets(admin.data_dir))
     if portal_url:  # on the unit's AP; without it (development) no request is redirected
         register_captive_routes(app, portal_url=portal_url, state=captive_state or start_captive_state())
     register_webui_routes(app)
