@@ -6,6 +6,10 @@ import sys
 import urllib.parse
 
 from appliance.cli.run_admin_reset_pin import run_admin_reset_pin
+from appliance.cli.run_mesh_add import run_mesh_add
+from appliance.cli.run_mesh_create import run_mesh_create
+from appliance.cli.run_mesh_join import run_mesh_join
+from appliance.cli.run_mesh_status import run_mesh_status
 from appliance.cli.run_models_add import run_models_add
 from appliance.cli.run_network_apply import run_network_apply
 from appliance.cli.run_models_install import run_models_install
@@ -112,6 +116,24 @@ def _add_models_commands(commands) -> None:
     manifest.set_defaults(run=run_models_manifest)
 
 
+def _add_mesh_commands(commands) -> None:
+    mesh = commands.add_parser("mesh", help="the mesh of units").add_subparsers(dest="mesh_command", required=True)
+    data_dir = argparse.ArgumentParser(add_help=False)
+    data_dir.add_argument("--data-dir", help="data directory (default: $IPLM_DATA or the XDG data dir)")
+    create = mesh.add_parser("create", parents=[data_dir], help="start a new mesh and print its key")
+    create.add_argument("--force", action="store_true", help="replace this unit's mesh key (it leaves its mesh)")
+    create.set_defaults(run=run_mesh_create)
+    join = mesh.add_parser("join", parents=[data_dir], help="join the mesh whose key is KEY ('-': read it from stdin)")
+    join.add_argument("key", metavar="KEY")
+    join.set_defaults(run=run_mesh_join)
+    add = mesh.add_parser("add", parents=[data_dir], help="a peer to connect to where mDNS does not reach")
+    add.add_argument("host", metavar="HOST[:PORT]")
+    add.set_defaults(run=run_mesh_add)
+    status = mesh.add_parser("status", parents=[data_dir], help="the units this unit sees")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(run=run_mesh_status)
+
+
 def _add_network_commands(commands) -> None:
     network = commands.add_parser("network", help="the unit's Wi-Fi access point, mesh link and firewall")
     network_commands = network.add_subparsers(dest="network_command", required=True)
@@ -147,6 +169,9 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--portal-url", type=_portal_url,
                        help="on the unit's access point: the portal's URL (e.g. http://198.18.0.1/); turns on "
                             "captive-portal answers. Leave it out in development")
+    serve.add_argument("--mesh-address", help="this unit's address on the mesh link (no mesh without it)")
+    serve.add_argument("--mesh-port", type=_port, default=1883, help="the mesh broker's port (default 1883)")
+    serve.add_argument("--no-mesh-broker", action="store_true", help="mosquitto is run by systemd, not by iplm")
     serve.add_argument("--hang-timeout", type=_seconds, default=120.0,
                        help="seconds without a token before the engine counts as hung and restarts")
     _add_engine_overrides(serve)
@@ -157,6 +182,7 @@ def _build_parser() -> argparse.ArgumentParser:
     probe.set_defaults(run=run_probe)
     _add_models_commands(commands)
     _add_network_commands(commands)
+    _add_mesh_commands(commands)
     admin = commands.add_parser("admin", help="the unit's admin").add_subparsers(dest="admin_command", required=True)
     reset_pin = admin.add_parser("reset-pin", help="print a new random admin PIN")
     reset_pin.add_argument("--data-dir", help="data directory (default: $IPLM_DATA or the XDG data dir)")

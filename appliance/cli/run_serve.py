@@ -23,6 +23,9 @@ from appliance.portal.create_app import create_app
 from appliance.portal.portal_types import ChatDefaults, UnitInfo
 from appliance.library.library_errors import LibraryError
 from appliance.library.locate_installed_model import locate_installed_model
+from appliance.mesh.describe_unit_presence import describe_unit_presence
+from appliance.mesh.mesh_errors import BrokerError
+from appliance.mesh.start_unit_mesh import start_unit_mesh
 from appliance.store.load_node_id import load_node_id
 from appliance.store.open_database import open_database
 from appliance.store.read_setting import read_setting
@@ -46,6 +49,24 @@ def _choose_model_path(args, data_dir) -> tuple[str | None, str | None]:
     except LibraryError as exc:
         _log.warning("the default model %s cannot be used (%s); using the recommended one", chosen, exc.message)
         return None, None
+
+
+def _start_mesh(args, data_dir, node_id: str, name: str, board: str, current_engine):
+    """The unit's broker and mesh agent, when it has a mesh key and a mesh address; else None."""
+    if not args.mesh_address:
+        return None
+
+    def describe_unit() -> dict:
+        engine = current_engine()
+        return describe_unit_presence(node_id, name=name, engine=engine.kind, device_class=board,
+                                      load=engine.describe_status())
+
+    mesh = start_unit_mesh(data_dir=data_dir, node_id=node_id, mesh_address=args.mesh_address, portal_port=args.port,
+                           broker_port=args.mesh_port, run_broker=not args.no_mesh_broker,
+                           describe_unit=describe_unit)
+    if mesh is None:
+        _log.warning("--mesh-address given but this unit has no mesh key: `iplm mesh create` or `iplm mesh join`")
+    return mesh
 
 
 def _close_when_idle(engine, patience: float = 300.0) -> None:
@@ -116,6 +137,12 @@ def run_serve(args) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    try:
+        mesh = _start_mesh(args, data_dir, node_id, unit.name, profile.board, lambda: serving["engine"])
+    except BrokerError as exc:
+        serving["engine"].close()
+        print(f"iplm: cannot start the mesh broker: {exc.message}", file=sys.stderr)
+        return 2
     pin = ensure_admin_pin()
     if pin:
         print(f"iplm: the admin PIN is {pin} (shown once; change it on the admin page, or reset it with "
@@ -127,5 +154,7 @@ def run_serve(args) -> int:
     except (OSError, ValueError):
         pass  # the signal handler closed the listening socket under the loop
     finally:
+        if mesh is not None:
+            mesh.stop()
         serving["engine"].close()
     return 0
