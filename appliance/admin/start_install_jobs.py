@@ -8,12 +8,18 @@ from pathlib import Path
 from appliance.admin.admin_types import InstallJobs
 from appliance.library.install_model import install_model
 from appliance.library.library_errors import LibraryError
+from appliance.mesh.install_from_peers import install_from_peers
 
 _log = logging.getLogger("iplm.admin")
 
 
-def start_install_jobs(data_dir: Path, node_id: str, **install_options) -> InstallJobs:
-    """An InstallJobs for this unit; `install_options` go to install_model (tests pass piece sizes)."""
+def start_install_jobs(data_dir: Path, node_id: str, *, find_peers=None, load_secrets=None,
+                       **install_options) -> InstallJobs:
+    """An InstallJobs for this unit; `install_options` go to install_model (tests pass piece sizes).
+
+    With `find_peers(model_id) -> [portal URL]` and `load_secrets() -> MeshSecrets | None`, a model some
+    units of the mesh hold is installed from them (several at once), the rest from its source.
+    """
     lock = threading.Lock()
     jobs: dict[str, dict] = {}
     cancels: dict[str, threading.Event] = {}
@@ -24,8 +30,14 @@ def start_install_jobs(data_dir: Path, node_id: str, **install_options) -> Insta
                 jobs[model_id].update({k: update[k] for k in
                                        ("done_bytes", "total_bytes", "rate_bps", "eta_s", "rejected_pieces")})
         try:
-            install_model(model_id, data_dir=data_dir, node_id=node_id, progress=progress, cancel=cancel,
-                          **install_options)
+            peers = find_peers(model_id) if find_peers else []
+            secrets = load_secrets() if peers and load_secrets else None
+            if peers and secrets is not None:
+                install_from_peers(model_id, peers, data_dir=data_dir, node_id=node_id, secrets=secrets,
+                                   progress=progress, cancel=cancel)
+            else:
+                install_model(model_id, data_dir=data_dir, node_id=node_id, progress=progress, cancel=cancel,
+                              **install_options)
             outcome = {"state": "installed", "error": None}
         except LibraryError as exc:
             state = "cancelled" if exc.code == "cancelled" else "failed"

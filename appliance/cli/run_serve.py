@@ -24,6 +24,8 @@ from appliance.portal.portal_types import ChatDefaults, UnitInfo
 from appliance.library.library_errors import LibraryError
 from appliance.library.locate_installed_model import locate_installed_model
 from appliance.mesh.describe_unit_presence import describe_unit_presence
+from appliance.mesh.find_model_holders import find_model_holders
+from appliance.mesh.load_mesh_secrets import load_mesh_secrets
 from appliance.mesh.mesh_errors import BrokerError
 from appliance.mesh.start_unit_mesh import start_unit_mesh
 from appliance.store.load_node_id import load_node_id
@@ -120,8 +122,15 @@ def run_serve(args) -> int:
     )
     unit = UnitInfo(node_id=node_id, name=f"iplm-{node_id[-4:]}", defaults=defaults,
                     device=dataclasses.asdict(profile))
-    admin = AdminHooks(data_dir=data_dir, node_id=node_id, memory_bytes=profile.memory_bytes,
-                       jobs=start_install_jobs(data_dir, node_id), switch_model=switch_model)
+    mesh_box: dict = {"mesh": None}  # the mesh starts after the app: installs look it up when they start
+
+    def find_peers(model_id: str) -> list[str]:
+        mesh = mesh_box["mesh"]
+        return find_model_holders(mesh.agent.peers(), model_id) if mesh is not None else []
+
+    jobs = start_install_jobs(data_dir, node_id, find_peers=find_peers, load_secrets=lambda: load_mesh_secrets(data_dir))
+    admin = AdminHooks(data_dir=data_dir, node_id=node_id, memory_bytes=profile.memory_bytes, jobs=jobs,
+                       switch_model=switch_model)
     app = create_app(lambda: serving["engine"], unit, admin, portal_url=args.portal_url)
     try:
         # channel_request_lookahead lets waitress notice a phone that hung up while its prompt is evaluated.
@@ -138,7 +147,8 @@ def run_serve(args) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        mesh = _start_mesh(args, data_dir, node_id, unit.name, profile.board, lambda: serving["engine"])
+        mesh = mesh_box["mesh"] = _start_mesh(args, data_dir, node_id, unit.name, profile.board,
+                                              lambda: serving["engine"])
     except BrokerError as exc:
         serving["engine"].close()
         print(f"iplm: cannot start the mesh broker: {exc.message}", file=sys.stderr)

@@ -111,3 +111,16 @@ def test_a_replayed_signature_from_long_ago_is_refused(mesh):
     with httpx.Client() as http:
         response = http.get(mesh["A"].url + path, headers={PEER_AUTH_HEADER: stale})
     assert response.status_code == 403 and response.json()["error"]["code"] == "stale"
+
+
+def test_an_admin_install_job_takes_the_model_from_the_mesh(mesh, b_dir):
+    from appliance.admin.start_install_jobs import start_install_jobs
+
+    jobs = start_install_jobs(b_dir, B_NODE, find_peers=lambda model_id: [mesh["A"].url],
+                              load_secrets=lambda: SECRETS)
+    jobs.start("Toy")
+    deadline = time.monotonic() + 60
+    while jobs.describe()["Toy"]["state"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert jobs.describe()["Toy"]["state"] == "installed"  # the source is gone: only the mesh could serve it
+    assert LibraryModel.get_by_id("Toy").pinned_by == "admin"
