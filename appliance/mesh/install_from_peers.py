@@ -53,7 +53,9 @@ def install_from_peers(model_id: str, peer_urls: list[str], *, data_dir: str | P
     entry = find_model_entry(model_id)  # nothing else is installable, from peers or not
     sign = _signer(secrets, node_id)
     own_client = client is None
-    client = client or httpx.Client(timeout=httpx.Timeout(30.0))
+    # Peers are on the local link: a silent one (cable cut, unit frozen) is given up after seconds, not
+    # minutes. The read timeout is between bytes, so it does not cap a slow but moving transfer.
+    client = client or httpx.Client(timeout=httpx.Timeout(8.0, connect=3.0))
     try:
         offers = {url: offer for url in peer_urls if (offer := _ask_offer(client, url, model_id, sign))}
         if entry.root_hash:
