@@ -94,3 +94,15 @@ def read_sse(response: httpx.Response) -> list:
             data = line[len("data: "):]
             payloads.append(data if data == "[DONE]" else json.loads(data))
     return payloads
+
+
+@pytest.fixture(scope="module")
+def admin_unit(tmp_path_factory):
+    """A live unit with an admin PIN and two admin-added models served by a loopback source (tests/admin_unit.py)."""
+    from tests.admin_unit import start_admin_unit
+
+    live, source = start_admin_unit(tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("unit"))
+    live.source = source
+    yield live
+    live.stop()
+    source.stop()

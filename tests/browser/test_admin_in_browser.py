@@ -6,19 +6,15 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.admin_unit import PIN, start_admin_unit
+from tests.admin_unit import PIN
 from tests.browser.test_chat_in_browser import browser_profiles  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.engine]
 
 
 @pytest.fixture(scope="module")
-def unit(tmp_path_factory):
-    live, source = start_admin_unit(tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("unit"))
-    live.source = source
-    yield live
-    live.stop()
-    source.stop()
+def unit(admin_unit):
+    return admin_unit
 
 
 def _sign_in(page, url, pin=PIN):

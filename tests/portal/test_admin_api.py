@@ -7,19 +7,15 @@ import time
 import pytest
 
 from appliance.engine.default_model import DEFAULT_MODEL_ID
-from tests.admin_unit import PIN, start_admin_unit
+from tests.admin_unit import PIN
 from tests.conftest import read_sse
 
 pytestmark = pytest.mark.engine
 
 
 @pytest.fixture(scope="module")
-def unit(tmp_path_factory):
-    live, source = start_admin_unit(tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("unit"))
-    live.source = source
-    yield live
-    live.stop()
-    source.stop()
+def unit(admin_unit):
+    return admin_unit
 
 
 @contextlib.contextmanager
