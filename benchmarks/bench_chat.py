@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
+
 import tempfile
 
 import httpx

@@ -1,7 +1,6 @@
 """Shared fixtures: a real `iplm serve` process with the real default model."""
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys

@@ -128,10 +128,14 @@ def run_serve(args) -> int:
         mesh = mesh_box["mesh"]
         return find_model_holders(mesh.agent.peers(), model_id) if mesh is not None else []
 
+    def read_mesh_peers() -> dict | None:
+        mesh = mesh_box["mesh"]  # None until the mesh starts, and on a unit without a mesh
+        return mesh.agent.peers() if mesh is not None else None
+
     jobs = start_install_jobs(data_dir, node_id, find_peers=find_peers, load_secrets=lambda: load_mesh_secrets(data_dir))
     admin = AdminHooks(data_dir=data_dir, node_id=node_id, memory_bytes=profile.memory_bytes, jobs=jobs,
                        switch_model=switch_model)
-    app = create_app(lambda: serving["engine"], unit, admin, portal_url=args.portal_url)
+    app = create_app(lambda: serving["engine"], unit, admin, portal_url=args.portal_url, mesh_status=read_mesh_peers)
     try:
         # channel_request_lookahead lets waitress notice a phone that hung up while its prompt is evaluated.
         server = create_server(app, host=args.host, port=args.port, threads=_SERVER_THREADS,

@@ -1,7 +1,6 @@
 """Install a model from a source as verified pieces: parallel range requests, resumable, atomic at the end."""
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import dataclasses
 import errno

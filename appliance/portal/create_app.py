@@ -14,11 +14,13 @@ from appliance.engine.engine_types import Engine, EngineError
 from appliance.portal.captive_types import CaptiveState
 from appliance.portal.identify_client import COOKIE_NAME, identify_client
 from appliance.portal.portal_types import ApiError, UnitInfo
+from appliance.mesh.describe_unit_presence import describe_unit_presence
 from appliance.mesh.load_mesh_secrets import load_mesh_secrets
 from appliance.portal.register_admin_routes import register_admin_routes
 from appliance.portal.register_peer_routes import register_peer_routes
 from appliance.portal.register_captive_routes import register_captive_routes
 from appliance.portal.register_conversation_routes import register_conversation_routes
+from appliance.portal.register_mesh_admin_routes import register_mesh_admin_routes
 from appliance.portal.register_openai_routes import register_openai_routes
 from appliance.portal.register_webui_routes import register_webui_routes
 from appliance.portal.start_captive_state import start_captive_state
@@ -52,7 +54,8 @@ def _register_errors(app: Flask) -> None:
 
 
 def create_app(current_engine: Callable[[], Engine], unit: UnitInfo, admin: AdminHooks | None = None, *,
-               portal_url: str | None = None, captive_state: CaptiveState | None = None) -> Flask:
+               portal_url: str | None = None, captive_state: CaptiveState | None = None,
+               mesh_status: Callable[[], dict | None] = lambda: None) -> Flask:
     """Build the portal app; `current_engine()` is the engine (pool) serving now: an admin may switch models."""
     app = Flask("appliance.portal")
     app.config["MAX_CONTENT_LENGTH"] = _MAX_BODY_BYTES
@@ -99,6 +102,12 @@ def create_app(current_engine: Callable[[], Engine], unit: UnitInfo, admin: Admi
         register_admin_routes(app, admin, current_engine)
         register_peer_routes(app, data_dir=admin.data_dir, node_id=admin.node_id,
                              load_secrets=lambda: load_mesh_secrets(admin.data_dir))
+        # After register_admin_routes: its admin check guards these (they hand out the mesh key).
+        register_mesh_admin_routes(
+            app, data_dir=admin.data_dir, node_id=admin.node_id, mesh_status=mesh_status,
+            describe_self=lambda: describe_unit_presence(
+                admin.node_id, name=unit.name, engine=current_engine().kind,
+                device_class=str(unit.device.get("board", "")), load=current_engine().describe_status()))
     if portal_url:  # on the unit's AP; without it (development) no request is redirected
         register_captive_routes(app, portal_url=portal_url, state=captive_state or start_captive_state())
     register_webui_routes(app)

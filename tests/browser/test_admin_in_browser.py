@@ -7,7 +7,6 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.admin_unit import PIN
-from tests.browser.test_chat_in_browser import browser_profiles  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.engine]
 

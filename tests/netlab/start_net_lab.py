@@ -245,7 +245,7 @@ def _apply_loss(lab: NetLab) -> None:
                   f'oifname "{port}" numgen random mod 1000000 < {threshold} drop']
     chain = "\n    ".join(["type filter hook forward priority 0; policy accept;", *rules])
     # declaring then deleting the table makes the whole replacement one atomic nft transaction
-    script = f"table bridge iplm_lab\ndelete table bridge iplm_lab\n"
+    script = "table bridge iplm_lab\ndelete table bridge iplm_lab\n"
     if rules:
         script += f"table bridge iplm_lab {{\n  chain forward {{\n    {chain}\n  }}\n}}\n"
     result = subprocess.run(["ip", "netns", "exec", lab.hub, "nft", "-f", "-"], input=script,

@@ -3,6 +3,8 @@
 //   [--signed-in]  every phone is already admin (for screenshots)   [--install-seconds 8]  length of a fake install
 //   [--demo]  an install is running from the start and one has failed
 //   [--captive [URL]]  answer /captive-portal/api as a unit on its own Wi-Fi does (portal URL http://198.18.0.1/)
+//   [--no-mesh]  the unit starts in no mesh (no key, no agent); by default it is in a mesh of 4 peers whose
+//   states change over time (one comes and goes every 20 s, one is gone, installs progress, loads vary)
 // Admin: PIN 123456; fake installs progress over a few seconds; Phi-3.5 fails part-way; MLC models cannot
 // serve chats here (409, as on a unit without MLC LLM); GGUF models can.
 // Prompts that trigger special replies:
@@ -10,7 +12,7 @@
 //   "html"  → reply with raw HTML / script / javascript: links (must render inert)
 //   "slow"  → slow stream (to try Stop)              "long"  → long Markdown reply
 import { createServer } from "node:http";
-import { randomBytes } from "node:crypto";
+import { createHash, hkdfSync, randomBytes } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { extname, join, normalize, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,6 +27,7 @@ const PORT = Number(argValue("--port", process.env.PORT || 8787));
 const DIST = resolve(argValue("--dist", join(HERE, "..", "..", "appliance", "portal", "webui_dist")));
 const ALWAYS_ADMIN = args.includes("--signed-in");
 const DEMO = args.includes("--demo");
+const NO_MESH = args.includes("--no-mesh");
 const CAPTIVE_PORTAL_URL = args.includes("--captive")
   ? (argValue("--captive", "").startsWith("http") ? argValue("--captive", "") : "http://198.18.0.1/")
   : null;
@@ -397,6 +400,168 @@ function startFakeInstall(model) {
   }, 500);
 }
 
+// ---------- mesh ----------
+// The key's text form and the mesh id are computed as the unit does (create_mesh_key, derive_mesh_secrets),
+// so a key made here joins a real unit and the other way round.
+
+const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+const KEY_PREFIX = "iplm1-";
+
+function encodeBase32(bytes) {
+  let bits = 0;
+  let value = 0;
+  let out = "";
+  for (const byte of bytes) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += BASE32[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += BASE32[(value << (5 - bits)) & 31];
+  return out;
+}
+
+function decodeBase32(text) {
+  let bits = 0;
+  let value = 0;
+  const out = [];
+  for (const char of text) {
+    value = (value << 5) | BASE32.indexOf(char);
+    bits += 5;
+    if (bits >= 8) {
+      out.push((value >>> (bits - 8)) & 255);
+      bits -= 8;
+    }
+  }
+  return Buffer.from(out);
+}
+
+const checksumOf = (secret) =>
+  createHash("sha256").update(Buffer.concat([Buffer.from("iplm1 mesh key checksum\0"), secret])).digest().subarray(0, 4);
+
+const makeMeshKey = (secret = randomBytes(32)) =>
+  KEY_PREFIX + encodeBase32(Buffer.concat([secret, checksumOf(secret)])).toLowerCase();
+
+/** The secret of a typed key, or {error, code} as parse_mesh_key says it. */
+function parseMeshKey(text) {
+  const cleaned = String(text ?? "").trim();
+  if (!cleaned.toLowerCase().startsWith(KEY_PREFIX)) {
+    return { code: "bad_prefix", error: `a mesh key starts with '${KEY_PREFIX}'` };
+  }
+  const body = [...cleaned.slice(KEY_PREFIX.length)].filter((c) => !" -\t\n".includes(c)).join("").toUpperCase();
+  const wrong = [...new Set([...body].filter((c) => !BASE32.includes(c)))].sort().join("");
+  if (wrong) return { code: "bad_characters", error: `a mesh key has only letters a-z and digits 2-7 after '${KEY_PREFIX}'; found '${wrong}'` };
+  if (body.length !== 58) {
+    return { code: "bad_length", error: `a mesh key has 58 characters after '${KEY_PREFIX}'; this one has ${body.length} (a character missing or extra?)` };
+  }
+  const raw = decodeBase32(body);
+  const secret = raw.subarray(0, 32);
+  if (!checksumOf(secret).equals(raw.subarray(32, 36))) {
+    return { code: "bad_checksum", error: "this mesh key has a typo: its checksum does not match (check each character again)" };
+  }
+  return { secret };
+}
+
+const deriveMeshId = (secret) =>
+  Buffer.from(hkdfSync("sha256", secret, Buffer.from("iplm mesh v1"), Buffer.from("iplm1 mesh id"), 8)).toString("hex");
+
+const SELF_NODE = "a1b2c3d4e5f60718";
+const meshState = { key: NO_MESH ? null : makeMeshKey(), startedAt: Date.now() };
+meshState.startedMeshId = meshState.key ? deriveMeshId(parseMeshKey(meshState.key).secret) : null;
+
+// The fake peers: what each one holds, and how its state moves with time (t: seconds since the mock started).
+const PEERS = [
+  { id: "3c4d5e6f70819203", name: "iplm-9203", engine: "mlc", device: "jetson-orin", address: "10.77.0.12", workers: 2,
+    models: (t) => [
+      { id: "SmolLM2-135M-Instruct-Q4_1", state: "installed" },
+      { id: "Qwen2.5-0.5B-Instruct-q4f16_1-MLC", state: "installed" },
+      { id: "Llama-3.2-1B-Instruct-q4f16_1-MLC", state: "partial", pieces: { held: 40 + Math.floor(t / 2) % 135, total: 175 } },
+    ],
+    state: () => ({ state: "online" }) },
+  { id: "5e6f708192a3b4c5", name: "iplm-b4c5", engine: "llama.cpp", device: "rk3588", address: "10.77.0.13", workers: 1,
+    models: () => [
+      { id: "SmolLM2-135M-Instruct-Q4_1", state: "installed" },
+      { id: "Qwen2.5-1.5B-Instruct-Q4_K_M", state: "installed" },
+    ],
+    state: () => ({ state: "online" }), rssi: -58 },
+  { id: "708192a3b4c5d6e7", name: "iplm-d6e7", engine: "mlc", device: "rk3588", address: "10.77.0.14", workers: 1,
+    models: () => [
+      { id: "Qwen2.5-0.5B-Instruct-q4f16_1-MLC", state: "installed" },
+      { id: "Phi-3.5-mini-instruct-q4f16_1-MLC", state: "partial", pieces: { held: 12, total: 545 } },
+    ],
+    // Comes and goes: 14 s online, 6 s gone (its link drops), and again.
+    state: (t) => (t % 20 < 14 ? { state: "online", since: t - (t % 20) } : { state: "gone", reason: "link", since: t - (t % 20) + 14 }) },
+  { id: "92a3b4c5d6e7f809", name: "iplm-f809", engine: "llama.cpp", device: "generic-aarch64", address: "10.77.0.15", workers: 1,
+    models: () => [{ id: "SmolLM2-135M-Instruct-Q4_1", state: "installed" }],
+    state: () => ({ state: "gone", reason: "silent", since: -340 }) },
+];
+
+const randomLoad = (workers) => {
+  const busy = Math.floor(Math.random() * (workers + 1));
+  return { workers, workers_ready: workers, busy, queued: busy === workers ? Math.floor(Math.random() * 3) : 0 };
+};
+
+function describeSelf() {
+  const models = MODELS.filter((m) => m.state === "installed" || m.state === "partial").map((m) =>
+    m.state === "installed"
+      ? { id: m.id, state: "installed" }
+      : { id: m.id, state: "partial", pieces: { held: Math.floor(m.done_bytes / (4 * MB)), total: Math.ceil(m.size_bytes / (4 * MB)) } },
+  );
+  return { name: UNIT.name, address: "10.77.0.11", engine: UNIT.engine, device: "generic-x86_64", memory_free: 2.1 * GIB,
+           load: randomLoad(1), models };
+}
+
+function describeMesh() {
+  const now = Date.now() / 1000;
+  const t = now - meshState.startedAt / 1000;
+  const meshId = meshState.key ? deriveMeshId(parseMeshKey(meshState.key).secret) : null;
+  const running = meshState.startedMeshId !== null; // the agent started with the key the unit had then
+  const peers = {};
+  if (running) {
+    for (const peer of PEERS) {
+      const { state, reason = null, since = 0 } = peer.state(t);
+      peers[peer.id] = {
+        state, name: peer.name, address: peer.address, engine: peer.engine, device: peer.device,
+        memory_free: 3.4 * GIB, load: state === "online" ? randomLoad(peer.workers) : { workers: peer.workers, busy: 0, queued: 0 },
+        models: peer.models(t), via: `${peer.address}:1883`, last_seen: state === "online" ? now - Math.random() * 3 : now + since - t - 10,
+        since: now - t + since, reason, ...(peer.rssi ? { rssi: peer.rssi + Math.round(Math.random() * 4) } : {}),
+      };
+    }
+  }
+  return { mesh_id: meshId, self: SELF_NODE, running, key_set: meshState.key !== null, key_error: null,
+           restart_needed: meshId !== meshState.startedMeshId, unit: describeSelf(), peers, now };
+}
+
+function handleMesh(req, res, parts, body) {
+  if (parts.length === 1 && req.method === "GET") return sendJson(res, 200, describeMesh());
+  if (parts.length === 2 && parts[1] === "key" && req.method === "GET") {
+    if (!meshState.key) return sendAdminError(res, 404, "This unit is in no mesh: create one or join one.", "no_mesh");
+    return sendJson(res, 200, { key: meshState.key });
+  }
+  if (parts.length === 2 && parts[1] === "create" && req.method === "POST") {
+    if (meshState.key && body.force !== true) {
+      const id = deriveMeshId(parseMeshKey(meshState.key).secret);
+      return sendAdminError(res, 409, `This unit is already in mesh ${id}; a new mesh replaces its key (the unit leaves that mesh).`, "mesh_exists");
+    }
+    meshState.key = makeMeshKey();
+    const meshId = deriveMeshId(parseMeshKey(meshState.key).secret);
+    return sendJson(res, 200, { mesh_id: meshId, restart_needed: meshId !== meshState.startedMeshId });
+  }
+  if (parts.length === 2 && parts[1] === "join" && req.method === "POST") {
+    if (typeof body.key !== "string" || !body.key.trim()) {
+      return sendAdminError(res, 400, "'key' must be the mesh key (it starts with 'iplm1-').", "invalid_value", "key");
+    }
+    const parsed = parseMeshKey(body.key);
+    if (parsed.error) return sendAdminError(res, 400, parsed.error, parsed.code, "key");
+    meshState.key = makeMeshKey(parsed.secret);
+    const meshId = deriveMeshId(parsed.secret);
+    return sendJson(res, 200, { mesh_id: meshId, restart_needed: meshId !== meshState.startedMeshId });
+  }
+  return sendAdminError(res, 404, "not found", "not_found");
+}
+
 async function handleAdmin(req, res, url) {
   const parts = url.pathname.split("/").filter(Boolean).slice(2); // after /api/admin
   let body = {};
@@ -447,6 +612,8 @@ async function handleAdmin(req, res, url) {
   }
 
   if (parts.length === 1 && parts[0] === "models" && req.method === "GET") return sendJson(res, 200, describeModels());
+
+  if (parts[0] === "mesh") return handleMesh(req, res, parts, body);
 
   if (parts.length === 1 && parts[0] === "default-model" && req.method === "PUT") {
     const model = MODELS.find((m) => m.id === body.model);

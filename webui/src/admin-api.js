@@ -29,3 +29,15 @@ export const removeModel = (id) => requestJson("DELETE", modelPath(id));
 
 /** PUT /api/admin/default-model: the model that serves chats (409 with a message when it cannot run here). */
 export const chooseDefaultModel = (model) => requestJson("PUT", "/api/admin/default-model", { model });
+
+/** GET /api/admin/mesh → {mesh_id, self, running, key_set, key_error, restart_needed, unit, peers, now}. */
+export const fetchMesh = (signal) => requestJson("GET", "/api/admin/mesh", undefined, signal);
+
+/** GET /api/admin/mesh/key → {key}: the mesh's secret, asked for explicitly (404 no_mesh). */
+export const fetchMeshKey = () => requestJson("GET", "/api/admin/mesh/key");
+
+/** POST /api/admin/mesh/create → {mesh_id, restart_needed} (409 mesh_exists unless `force`). */
+export const createMesh = (force = false) => requestJson("POST", "/api/admin/mesh/create", { force });
+
+/** POST /api/admin/mesh/join → {mesh_id, restart_needed} (400 with what is wrong with the key). */
+export const joinMesh = (key) => requestJson("POST", "/api/admin/mesh/join", { key });

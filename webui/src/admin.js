@@ -28,6 +28,7 @@ import {
   shortenHash,
   sortModels,
 } from "./admin-format.js";
+import { startMeshSection } from "./admin-mesh.js";
 import { applyTheme, toggleTheme } from "./theme.js";
 
 const REMOVE_CONFIRM_MS = 4000;
@@ -61,6 +62,9 @@ const el = {
   pinChange: $("pin-change"),
   pinMessage: $("pin-message"),
 };
+
+// The Mesh section keeps its own state and polling (admin-mesh.js).
+const mesh = startMeshSection({ onSessionEnded: () => showSignIn(SESSION_ENDED) });
 
 // The page's only mutable state; the models list is rebuilt from it (per card, only where something changed).
 const state = {
@@ -111,6 +115,7 @@ function focusOnDesktop(input) {
 function showSignIn(message) {
   state.signedIn = false;
   stopPolling();
+  mesh.hide();
   state.loadToken += 1;
   state.data = null;
   state.pending.clear();
@@ -134,6 +139,7 @@ function showAdmin() {
   el.signOut.hidden = false;
   el.main.setAttribute("aria-busy", "true");
   refresh();
+  mesh.show();
 }
 
 // ---------- polling ----------

@@ -1,0 +1,194 @@
+"""The mesh on the admin page (/api/admin/mesh…): the live peer table, the mesh key, creating and joining a mesh.
+
+Every route sits behind the admin cookie: register_admin_routes' before_request hook guards /api/admin/*.
+The key leaves the unit only through GET /api/admin/mesh/key (the admin asks for it, to show it as a QR code).
+"""
+from __future__ import annotations
+
+import logging
+import numbers
+import time
+from pathlib import Path
+from typing import Callable
+
+from flask import Flask, jsonify, request
+
+from appliance.mesh.create_mesh_key import create_mesh_key
+from appliance.mesh.decode_piece_set import decode_piece_set
+from appliance.mesh.derive_mesh_secrets import derive_mesh_secrets
+from appliance.mesh.load_mesh_key import load_mesh_key
+from appliance.mesh.mesh_agent_types import MESH_KEY_FILE
+from appliance.mesh.mesh_errors import MeshKeyError
+from appliance.mesh.parse_mesh_key import parse_mesh_key
+from appliance.mesh.store_mesh_key import store_mesh_key
+from appliance.portal.portal_types import ApiError
+from appliance.portal.read_json_body import read_json_body
+
+_log = logging.getLogger("iplm.portal")
+_MODEL_STATES = ("installed", "partial")
+_PEER_STATES = ("online", "gone")
+_LOAD_KEYS = ("workers", "workers_ready", "busy", "queued")
+_TEXT_LIMIT = 200  # a peer's name or address: enough for any real one, not a page of text
+
+
+def _read_mesh_id(data_dir: Path) -> tuple[str | None, str | None]:
+    """(mesh id, None), (None, None) when there is no key, (None, why) when the key file is damaged."""
+    try:
+        key = load_mesh_key(data_dir)
+    except MeshKeyError as exc:
+        return None, exc.message
+    return (derive_mesh_secrets(key).mesh_id if key is not None else None), None
+
+
+def _text(value) -> str | None:
+    return value[:_TEXT_LIMIT] if isinstance(value, str) else None
+
+
+def _number(value):
+    # bool is an int to Python; a presence that says `"load": true` says nothing.
+    return value if isinstance(value, numbers.Real) and not isinstance(value, bool) else None
+
+
+def _count_pieces(encoded) -> dict | None:
+    # The UI shows a percent; the ranges themselves are for installs (find_model_holders, install_from_peers).
+    try:
+        total, ranges = decode_piece_set(encoded)
+    except ValueError:
+        return None
+    return {"held": sum(stop - start for start, stop in ranges), "total": total}
+
+
+def _describe_models(models) -> list[dict]:
+    described = []
+    for model in models if isinstance(models, list) else ():
+        if not (isinstance(model, dict) and isinstance(model.get("id"), str) and model.get("state") in _MODEL_STATES):
+            continue
+        entry = {"id": model["id"][:_TEXT_LIMIT], "state": model["state"]}
+        pieces = _count_pieces(model.get("pieces")) if model["state"] == "partial" else None
+        if pieces is not None:
+            entry["pieces"] = pieces
+        described.append(entry)
+    return described
+
+
+def _describe_unit(presence: dict) -> dict:
+    load = presence.get("load") if isinstance(presence.get("load"), dict) else {}
+    return {"name": _text(presence.get("name")), "address": _text(presence.get("address")),
+            "engine": _text(presence.get("engine")), "device": _text(presence.get("device")),
+            "memory_free": _number(presence.get("memory_free")),
+            "load": {key: load[key] for key in _LOAD_KEYS if _number(load.get(key)) is not None},
+            "models": _describe_models(presence.get("models"))}
+
+
+def _describe_peer(entry: dict) -> dict:
+    presence = entry.get("presence") if isinstance(entry.get("presence"), dict) else {}
+    peer = {"state": entry.get("state") if entry.get("state") in _PEER_STATES else "gone", **_describe_unit(presence),
+            "via": _text(entry.get("via")), "last_seen": _number(entry.get("last_seen")),
+            "since": _number(entry.get("since")), "reason": _text(entry.get("reason"))}
+    if _number(entry.get("rssi")) is not None:
+        peer["rssi"] = entry["rssi"]
+    return peer
+
+
+def _read_peers(mesh_status: Callable[[], dict | None]) -> dict | None:
+    try:
+        table = mesh_status()
+    except Exception:  # a poll of the admin page must not fail because the agent hiccuped
+        _log.exception("reading the mesh agent's peer table failed")
+        return None
+    if not isinstance(table, dict):
+        return None
+    return {str(node): _describe_peer(entry) for node, entry in table.items() if isinstance(entry, dict)}
+
+
+def _read_options() -> dict:
+    # POST /create may come with no body at all: that means "no options".
+    if not request.get_data(cache=True):
+        return {}
+    body = read_json_body()
+    if not isinstance(body, dict):
+        raise ApiError(400, "The request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def _check_admin_guard(app: Flask) -> None:
+    # These routes hand out the mesh's only secret: refuse to add them to an app without the admin check.
+    hooks = app.before_request_funcs.get(None, [])
+    if not any(getattr(hook, "__name__", "") == "require_admin" for hook in hooks):
+        raise RuntimeError("register_admin_routes must run before register_mesh_admin_routes")
+
+
+def register_mesh_admin_routes(app: Flask, *, data_dir, node_id: str, mesh_status: Callable[[], dict | None],
+                               describe_self: Callable[[], dict] | None = None) -> None:
+    """Add GET /api/admin/mesh, GET /api/admin/mesh/key, POST /api/admin/mesh/create and /join.
+
+    mesh_status(): the running agent's peer table, None when no agent runs. describe_self(): this unit's
+    presence (describe_unit_presence), shown in the centre of the picture; None leaves it out.
+    """
+    _check_admin_guard(app)
+    data_dir = Path(data_dir)
+    # The agent read the key when `iplm serve` started; a key stored since then waits for a restart.
+    started_mesh_id, _ = _read_mesh_id(data_dir)
+
+    def answer_stored(mesh_id: str):
+        return jsonify({"mesh_id": mesh_id, "restart_needed": mesh_id != started_mesh_id})
+
+    @app.get("/api/admin/mesh")
+    def describe_mesh():
+        mesh_id, key_error = _read_mesh_id(data_dir)
+        peers = _read_peers(mesh_status)
+        unit = None
+        if describe_self is not None:
+            try:
+                unit = _describe_unit(describe_self())
+            except Exception:
+                _log.exception("describing this unit for the admin page failed")
+        response = jsonify({
+            "mesh_id": mesh_id, "self": node_id, "running": peers is not None,
+            "key_set": (data_dir / MESH_KEY_FILE).exists(), "key_error": key_error,
+            "restart_needed": mesh_id != started_mesh_id, "unit": unit, "peers": peers or {},
+            "now": time.time(),  # the unit's clock, which last_seen and since use: the phone's may differ
+        })
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.get("/api/admin/mesh/key")
+    def reveal_key():
+        try:
+            key = load_mesh_key(data_dir)
+        except MeshKeyError as exc:
+            raise ApiError(409, f"The stored mesh key is damaged: {exc.message}", code="mesh_key_damaged") from exc
+        if key is None:
+            raise ApiError(404, "This unit is in no mesh: create one or join one.", code="no_mesh")
+        response = jsonify({"key": create_mesh_key(key.secret)})  # the canonical text, whatever was typed
+        response.headers["Cache-Control"] = "no-store"  # no copy of the secret in any cache
+        return response
+
+    @app.post("/api/admin/mesh/create")
+    def create_mesh():
+        force = _read_options().get("force") is True
+        current, _ = _read_mesh_id(data_dir)  # a damaged key file is nothing worth keeping (as the CLI does)
+        if current is not None and not force:
+            raise ApiError(409, f"This unit is already in mesh {current}; a new mesh replaces its key "
+                                "(the unit leaves that mesh).", code="mesh_exists")
+        key_text = create_mesh_key()
+        store_mesh_key(data_dir, key_text)
+        mesh_id = derive_mesh_secrets(parse_mesh_key(key_text)).mesh_id
+        _log.info("the admin created mesh %s", mesh_id)
+        return answer_stored(mesh_id)
+
+    @app.post("/api/admin/mesh/join")
+    def join_mesh():
+        text = _read_options().get("key")
+        if not isinstance(text, str) or not text.strip():
+            raise ApiError(400, "'key' must be the mesh key (it starts with 'iplm1-').", param="key",
+                           code="invalid_value")
+        try:
+            key = parse_mesh_key(text)
+        except MeshKeyError as exc:
+            raise ApiError(400, exc.message, param="key", code=exc.code) from exc
+        # Stored canonical: a scanned QR code is upper case, a typed key may be grouped with spaces.
+        store_mesh_key(data_dir, create_mesh_key(key.secret))
+        mesh_id = derive_mesh_secrets(key).mesh_id
+        _log.info("the admin joined mesh %s", mesh_id)
+        return answer_stored(mesh_id)
