@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import logging
 import time
 from pathlib import Path
@@ -57,7 +58,10 @@ def install_from_peers(model_id: str, peer_urls: list[str], *, data_dir: str | P
     # minutes. The read timeout is between bytes, so it does not cap a slow but moving transfer.
     client = client or httpx.Client(timeout=httpx.Timeout(8.0, connect=3.0))
     try:
-        offers = {url: offer for url in peer_urls if (offer := _ask_offer(client, url, model_id, sign))}
+        # All peers at once: a dead one costs its connect timeout once, not once per peer in turn.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(16, len(peer_urls)))) as pool:
+            answers = list(pool.map(lambda url: (url, _ask_offer(client, url, model_id, sign)), peer_urls))
+        offers = {url: offer for url, offer in answers if offer}
         if entry.root_hash:
             offers = {url: o for url, o in offers.items() if o[0].root == entry.root_hash}
         if not offers:
