@@ -10,6 +10,9 @@ from pathlib import Path
 
 from pyroute2.netlink.exceptions import NetlinkError
 
+from appliance.mesh.derive_mesh_link_password import derive_mesh_link_password
+from appliance.mesh.derive_mesh_secrets import derive_mesh_secrets
+from appliance.mesh.load_mesh_key import load_mesh_key
 from appliance.network.apply_network import apply_network
 from appliance.network.check_rendered_configs import check_rendered_configs
 from appliance.network.detect_ap_and_mesh_support import detect_ap_and_mesh_support
@@ -17,6 +20,7 @@ from appliance.network.network_errors import NetworkError
 from appliance.network.network_types import CONFIG_FILES, DEFAULT_LEASE_FILE, NetworkPlan
 from appliance.network.plan_network import plan_network
 from appliance.network.read_interface_combinations import read_interface_combinations
+from appliance.network.render_mesh_point_conf import render_mesh_point_conf
 from appliance.network.render_network_files import render_network_files
 from appliance.store.load_node_id import load_node_id
 from appliance.store.resolve_data_dir import resolve_data_dir
@@ -91,6 +95,28 @@ def _check_texts(texts: dict[str, str]) -> list[str]:
     return [f"{check.program}: {check.detail}" for check in checks if check.ok is False]
 
 
+MESH_POINT_CONF = "wpa_supplicant-mesh.conf"  # in the config dir, for wpa_supplicant on the mesh point
+
+
+def _write_mesh_point_conf(plan, config_dir: Path, data_dir) -> list[str]:
+    # The Wi-Fi mesh link's wpa_supplicant config needs the mesh key; without one there is nothing to join.
+    if plan.mesh_mode != "batman":
+        return []
+    key = load_mesh_key(data_dir)
+    if key is None:
+        return ["no mesh key yet: the 802.11s mesh point config is written once the unit joins a mesh"]
+    text = render_mesh_point_conf(plan, mesh_id=derive_mesh_secrets(key).mesh_id,
+                                  sae_password=derive_mesh_link_password(key))
+    path = Path(config_dir) / MESH_POINT_CONF
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return []
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.chmod(0o600)  # it holds the mesh link's password
+    tmp.replace(path)
+    return [f"wrote {path} (restart wpa_supplicant on the mesh point {plan.mesh_ports[0]})"]
+
+
 def run_network_apply(args) -> int:
     """Plan, check and apply the unit's network; --dry-run prints the plan and files and changes nothing."""
     data_dir = resolve_data_dir(getattr(args, "data_dir", None))
@@ -131,7 +157,7 @@ def run_network_apply(args) -> int:
         print(f"iplm network apply: {exc} (it changes links, addresses and nftables: run it as root)",
               file=sys.stderr)
         return 1
-    for line in result.changes:
+    for line in list(result.changes) + _write_mesh_point_conf(plan, config_dir, data_dir):
         print(line)
     for line in result.pending:
         print(f"pending: {line}")
