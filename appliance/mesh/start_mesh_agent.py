@@ -100,6 +100,43 @@ def _new_client(client_id: str, secrets: MeshSecrets, timing: AgentTiming) -> mq
     return client
 
 
+def _start_ble_advertising(mesh_id: str, node_id: str) -> Callable[[], None]:
+    """Advertise over BLE from an event loop of its own: dbus-fast is asyncio, the agent is threads."""
+    import asyncio
+
+    from appliance.mesh.advertise_ble import advertise_ble
+    from appliance.mesh.encode_ble_advertisement import encode_ble_advertisement
+
+    loop = asyncio.new_event_loop()
+    # The loop keeps running while advertising: BlueZ reads the advertisement over D-Bus and may Release it.
+    thread = threading.Thread(target=loop.run_forever, name="iplm-ble-advertise", daemon=True)
+    thread.start()
+
+    def close_loop() -> None:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+        if not thread.is_alive():
+            loop.close()
+
+    try:
+        # advertise_ble bounds its own waits (system bus, BlueZ's answer).
+        stop_advertising = asyncio.run_coroutine_threadsafe(
+            advertise_ble(encode_ble_advertisement(mesh_id, node_id)), loop).result()
+    except BaseException:
+        close_loop()
+        raise
+
+    def stop() -> None:
+        try:
+            asyncio.run_coroutine_threadsafe(stop_advertising(), loop).result()
+        except Exception:
+            _log.exception("stopping BLE advertising failed")
+        finally:
+            close_loop()
+
+    return stop
+
+
 def start_mesh_agent(*, data_dir, node_id: str, secrets: MeshSecrets, broker_host: str, broker_port: int,
                      describe_unit: Callable[[], dict], advertise_address: str, portal_port: int,
                      discovery: bool = True, manual_peers=(), ble: bool = False,
@@ -386,6 +423,10 @@ def start_mesh_agent(*, data_dir, node_id: str, secrets: MeshSecrets, broker_hos
             stoppers.append(scan_ble_peers(mesh_id=mesh_id, node_id=node_id, on_sighting=on_ble))
         except MeshError as exc:
             _log.info("no BLE discovery: %s", exc.message)
+        try:
+            stoppers.append(_start_ble_advertising(mesh_id, node_id))
+        except MeshError as exc:
+            _log.info("not advertising over BLE: %s", exc.message)
     for host, port in manual_peers:
         ensure_link(host, int(port), "manual")
     ticker = threading.Thread(target=tick, name="iplm-mesh-tick", daemon=True)
