@@ -232,12 +232,11 @@ def test_two_installs_of_one_model_at_once(data_dir, source, whitelisted):
     assert refused.value.code == "install_running"
 
 
-def test_a_source_config_naming_files_outside_the_model_is_refused(data_dir, tmp_path, toy_model, whitelisted):
+def _install_from_altered_source(data_dir, tmp_path, toy_model, whitelisted, alter):
+    """Serve a copy of the toy model changed by alter(repo_dir); expect the install to refuse it."""
     root = tmp_path / "hf"
     shutil.copytree(toy_model, root / REPO)
-    cache = json.loads((root / REPO / "tensor-cache.json").read_text())
-    cache["records"][0]["dataPath"] = "../../escaped.bin"
-    (root / REPO / "tensor-cache.json").write_text(json.dumps(cache))
+    alter(root / REPO)
     server = start_model_source(root)
     try:
         whitelisted(_entry(server))
@@ -245,6 +244,15 @@ def test_a_source_config_naming_files_outside_the_model_is_refused(data_dir, tmp
             _install(data_dir)
     finally:
         server.stop()
+
+
+def test_a_source_config_naming_files_outside_the_model_is_refused(data_dir, tmp_path, toy_model, whitelisted):
+    def escape(repo):
+        cache = json.loads((repo / "tensor-cache.json").read_text())
+        cache["records"][0]["dataPath"] = "../../escaped.bin"
+        (repo / "tensor-cache.json").write_text(json.dumps(cache))
+
+    _install_from_altered_source(data_dir, tmp_path, toy_model, whitelisted, escape)
     assert not (data_dir / "escaped.bin").exists() and not (tmp_path / "escaped.bin").exists()
 
 
@@ -310,30 +318,16 @@ def test_cancel_stops_and_keeps_the_partial_install(data_dir, source, whiteliste
 
 @pytest.mark.parametrize("broken", ["{not json", "[]", '{"records": "nope"}', '{"records": [{"nbytes": 1}]}'])
 def test_a_malformed_tensor_cache_on_the_source_is_refused(data_dir, tmp_path, toy_model, whitelisted, broken):
-    root = tmp_path / "hf"
-    shutil.copytree(toy_model, root / REPO)
-    (root / REPO / "tensor-cache.json").write_text(broken)
-    server = start_model_source(root)
-    try:
-        whitelisted(_entry(server))
-        with pytest.raises(ManifestError):
-            _install(data_dir)
-    finally:
-        server.stop()
+    _install_from_altered_source(data_dir, tmp_path, toy_model, whitelisted,
+                                 lambda repo: (repo / "tensor-cache.json").write_text(broken))
     assert LibraryModel.get_or_none(LibraryModel.id == "Toy-MLC") is None  # nothing recorded, nothing written
     assert not (data_dir / "models" / "Toy-MLC").exists()
 
 
 def test_a_shard_that_disagrees_with_the_tensor_cache_is_not_installed(data_dir, tmp_path, toy_model, whitelisted):
-    root = tmp_path / "hf"
-    shutil.copytree(toy_model, root / REPO)
-    with open(root / REPO / SHARD, "ab") as shard:
-        shard.write(b"extra")  # the file no longer has the size tensor-cache.json records
-    server = start_model_source(root)
-    try:
-        whitelisted(_entry(server))
-        with pytest.raises(ManifestError):
-            _install(data_dir)
-    finally:
-        server.stop()
+    def grow_shard(repo):
+        with open(repo / SHARD, "ab") as shard:
+            shard.write(b"extra")  # the file no longer has the size tensor-cache.json records
+
+    _install_from_altered_source(data_dir, tmp_path, toy_model, whitelisted, grow_shard)
     assert _state() == "partial"
