@@ -20,6 +20,7 @@ from pathlib import Path
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from appliance.network.create_mesh_point import create_mesh_point
 from appliance.network.network_errors import NetworkError
 from appliance.network.network_types import CONFIG_FILES, DEFAULT_LEASE_FILE, NetworkChanges, NetworkPlan
 from appliance.network.render_network_files import render_network_files
@@ -88,10 +89,20 @@ def _ensure_batman(ipr: IPRoute, plan: NetworkPlan) -> tuple[list[str], list[str
             return [], [f"cannot create {plan.mesh_interface} (batman-adv: modprobe batman-adv): {exc}"]
         bat = _find_index(ipr, plan.mesh_interface)
         changes.append(f"created batman-adv interface {plan.mesh_interface}")
-    for port in plan.mesh_ports:
+    for position, port in enumerate(plan.mesh_ports):
         index = _find_index(ipr, port)
+        ap_index = _find_index(ipr, plan.ap_interface)
+        if index is None and position == 0 and ap_index is not None:
+            # The first port is the 802.11s mesh point, made on the access point's own radio; wpa_supplicant
+            # (wpa_supplicant-mesh.conf) then joins it to the mesh.
+            try:
+                create_mesh_point(port, ap_index)
+                changes.append(f"created mesh point {port} on {plan.ap_interface}'s radio")
+                index = _find_index(ipr, port)
+            except NetworkError as exc:
+                pending.append(exc.message)
+                continue
         if index is None:
-            # The 802.11s interface is made on the radio and joined to the mesh by the mesh service.
             pending.append(f"{port} does not exist yet: not added to {plan.mesh_interface}")
             continue
         if ipr.get_links(index)[0].get_attr("IFLA_MASTER") != bat:
