@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import socket
 import subprocess
@@ -134,3 +135,22 @@ def test_serve_on_a_port_in_use(tmp_path):
     assert f"iplm: cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
     assert "Traceback" not in result.stderr
     assert "serving on" not in result.stdout
+
+
+@pytest.mark.engine
+def test_serve_prints_the_admin_pin_on_the_first_start_only(tmp_path):
+    from tests.conftest import start_live_unit
+
+    outputs = []
+    for _ in range(2):
+        unit = start_live_unit(tmp_path)
+        unit.stop()
+        outputs.append(unit.process.stdout.read())
+    first = re.search(r"the admin PIN is (\d{6})", outputs[0])
+    assert first is not None, outputs[0]
+    assert "admin PIN" not in outputs[1]
+    from appliance.admin.check_admin_pin import check_admin_pin
+    from appliance.store.open_database import open_database
+    database = open_database(tmp_path)
+    assert check_admin_pin(first[1])
+    database.close()
