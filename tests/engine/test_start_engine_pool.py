@@ -95,15 +95,21 @@ def test_queue_is_round_robin_between_clients(pool):
         with lock:
             order.append(prompt)
 
+    def wait_for(condition) -> None:
+        # Each step waits for the pool to show the previous one: no timing assumption on a busy machine.
+        deadline = time.monotonic() + 30
+        while not condition(engine.describe_status()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
     blocker = threading.Thread(target=run, args=("x", "first", 60))
     blocker.start()
-    time.sleep(0.3)  # "first" now runs; the rest queue behind it
+    wait_for(lambda status: status["busy"] == 1)  # "first" now runs; the rest queue behind it
     threads = []
-    for prompt, client in [("a1", "a"), ("a2", "a"), ("a3", "a"), ("b1", "b"), ("c1", "c")]:
+    for queued, (prompt, client) in enumerate([("a1", "a"), ("a2", "a"), ("a3", "a"), ("b1", "b"), ("c1", "c")], 1):
         thread = threading.Thread(target=run, args=(client, prompt))
         thread.start()
         threads.append(thread)
-        time.sleep(0.05)
+        wait_for(lambda status: status["queued"] == queued)
     for thread in [blocker] + threads:
         thread.join(30)
     # Phone "a" sent three at once, yet "b" and "c" are served before a's second request.
@@ -114,7 +120,9 @@ def test_cancel_while_queued_never_runs(pool):
     engine = pool(engine={"delay": 0.05})
     running = threading.Thread(target=_ask, args=(engine, "long"), kwargs={"max_tokens": 20})
     running.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 30
+    while engine.describe_status()["busy"] != 1 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the only worker is taken: the next request can only queue
     cancel = threading.Event()
     cancel.set()
     events = _ask(engine, "queued", cancel=cancel)
@@ -151,10 +159,13 @@ def test_closing_the_stream_frees_the_worker(pool):
 
 def test_two_workers_run_two_streams_at_once(pool):
     engine = pool(workers=2, engine={"delay": 0.05})
+    deadline = time.monotonic() + 30
+    while engine.describe_status()["workers_ready"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the pool is usable once one worker is up; this test needs both
     seen_busy = []
 
     def watch():
-        for _ in range(40):
+        while any(thread.is_alive() for thread in threads):
             seen_busy.append(engine.describe_status()["busy"])
             time.sleep(0.02)
 
