@@ -27,6 +27,7 @@ import tempfile
 import httpx
 
 from appliance.engine.default_model import DEFAULT_MODEL_ID
+from appliance.engine.llama_cpp.load_cpu_backend import load_cpu_backend
 from appliance.engine.locate_default_model import locate_default_model
 
 # A per-request system line defeats llama.cpp's prompt-prefix cache, so every TTFT includes prompt evaluation.
@@ -168,6 +169,7 @@ def _main() -> int:
 
     from llama_cpp import Llama
 
+    load_cpu_backend()  # a dynamic build: the same CPU variant the unit's workers load
     llm = Llama(model_path=str(locate_default_model()), n_ctx=args.n_ctx, n_threads=args.threads,
                 n_batch=min(512, args.n_ctx), verbose=False)
     with tempfile.TemporaryDirectory() as data_dir:

@@ -14,7 +14,7 @@ def _is_mlc_dir(path: Path) -> bool:
 
 def choose_engine_spec(recommendation: Recommendation, *, model_path: str | None = None,
                        model_lib: str | None = None, model_id: str | None = None, data_dir: str | None = None) -> dict:
-    """Worker spec {"factory", "kwargs"}: a GGUF file runs on llama.cpp, an MLC directory on MLC LLM.
+    """Worker spec {"factory", "kind", "kwargs"}: a GGUF file runs on llama.cpp, an MLC directory on MLC LLM.
 
     With `data_dir`, MLC models use the unit's kept model libraries (open_installed_mlc_engine).
     """
@@ -26,16 +26,17 @@ def choose_engine_spec(recommendation: Recommendation, *, model_path: str | None
                   "device": recommendation.device if recommendation.device != "cpu" else "auto",
                   "model_lib": model_lib, "n_ctx": recommendation.n_ctx, "max_tokens": recommendation.max_tokens}
         if data_dir is None:
-            return {"factory": "appliance.engine.open_mlc_engine:open_mlc_engine", "kwargs": kwargs}
+            return {"factory": "appliance.engine.open_mlc_engine:open_mlc_engine", "kind": "mlc", "kwargs": kwargs}
         # A unit's data dir keeps compiled libraries per board and toolchain: use (or make) the matching one.
-        return {"factory": "appliance.library.open_installed_mlc_engine:open_installed_mlc_engine",
+        return {"factory": "appliance.library.open_installed_mlc_engine:open_installed_mlc_engine", "kind": "mlc",
                 "kwargs": {**kwargs, "data_dir": str(data_dir)}}
     if path is not None and path.is_dir():
         raise EngineError("model_invalid", f"{path} is a directory without mlc-chat-config.json: not an MLC model.",
                           status=400)
     gguf = path or locate_default_model()
     return {
-        "factory": "appliance.engine.open_llama_cpp_engine:open_llama_cpp_engine",
+        "factory": "appliance.engine.llama_cpp.open_llama_cpp_engine:open_llama_cpp_engine",
+        "kind": "llama.cpp",
         "kwargs": {"model_path": str(gguf),
                    "model_id": model_id or (recommendation.model_id if path is None else gguf.stem),
                    "n_ctx": recommendation.n_ctx, "n_threads": recommendation.n_threads,

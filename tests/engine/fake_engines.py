@@ -5,7 +5,11 @@ real process death and a hang is a real stuck process.
 """
 from __future__ import annotations
 
+import ctypes
+import mmap
 import os
+import platform
+import signal
 import threading
 import time
 
@@ -44,3 +48,23 @@ def open_scripted_engine(*, words: int = 5, delay: float = 0.01, model_id: str =
 def open_crash_on_load_engine() -> Engine:
     """Dies while loading, like a model file that makes native code abort."""
     os._exit(3)
+
+
+def _trap_illegal_instruction() -> None:
+    # The CPU itself refuses the instruction (x86 `ud2`, arm64 `udf #0`): a real SIGILL, as a build for
+    # another CPU gets at its first batch.
+    code = bytes.fromhex("0f0b") if platform.machine() in ("x86_64", "AMD64") else bytes.fromhex("00000000")
+    memory = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    memory.write(code)
+    ctypes.CFUNCTYPE(None)(ctypes.addressof(ctypes.c_char.from_buffer(memory)))()
+    os.kill(os.getpid(), signal.SIGILL)  # not reached
+
+
+def open_illegal_instruction_engine(*, model_id: str = "fake", n_ctx: int = 256) -> Engine:
+    """Loads fine, then dies by SIGILL when a chat's prompt is evaluated (a llama.cpp built for another CPU)."""
+
+    def stream_chat(request, cancel):
+        _trap_illegal_instruction()
+        yield ChatEvent("start")
+
+    return Engine(kind="fake", model_id=model_id, n_ctx=n_ctx, stream_chat=stream_chat, close=lambda: None)

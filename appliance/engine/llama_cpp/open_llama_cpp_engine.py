@@ -7,6 +7,7 @@ import threading
 from typing import Iterator
 
 from appliance.engine.engine_types import ChatEvent, ChatParams, ChatRequest, Engine, EngineError
+from appliance.engine.llama_cpp.load_cpu_backend import load_cpu_backend
 
 # Used only when a GGUF carries no chat template of its own.
 _CHATML_TEMPLATE = (
@@ -79,6 +80,7 @@ def open_llama_cpp_engine(
         raise EngineError("model_not_found", f"GGUF model file not found: {model_path}", status=503)
     from llama_cpp import Llama, llama_chat_format, llama_grammar
 
+    load_cpu_backend()  # a dynamic build: the variant this CPU and OS grant, not ggml's own pick
     llm = Llama(
         model_path=model_path,
         n_ctx=n_ctx,
