@@ -28,6 +28,7 @@ class AdminHooks:
     memory_bytes: int
     jobs: InstallJobs
     switch_model: Callable[[str], None]  # start the model's engine, then make it the one serving
+    engines: tuple[str, ...] | None = None  # the engines this unit can run (list_runnable_engines); None: unknown
 
 
 # Setting keys (appliance.store read_setting / write_setting).

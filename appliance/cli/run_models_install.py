@@ -10,6 +10,8 @@ from pathlib import Path
 
 from appliance.cli.choose_model_source import choose_model_source
 from appliance.cli.open_unit_store import open_unit_store
+from appliance.engine.list_runnable_engines import list_runnable_engines
+from appliance.engine.probe_device import probe_device
 from appliance.library.find_model_entry import find_model_entry
 from appliance.library.install_model import install_model
 from appliance.library.library_errors import LibraryError
@@ -39,13 +41,17 @@ def run_models_install(args) -> int:
     last = [0.0]
     try:
         entry = find_model_entry(args.model_id)
+        engines = list_runnable_engines(probe_device())
+        if entry.engine not in engines:
+            print(f"iplm: note: this unit runs {' and '.join(engines)}, not {entry.engine}: it will hold "
+                  f"{entry.id} (for the units of its mesh) but cannot serve it", file=sys.stderr)
         manifest = parse_manifest(json.loads(Path(args.manifest).read_text())) if args.manifest else None
         result = install_model(args.model_id, data_dir=data_dir, node_id=node_id, source=choose_model_source(args, entry.source),
                                manifest=manifest, workers=args.workers, cancel=cancel,
                                progress=lambda update: _print_progress(update, last))
     except LibraryError as exc:
         print(f"\niplm: {exc.message}" + ("; run the same command again to resume" if exc.code not in
-              ("model_unknown", "root_mismatch", "manifest_invalid", "install_running") else ""), file=sys.stderr)
+              ("model_unknown", "root_mismatch", "source_mismatch", "manifest_invalid", "install_running") else ""), file=sys.stderr)
         return 2 if exc.code in ("model_unknown", "manifest_invalid") else 1
     except (OSError, ValueError) as exc:
         print(f"\niplm: cannot read the manifest: {exc}", file=sys.stderr)

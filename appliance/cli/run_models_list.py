@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from appliance.cli.open_unit_store import open_unit_store
+from appliance.engine.list_runnable_engines import list_runnable_engines
 from appliance.engine.probe_device import probe_device
 from appliance.library.list_models import list_models
 
@@ -15,11 +16,13 @@ def _size(n: int) -> str:
 def run_models_list(args) -> int:
     """Print one line per model (or JSON with --json)."""
     _, node_id = open_unit_store(args.data_dir)
-    models = list_models(node_id, probe_device().memory_bytes)
+    profile = probe_device()
+    models = list_models(node_id, profile.memory_bytes, list_runnable_engines(profile))
     if args.json:
         print(json.dumps(models, indent=2))
         return 0
     print(f"{'model':44} {'state':10} {'size':>9}  {'fits':4}  pinned root hash")
+    # fits "no": this unit cannot run it (another engine, or too little memory); it can still hold it for peers.
     for m in models:
         state = m["state"]
         if state == "partial" and m["size_bytes"]:

@@ -16,9 +16,10 @@ from appliance.admin.start_install_jobs import start_install_jobs
 from appliance.cli.apply_overrides import apply_overrides
 from appliance.engine.choose_engine_spec import choose_engine_spec
 from appliance.engine.engine_types import EngineError
+from appliance.engine.list_runnable_engines import list_runnable_engines
 from appliance.engine.probe_device import probe_device
 from appliance.engine.recommend_settings import recommend_settings
-from appliance.engine.start_engine_pool import start_engine_pool
+from appliance.engine.pool.start_engine_pool import start_engine_pool
 from appliance.portal.create_app import create_app
 from appliance.portal.portal_types import ChatDefaults, UnitInfo
 from appliance.library.library_errors import LibraryError
@@ -134,7 +135,7 @@ def run_serve(args) -> int:
 
     jobs = start_install_jobs(data_dir, node_id, find_peers=find_peers, load_secrets=lambda: load_mesh_secrets(data_dir))
     admin = AdminHooks(data_dir=data_dir, node_id=node_id, memory_bytes=profile.memory_bytes, jobs=jobs,
-                       switch_model=switch_model)
+                       switch_model=switch_model, engines=list_runnable_engines(profile))
     app = create_app(lambda: serving["engine"], unit, admin, portal_url=args.portal_url, mesh_status=read_mesh_peers)
     try:
         # channel_request_lookahead lets waitress notice a phone that hung up while its prompt is evaluated.

@@ -17,17 +17,19 @@ def _held_bytes(row: LibraryModel, node_id: str) -> int:
     return sum(max(0, min(row.piece_size, sizes.get(h.path, 0) - h.piece * row.piece_size)) for h in held)
 
 
-def list_models(node_id: str, memory_bytes: int = 0) -> list[dict]:
+def list_models(node_id: str, memory_bytes: int = 0, engines: tuple[str, ...] | None = None) -> list[dict]:
     """One dict per model: id, format, engine, state, sizes, progress, pinning, and whether it fits.
 
-    state: "installed" | "partial" | "available". fits: the unit has the model's minimum memory
-    (always True when memory_bytes is 0, i.e. unknown).
+    state: "installed" | "partial" | "available". runnable: its engine is one of `engines` (the ones this
+    unit can run; None: unknown, all). fits: runnable, and the unit has the model's minimum memory
+    (memory_bytes 0: unknown, enough).
     """
     rows = {row.id: row for row in LibraryModel.select()}
     models = []
+    unit = (memory_bytes, engines)
     for entry in WHITELIST:
         row = rows.pop(entry.id, None)
-        described = _describe(entry.id, entry.format, entry.engine, row, node_id, memory_bytes,
+        described = _describe(entry.id, entry.format, entry.engine, row, node_id, unit,
                               size=entry.size_bytes, license_=entry.license, min_memory=entry.min_memory_bytes,
                               boards=entry.boards, pinned=entry.root_hash, description=entry.description)
         if entry.id == DEFAULT_MODEL_ID and described["state"] != "installed" and _is_embedded():
@@ -35,7 +37,7 @@ def list_models(node_id: str, memory_bytes: int = 0) -> list[dict]:
             described.update(state="installed", done_bytes=described["size_bytes"], embedded=True)
         models.append(described)
     for row in rows.values():  # admin-added models, and models no longer whitelisted but still on disk
-        models.append(_describe(row.id, row.format, row.engine, row, node_id, memory_bytes, size=row.total_bytes,
+        models.append(_describe(row.id, row.format, row.engine, row, node_id, unit, size=row.total_bytes,
                                 license_="", min_memory=0, boards=(), pinned=row.root_hash, description=""))
     return models
 
@@ -48,8 +50,10 @@ def _is_embedded() -> bool:
     return True
 
 
-def _describe(model_id, format_, engine, row, node_id, memory_bytes, *, size, license_, min_memory, boards,
+def _describe(model_id, format_, engine, row, node_id, unit, *, size, license_, min_memory, boards,
               pinned, description) -> dict:
+    memory_bytes, engines = unit
+    runnable = engines is None or engine in engines
     state = row.state if row is not None else "available"
     total = row.total_bytes if row is not None and row.total_bytes else size
     done = total if state == "installed" else (_held_bytes(row, node_id) if row is not None else 0)
@@ -62,7 +66,8 @@ def _describe(model_id, format_, engine, row, node_id, memory_bytes, *, size, li
         "done_bytes": done,
         "license": license_,
         "min_memory_bytes": min_memory,
-        "fits": not memory_bytes or min_memory <= memory_bytes,
+        "runnable": runnable,
+        "fits": runnable and (not memory_bytes or min_memory <= memory_bytes),
         "boards": list(boards),
         "root_hash": (row.root_hash if row is not None and row.root_hash else pinned),
         "pinned_by": row.pinned_by if row is not None and row.pinned_by else ("whitelist" if pinned else None),

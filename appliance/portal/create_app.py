@@ -77,17 +77,23 @@ def create_app(current_engine: Callable[[], Engine], unit: UnitInfo, admin: Admi
         engine = current_engine()
         status = engine.describe_status()
         healthy = status.get("workers_ready", 1) > 0
-        return jsonify({"status": "ok" if healthy else "degraded", "time": time.time(),
+        # "failed": the engine cannot run on this unit (status["failure"] says why); "degraded": it is restarting.
+        verdict = "ok" if healthy else "failed" if status.get("state") == "failed" else "degraded"
+        return jsonify({"status": verdict, "time": time.time(),
                         "engine": {"kind": engine.kind, "model": engine.model_id, **status}}), 200 if healthy else 503
 
     @app.get("/api/unit")
     def describe_unit():
         engine = current_engine()
+        status = engine.describe_status()
         defaults = dataclasses.asdict(unit.defaults)
         defaults["max_tokens"] = min(defaults["max_tokens"], engine.n_ctx)
         return jsonify({
             "name": unit.name,
             "engine": engine.kind,
+            # "failed" when the engine cannot run here: the chat says so before anyone types.
+            "engine_state": status.get("state", "ready"),
+            "engine_failure": status.get("failure"),
             "default_model": engine.model_id,
             "models": [{"id": engine.model_id, "engine": engine.kind, "n_ctx": engine.n_ctx}],
             "defaults": defaults,

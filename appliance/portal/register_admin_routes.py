@@ -106,8 +106,12 @@ def register_admin_routes(app: Flask, hooks: AdminHooks, current_engine: Callabl
     @app.get("/api/admin/models")
     def list_library():
         jobs = hooks.jobs.describe()
-        models = [{**m, "job": jobs.get(m["id"])} for m in list_models(hooks.node_id, hooks.memory_bytes)]
-        return jsonify({"models": models, "default_model": current_engine().model_id,
+        models = [{**m, "job": jobs.get(m["id"])} for m in list_models(hooks.node_id, hooks.memory_bytes, hooks.engines)]
+        engine = current_engine()
+        status = engine.describe_status()
+        return jsonify({"models": models, "default_model": engine.model_id,
+                        "engine": {"kind": engine.kind, "model": engine.model_id, "state": status.get("state", "ready"),
+                                   "failure": status.get("failure")},
                         "disk_free_bytes": shutil.disk_usage(hooks.data_dir).free})
 
     @app.post("/api/admin/models/<model_id>/install")

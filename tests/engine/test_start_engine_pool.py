@@ -1,10 +1,13 @@
+import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from appliance.engine.engine_types import ChatParams, ChatRequest, EngineError
-from appliance.engine.start_engine_pool import start_engine_pool
+from appliance.engine.pool.pool_types import BROKEN_AFTER_DEATHS
+from appliance.engine.pool.start_engine_pool import start_engine_pool
 
 SCRIPTED = "tests.engine.fake_engines:open_scripted_engine"
 
@@ -13,6 +16,21 @@ def _ask(engine, prompt, client="c", max_tokens=None, cancel=None):
     request = ChatRequest(messages=({"role": "user", "content": prompt},),
                           params=ChatParams(max_tokens=max_tokens), client_key=client)
     return list(engine.stream_chat(request, cancel or threading.Event()))
+
+
+def _live_workers() -> list[int]:
+    """Engine worker processes this test process started and that still run."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"run_engine_worker" in cmdline:
+            pids.append(int(entry.name))
+    return pids
 
 
 def _text(events):
@@ -185,3 +203,27 @@ def test_closed_pool_refuses(pool):
     with pytest.raises(EngineError) as refused:
         _ask(engine, "late")
     assert refused.value.code == "engine_unavailable"
+
+
+def test_a_build_that_dies_by_sigill_is_reported_not_restarted_forever():
+    engine = start_engine_pool({"factory": "tests.engine.fake_engines:open_illegal_instruction_engine"},
+                               ready_timeout=60)
+    try:
+        errors = []
+        for _ in range(BROKEN_AFTER_DEATHS):
+            with pytest.raises(EngineError) as failed:
+                _ask(engine, "hello")
+            errors.append(failed.value)
+        assert [e.code for e in errors] == ["engine_failed"] * (BROKEN_AFTER_DEATHS - 1) + ["engine_broken"]
+        assert "SIGILL" in errors[0].message
+        status = engine.describe_status()
+        assert status["state"] == "failed" and status["workers_ready"] == 0
+        assert "illegal instruction" in status["failure"]
+        # From now on a chat is refused with the reason, and no worker is started again.
+        with pytest.raises(EngineError) as refused:
+            _ask(engine, "again")
+        assert refused.value.code == "engine_broken" and refused.value.status == 503
+        assert "cannot run on this unit" in refused.value.message
+        assert _live_workers() == []
+    finally:
+        engine.close()

@@ -116,13 +116,36 @@ export function checkPin(text) {
 }
 
 /** "fits this unit" or "needs 8 GB memory". */
+const FORMAT_NAMES = { mlc: "MLC", gguf: "GGUF" };
+const ENGINE_NAMES = { mlc: "MLC LLM", "llama.cpp": "llama.cpp" };
+
 export function describeFit(model) {
+  if (model?.runnable === false) {
+    return `needs ${ENGINE_NAMES[model.engine] ?? model.engine ?? "another engine"}, not on this unit`;
+  }
   if (model?.fits !== false) return "fits this unit";
   return `needs ${formatMemory(model.min_memory_bytes)} memory`;
 }
 
-const FORMAT_NAMES = { mlc: "MLC", gguf: "GGUF" };
-const ENGINE_NAMES = { mlc: "MLC LLM", "llama.cpp": "llama.cpp" };
+/**
+ * Whether the list offers a model: everything held (installed, partial) or added by the admin, and of the
+ * rest only what this unit can run in its memory.
+ */
+export function isOffered(model) {
+  if (!model) return false;
+  if (model.state !== "available" || model.pinned_by === "admin") return true;
+  return model.fits !== false;
+}
+
+/** "2 more models need MLC LLM or more memory than this unit has: not offered here." or null. */
+export function describeNotOffered(models) {
+  const hidden = (Array.isArray(models) ? models : []).filter((model) => !isOffered(model));
+  if (!hidden.length) return null;
+  const engines = [...new Set(hidden.filter((m) => m.runnable === false).map((m) => ENGINE_NAMES[m.engine] ?? m.engine))];
+  const reasons = [...engines, ...(hidden.some((m) => m.runnable !== false) ? ["more memory than this unit has"] : [])];
+  const count = hidden.length === 1 ? "1 more model needs" : `${hidden.length} more models need`;
+  return `${count} ${reasons.join(" or ")}: not offered here.`;
+}
 
 /** "GGUF · llama.cpp", "MLC · MLC LLM". */
 export function describeFormat(model) {

@@ -21,10 +21,12 @@ import {
   computePercent,
   describeFit,
   describeFormat,
+  describeNotOffered,
   describeProgress,
   formatBytes,
   formatMemory,
   isJobRunning,
+  isOffered,
   shortenHash,
   sortModels,
 } from "./admin-format.js";
@@ -54,8 +56,10 @@ const el = {
   adminView: $("admin-view"),
   defaultModel: $("default-model"),
   diskFree: $("disk-free"),
+  engineFailure: $("engine-failure"),
   models: $("models"),
   modelsEmpty: $("models-empty"),
+  notOffered: $("models-not-offered"),
   pinForm: $("pin-form"),
   pinCurrent: $("pin-current"),
   pinNew: $("pin-new"),
@@ -393,10 +397,17 @@ function ensureHeading(group, count) {
 function render() {
   const data = state.data ?? {};
   const view = buildView();
-  const models = sortModels(data.models);
+  // What this unit cannot run is not offered; one line says how much was left out, and why.
+  const models = sortModels(data.models).filter(isOffered);
+  const notOffered = describeNotOffered(data.models);
+  el.notOffered.textContent = notOffered ?? "";
+  el.notOffered.hidden = !notOffered;
 
   el.defaultModel.textContent = view.defaultModel || "none";
   el.diskFree.textContent = view.diskFree === null ? "unknown" : formatBytes(view.diskFree);
+  const failure = data.engine?.state === "failed" ? data.engine.failure || "unknown reason" : null;
+  el.engineFailure.textContent = failure ? `The engine cannot run: ${failure}` : "";
+  el.engineFailure.hidden = !failure;
 
   // Keep the focused action across a card rebuild (keyboard users).
   const focused = document.activeElement;

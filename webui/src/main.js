@@ -181,6 +181,10 @@ async function loadUnit() {
   }
   fillModelSelect(state.unit);
   fillSettingsForm();
+  if (state.unit?.engine_state === "failed") {
+    // Say it before anyone types: no chat can be answered until the unit's owner fixes the engine.
+    showError(`This unit cannot answer chats right now: ${state.unit.engine_failure || "its engine failed"}`);
+  }
   const name = state.unit?.name;
   el.unitName.textContent = name || "";
   if (name) document.title = `iplm · ${name}`;

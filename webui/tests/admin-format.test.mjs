@@ -10,11 +10,13 @@ import {
   computePercent,
   describeFit,
   describeFormat,
+  describeNotOffered,
   describeProgress,
   formatBytes,
   formatEta,
   formatMemory,
   formatRate,
+  isOffered,
   shortenHash,
   sortModels,
 } from "../src/admin-format.js";
@@ -137,4 +139,18 @@ test("checkDiskRoom", () => {
   assert.equal(checkDiskRoom(model, 1_000_000_000), "Not enough free disk: needs 1.5 GB, 1 GB free.");
   assert.equal(checkDiskRoom({ ...model, state: "installed" }, 0), null);
   assert.equal(checkDiskRoom(model, null), null);
+});
+
+test("models this unit cannot run are not offered, and a line says why", () => {
+  const mlc = { id: "a", state: "available", engine: "mlc", runnable: false, fits: false };
+  const big = { id: "b", state: "available", engine: "llama.cpp", runnable: true, fits: false, min_memory_bytes: 8 * 1024 ** 3 };
+  const ok = { id: "c", state: "available", engine: "llama.cpp", runnable: true, fits: true };
+  const held = { ...mlc, id: "d", state: "installed" };
+  const added = { ...mlc, id: "e", pinned_by: "admin" };
+  assert.deepEqual([mlc, big, ok, held, added].filter(isOffered).map((m) => m.id), ["c", "d", "e"]);
+  assert.equal(describeFit(mlc), "needs MLC LLM, not on this unit");
+  assert.equal(describeFit(big), "needs 8 GB memory");
+  assert.equal(describeNotOffered([mlc, big, ok]), "2 more models need MLC LLM or more memory than this unit has: not offered here.");
+  assert.equal(describeNotOffered([mlc]), "1 more model needs MLC LLM: not offered here.");
+  assert.equal(describeNotOffered([ok, held]), null);
 });

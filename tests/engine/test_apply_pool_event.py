@@ -1,0 +1,271 @@
+"""The engine pool's transitions, one event at a time: no processes, no threads, no clocks."""
+import signal
+
+import pytest
+
+from appliance.engine.engine_types import ChatEvent, ChatParams, ChatRequest
+from appliance.engine.pool.apply_pool_event import apply_pool_event
+from appliance.engine.pool.pool_types import (
+    BROKEN_AFTER_DEATHS, RECHECK_BROKEN_AFTER_S, ChatCancelled, ChatSubmitted, ClockTicked, DeliverEvent, FinishJob,
+    KillWorker, PoolClosing, PoolStarted, PoolState, RestartDue, ScheduleRestart, SendToWorker, SpawnWorker,
+    WorkerExited, WorkerLoadFailed, WorkerReady, WorkerRefused, WorkerSlot, WorkerStreamed,
+)
+
+SIGILL, SIGSEGV, SIGKILL = -signal.SIGILL, -signal.SIGSEGV, -signal.SIGKILL
+
+
+def _request(client="c", prompt="hi"):
+    return ChatRequest(messages=({"role": "user", "content": prompt},), params=ChatParams(), client_key=client)
+
+
+class Pool:
+    """Feeds events, keeps the state, collects every effect."""
+
+    def __init__(self, workers=1, hang_timeout=10.0):
+        self.state = PoolState(workers=tuple(WorkerSlot(index=i) for i in range(workers)), hang_timeout_s=hang_timeout)
+        self.effects = []
+        self.apply(PoolStarted(at=0.0))
+
+    def apply(self, event):
+        self.state, effects = apply_pool_event(self.state, event)
+        self.effects += effects
+        return effects
+
+    def generation(self, worker=0):
+        return self.state.workers[worker].generation
+
+    def ready(self, worker=0, at=1.0):
+        return self.apply(WorkerReady(worker, self.generation(worker), "fake", "m", 256, at))
+
+    def submit(self, job_id, client="c", at=2.0):
+        return self.apply(ChatSubmitted(job_id, _request(client), at))
+
+    def stream(self, job_id, kind, worker=0, at=3.0, text="x"):
+        event = ChatEvent(kind, text=text if kind == "delta" else "", finish_reason="stop" if kind == "done" else None)
+        return self.apply(WorkerStreamed(worker, self.generation(worker), job_id, event, at))
+
+    def die(self, returncode, worker=0, at=4.0):
+        return self.apply(WorkerExited(worker, self.generation(worker), returncode, at))
+
+    def restart(self, worker=0, at=5.0):
+        return self.apply(RestartDue(worker, self.generation(worker), at))
+
+
+def _finished(effects, job_id):
+    return [e.outcome for e in effects if isinstance(e, FinishJob) and e.job_id == job_id]
+
+
+def test_start_spawns_every_worker_and_the_state_is_not_changed_in_place():
+    pool = Pool(workers=2)
+    assert pool.effects == [SpawnWorker(0, 1), SpawnWorker(1, 1)]
+    before = pool.state
+    pool.ready()
+    assert before.workers[0].phase == "starting" and pool.state.workers[0].phase == "ready"
+
+
+def test_a_chat_waits_for_a_ready_worker_then_is_sent():
+    pool = Pool()
+    assert pool.submit(1) == []
+    assert pool.state.waiting == {"c": (1,)}
+    sent = pool.ready()
+    assert [type(e) for e in sent] == [SendToWorker]
+    assert sent[0].message["op"] == "chat" and sent[0].message["id"] == 1
+    assert pool.state.workers[0].job_id == 1 and pool.state.waiting == {}
+
+
+def test_clients_take_turns():
+    pool = Pool()
+    pool.ready()
+    pool.submit(1, "x")  # runs
+    for job_id, client in ((2, "a"), (3, "a"), (4, "a"), (5, "b"), (6, "c")):
+        pool.submit(job_id, client)
+    order = []
+    job = 1
+    for _ in range(5):
+        sent = pool.stream(job, "done")
+        job = next(e.message["id"] for e in sent if isinstance(e, SendToWorker))
+        order.append(job)
+    assert order == [2, 5, 6, 3, 4]
+
+
+def test_events_reach_the_caller_and_done_frees_the_worker():
+    pool = Pool()
+    pool.ready()
+    pool.submit(1)
+    assert pool.stream(1, "start") == [DeliverEvent(1, ChatEvent("start"))]
+    assert pool.stream(1, "delta") == [DeliverEvent(1, ChatEvent("delta", text="x"))]
+    done = pool.stream(1, "done")
+    assert _finished(done, 1)[0].kind == "done"
+    assert pool.state.workers[0].job_id is None and 1 not in pool.state.jobs
+
+
+def test_an_engine_refusal_ends_that_chat_only():
+    pool = Pool()
+    pool.ready()
+    pool.submit(1)
+    pool.submit(2)
+    effects = pool.apply(WorkerRefused(0, pool.generation(), 1, "context_length_exceeded", "too long", 400, 3.0))
+    assert _finished(effects, 1)[0].code == "context_length_exceeded"
+    assert any(isinstance(e, SendToWorker) and e.message["id"] == 2 for e in effects)
+
+
+def test_events_of_an_older_process_are_ignored():
+    pool = Pool()
+    pool.ready()
+    pool.submit(1)
+    old = pool.generation()
+    pool.die(-signal.SIGKILL)
+    pool.restart()
+    assert pool.apply(WorkerStreamed(0, old, 1, ChatEvent("delta", text="late"), 6.0)) == []
+    assert pool.apply(WorkerExited(0, old, 0, 6.0)) == []
+
+
+def test_a_crash_fails_the_running_chat_and_restarts_at_once_then_backs_off():
+    pool = Pool()
+    pool.ready()
+    pool.submit(1)
+    pool.stream(1, "delta")
+    effects = pool.die(SIGSEGV)
+    error = _finished(effects, 1)[0]
+    assert error.code == "engine_failed" and error.status == 502 and "SIGSEGV" in error.message
+    assert ScheduleRestart(0, pool.generation(), 0.0) in effects
+    pool.restart()
+    delays = [e.delay_s for e in pool.die(SIGSEGV, at=7.0) if isinstance(e, ScheduleRestart)]
+    assert delays == [1.0]  # a worker that dies again before it is ready waits longer each time
+
+
+def test_a_crash_after_the_first_token_does_not_point_at_the_build():
+    pool = Pool()
+    for round_ in range(BROKEN_AFTER_DEATHS + 2):
+        pool.ready()
+        pool.submit(round_)
+        pool.stream(round_, "delta")
+        pool.die(SIGSEGV)
+        pool.restart()
+    assert pool.state.broken is None and pool.state.suspect_deaths == 0
+
+
+def _die_before_first_token(pool, job_id, returncode):
+    pool.ready()
+    pool.submit(job_id)
+    effects = pool.die(returncode)
+    pool.restart()
+    return effects
+
+
+@pytest.mark.parametrize("returncode", [SIGILL, SIGSEGV, -signal.SIGBUS])
+def test_deaths_in_a_row_that_point_at_the_build_stop_the_restarts(returncode):
+    pool = Pool()
+    for job_id in range(1, BROKEN_AFTER_DEATHS):
+        effects = _die_before_first_token(pool, job_id, returncode)
+        assert _finished(effects, job_id)[0].code == "engine_failed"
+    pool.ready()
+    pool.submit(99)
+    pool.submit(100, client="other")  # waiting behind it
+    effects = pool.die(returncode)
+    assert pool.state.broken is not None
+    for job_id in (99, 100):
+        error = _finished(effects, job_id)[0]
+        assert error.code == "engine_broken" and error.status == 503
+        assert "cannot run on this unit" in error.message
+    assert not any(isinstance(e, ScheduleRestart) for e in effects)
+    assert pool.state.workers[0].phase == "stopped"
+    if returncode == SIGILL:
+        assert "illegal instruction" in pool.state.broken and "rebuild" in pool.state.broken
+    # New chats are refused at once with the reason; nothing is spawned.
+    refused = pool.submit(101)
+    assert _finished(refused, 101)[0].code == "engine_broken" and len(refused) == 1
+
+
+def test_sigill_while_loading_counts_too_and_other_workers_are_stopped():
+    pool = Pool(workers=2)
+    pool.ready(worker=1)
+    for _ in range(BROKEN_AFTER_DEATHS):
+        effects = pool.die(SIGILL, worker=0)
+        pool.restart(worker=0)
+    assert pool.state.broken is not None
+    assert KillWorker(1, pool.generation(1)) in effects
+    assert all(w.phase == "stopped" for w in pool.state.workers)
+
+
+def test_an_answered_chat_resets_the_count():
+    pool = Pool()
+    for job_id in range(1, BROKEN_AFTER_DEATHS):
+        _die_before_first_token(pool, job_id, SIGILL)
+    pool.ready()
+    pool.submit(10)
+    pool.stream(10, "done")
+    assert pool.state.suspect_deaths == 0
+    pool.submit(11)
+    pool.die(SIGILL)
+    assert pool.state.broken is None and pool.state.suspect_deaths == 1
+
+
+def test_a_broken_pool_tries_again_later_and_breaks_again_at_once():
+    pool = Pool()
+    for job_id in range(1, BROKEN_AFTER_DEATHS + 1):
+        _die_before_first_token(pool, job_id, SIGILL)
+    broken_at = pool.state.broken_at
+    assert pool.apply(ClockTicked(broken_at + RECHECK_BROKEN_AFTER_S - 1)) == []
+    effects = pool.apply(ClockTicked(broken_at + RECHECK_BROKEN_AFTER_S))
+    assert effects == [SpawnWorker(0, pool.generation())] and pool.state.broken is None
+    pool.ready()
+    pool.submit(50)
+    assert _finished(pool.die(SIGILL), 50)[0].code == "engine_broken"
+
+
+def test_a_hung_worker_is_killed_and_its_death_is_no_build_fault():
+    pool = Pool(hang_timeout=10.0)
+    pool.ready()
+    pool.submit(1, at=2.0)
+    assert pool.apply(ClockTicked(11.0)) == []
+    assert pool.apply(ClockTicked(12.5)) == [KillWorker(0, pool.generation())]
+    assert pool.apply(ClockTicked(13.0)) == []  # killed once
+    error = _finished(pool.die(SIGKILL, at=13.5), 1)[0]
+    assert error.code == "engine_timeout" and error.status == 504
+    assert pool.state.suspect_deaths == 0
+
+
+def test_a_failed_load_fails_waiting_chats_with_its_reason():
+    pool = Pool()
+    pool.submit(1)
+    pool.apply(WorkerLoadFailed(0, pool.generation(), "model_not_found", "no such file"))
+    effects = pool.die(1)
+    error = _finished(effects, 1)[0]
+    assert (error.code, error.message, error.status) == ("model_not_found", "no such file", 503)
+    assert _finished(pool.submit(2), 2)[0].code == "model_not_found"
+
+
+def test_a_silent_death_while_loading_is_a_load_failure():
+    pool = Pool()
+    pool.die(3)
+    assert pool.state.load_failure.code == "engine_unavailable"
+    assert "exit code 3" in pool.state.load_failure.message
+
+
+def test_cancel_while_waiting_ends_it_while_running_asks_the_worker():
+    pool = Pool()
+    pool.ready()
+    pool.submit(1)
+    pool.submit(2)
+    effects = pool.apply(ChatCancelled(2))
+    assert _finished(effects, 2)[0].finish_reason == "cancelled" and pool.state.waiting == {}
+    assert pool.apply(ChatCancelled(1)) == [SendToWorker(0, pool.generation(), {"op": "cancel", "id": 1})]
+    assert pool.apply(ChatCancelled(404)) == []
+
+
+def test_closing_fails_waiting_chats_and_shuts_workers_down():
+    pool = Pool(workers=2)
+    pool.ready(worker=0)
+    pool.submit(1)
+    pool.submit(2)
+    effects = pool.apply(PoolClosing())
+    assert _finished(effects, 2)[0].code == "engine_unavailable"
+    assert SendToWorker(0, 1, {"op": "shutdown"}) in effects and SendToWorker(1, 1, {"op": "shutdown"}) in effects
+    assert not any(isinstance(e, ScheduleRestart) for e in pool.die(0))
+    assert _finished(pool.submit(3), 3)[0].code == "engine_unavailable"
+
+
+def test_unknown_events_are_refused():
+    with pytest.raises(TypeError):
+        apply_pool_event(Pool().state, object())
