@@ -155,6 +155,26 @@ def _download(pieces: list[PieceSpec], suppliers: list[PieceSupplier], fds: dict
         raise InstallError(code="install_failed", message=f"cannot write the model: {exc}") from exc
 
 
+def _check_source_files(entry, files, manifest: Manifest | None = None) -> None:
+    """The whitelist says what the source publishes (size, SHA-256): files or content that differ are refused."""
+    if not entry.source_files:
+        return
+    expected = {f.path: f for f in entry.source_files}
+    sizes = dict(files)
+    if set(sizes) != set(expected) or any(sizes[p] != f.size for p, f in expected.items()):
+        raise ManifestError(code="source_mismatch", message=f"the source offers files for {entry.id} that differ from "
+                                                            f"the published ones ({_describe_files(sizes)} instead of "
+                                                            f"{_describe_files({p: f.size for p, f in expected.items()})})")
+    wrong = [f.path for f in manifest.files if f.sha256 != expected[f.path].sha256] if manifest else []
+    if wrong:
+        raise ManifestError(code="source_mismatch", message=f"the source served {', '.join(wrong)} with content that is "
+                                                            f"not the published one (SHA-256 differs); nothing was kept")
+
+
+def _describe_files(sizes: dict[str, int]) -> str:
+    return ", ".join(f"{path} ({size} bytes)" for path, size in sorted(sizes.items())) or "no files"
+
+
 def _finish(row: LibraryModel, model_dir: Path, files, manifest: Manifest | None, pinned_by: str | None,
             entry, node_id: str, revision: str | None) -> None:
     if manifest is None:
@@ -170,7 +190,13 @@ def _finish(row: LibraryModel, model_dir: Path, files, manifest: Manifest | None
             HeldPiece.delete().where((HeldPiece.model == row.id) & (HeldPiece.node_id == node_id)).execute()
             raise ManifestError(code="root_mismatch", message=f"the source served content whose root hash {manifest.root} is "
                                                  f"not the one pinned for {entry.id} ({entry.root_hash})")
-        pinned_by = "whitelist" if entry.root_hash else "first-install"
+        try:
+            _check_source_files(entry, files, manifest)
+        except ManifestError:
+            HeldPiece.delete().where((HeldPiece.model == row.id) & (HeldPiece.node_id == node_id)).execute()
+            raise
+        # Content the whitelist vouches for (by root hash, or by every file's published SHA-256).
+        pinned_by = "whitelist" if entry.root_hash or entry.source_files else "first-install"
     hashes = {f.path: f.sha256 for f in manifest.files}
     with database.atomic():
         for model_file in ModelFile.select().where(ModelFile.model == row.id):
@@ -223,6 +249,7 @@ def install_model(
             piece_size, hashes = known.piece_size, {f.path: f.pieces for f in known.files}
         else:
             files, revision = discover_source_files(entry.format, entry.files, source, client)
+            _check_source_files(entry, files)
             hashes = {}
         if row is None:
             row = LibraryModel.create(id=model_id, format=entry.format, engine=entry.engine, state="partial")

@@ -54,6 +54,15 @@ class ModelSource:
 
 
 @dataclass(frozen=True)
+class SourceFile:
+    """A file as its source publishes it (Hugging Face's LFS pointer: size and SHA-256 of the whole file)."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
 class WhitelistEntry:
     id: str
     format: str  # "mlc" | "gguf"
@@ -69,6 +78,9 @@ class WhitelistEntry:
     description: str = ""
     # The full manifest, when it is known before installing (bundled, or given by an admin).
     manifest: Manifest | None = None
+    # What the source says its files are, when known: an unpinned model's first install must match it,
+    # so that it pins content the whitelist vouches for instead of whatever the source served.
+    source_files: tuple[SourceFile, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import filecmp
+import hashlib
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ from appliance.library.add_model import add_model
 from appliance.library.build_manifest import build_manifest
 from appliance.library.install_model import install_model
 from appliance.library.library_errors import InstallError, LibraryError, ManifestError, SourceError
-from appliance.library.library_types import ModelSource, WhitelistEntry
+from appliance.library.library_types import ModelSource, SourceFile, WhitelistEntry
 from appliance.library.list_models import list_models
 from appliance.library.lock_model_install import lock_model_install
 from appliance.library.remove_model import remove_model
@@ -331,3 +332,59 @@ def test_a_shard_that_disagrees_with_the_tensor_cache_is_not_installed(data_dir,
 
     _install_from_altered_source(data_dir, tmp_path, toy_model, whitelisted, grow_shard)
     assert _state() == "partial"
+
+
+def _gguf_source(tmp_path, content: bytes):
+    root = tmp_path / "hf"
+    (root / "test-org" / "Pub-GGUF").mkdir(parents=True)
+    (root / "test-org" / "Pub-GGUF" / "pub.gguf").write_bytes(content)
+    return start_model_source(root)
+
+
+def _published_entry(server, content: bytes, size=None) -> WhitelistEntry:
+    digest = hashlib.sha256(content).hexdigest()
+    return WhitelistEntry(id="Pub-GGUF", format="gguf", engine="llama.cpp",
+                          source=ModelSource(kind="hf", base=server.base_url, repo="test-org/Pub-GGUF"),
+                          size_bytes=len(content), license="", min_memory_bytes=0, boards=(), root_hash=None,
+                          files=("pub.gguf",),
+                          source_files=(SourceFile("pub.gguf", len(content) if size is None else size, digest),))
+
+
+PUBLISHED = b"GGUF" + bytes(range(256)) * 1200  # about 300 KB: several 64 KiB pieces
+
+
+def test_an_unpinned_model_with_published_hashes_installs_only_the_published_bytes(data_dir, tmp_path, whitelisted):
+    server = _gguf_source(tmp_path, PUBLISHED)
+    whitelisted(_published_entry(server, PUBLISHED))
+    try:
+        result = _install(data_dir, "Pub-GGUF")
+    finally:
+        server.stop()
+    assert result["state"] == "installed" and result["pinned_by"] == "whitelist"
+    assert (data_dir / "models" / "Pub-GGUF" / "pub.gguf").read_bytes() == PUBLISHED
+
+
+def test_a_source_serving_other_bytes_than_the_published_ones_is_refused(data_dir, tmp_path, whitelisted):
+    altered = PUBLISHED[:1000] + b"X" + PUBLISHED[1001:]
+    server = _gguf_source(tmp_path, altered)
+    whitelisted(_published_entry(server, PUBLISHED))
+    try:
+        with pytest.raises(ManifestError) as refused:
+            _install(data_dir, "Pub-GGUF")
+    finally:
+        server.stop()
+    assert refused.value.code == "source_mismatch" and "pub.gguf" in refused.value.message
+    assert _state("Pub-GGUF") != "installed"
+    assert HeldPiece.select().where(HeldPiece.model == "Pub-GGUF").count() == 0  # nothing of it is trusted
+
+
+def test_a_source_offering_another_size_is_refused_before_downloading(data_dir, tmp_path, whitelisted):
+    server = _gguf_source(tmp_path, PUBLISHED)
+    whitelisted(_published_entry(server, PUBLISHED, size=len(PUBLISHED) + 1))
+    try:
+        with pytest.raises(ManifestError) as refused:
+            _install(data_dir, "Pub-GGUF")
+        ranged = [r for r in server.requests if r[0] == "GET" and r[2]]
+    finally:
+        server.stop()
+    assert refused.value.code == "source_mismatch" and ranged == []
