@@ -71,7 +71,7 @@ def _fetch_sdist(cache_dir: Path, python: str) -> Path:
     if found:
         return found[0]
     sdist_dir.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run([python, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+    result = subprocess.run([python, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", "llama-cpp-python",
                              f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}", "-d", str(sdist_dir)],
                             capture_output=True, text=True, check=False)
     found = sorted(sdist_dir.glob(f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz"))
