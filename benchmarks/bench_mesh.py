@@ -200,7 +200,7 @@ def _prepare_peer(work: Path, index: int, model: Path, manifest, source_url: str
     from appliance.library.add_model import add_model
     from appliance.library.install_model import install_model
     from appliance.library.library_types import ModelSource
-    from appliance.mesh.store_mesh_key import store_mesh_key
+    from appliance.mesh.key.store_mesh_key import store_mesh_key
     from appliance.store.load_node_id import load_node_id
     from appliance.store.open_database import open_database
 
@@ -250,10 +250,10 @@ def _measure_installs(asker: _JsonProcess, urls: dict[int, str], rounds: int) ->
 # -- 4. transports ----------------------------------------------------------------------------------------------
 
 def _start_bench_broker(lab, work: Path, key: str) -> subprocess.Popen:
-    from appliance.mesh.derive_mesh_secrets import derive_mesh_secrets
-    from appliance.mesh.parse_mesh_key import parse_mesh_key
-    from appliance.mesh.render_mosquitto_conf import render_mosquitto_conf
-    from appliance.mesh.write_broker_credentials import write_broker_credentials
+    from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
+    from appliance.mesh.key.parse_mesh_key import parse_mesh_key
+    from appliance.mesh.broker.render_mosquitto_conf import render_mosquitto_conf
+    from appliance.mesh.broker.write_broker_credentials import write_broker_credentials
 
     secrets = derive_mesh_secrets(parse_mesh_key(key))
     passwd = write_broker_credentials(work / "bench-mqtt.passwd", secrets)
@@ -292,7 +292,7 @@ def _measure_transports(asker: _JsonProcess, peer_url: str, serve_pids: dict[str
 # -- 2 and 3. the mesh agents --------------------------------------------------------------------------------
 
 def _start_mesh_unit(lab, work: Path, index: int, key: str) -> _MeshUnit:
-    from appliance.mesh.store_mesh_key import store_mesh_key
+    from appliance.mesh.key.store_mesh_key import store_mesh_key
 
     data_dir = work / f"mesh{index}"
     store_mesh_key(data_dir, key)
@@ -440,7 +440,7 @@ def _main() -> int:
     from appliance.library.build_manifest import build_manifest
     from appliance.library.library_types import DEFAULT_PIECE_SIZE
     from appliance.library.render_manifest import render_manifest
-    from appliance.mesh.create_mesh_key import create_mesh_key
+    from appliance.mesh.key.create_mesh_key import create_mesh_key
     from tests.engine.make_mlc_model_dir import make_mlc_model_dir
     from tests.netlab.start_net_lab import start_net_lab
 

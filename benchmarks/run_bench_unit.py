@@ -38,10 +38,10 @@ from appliance.library.fetch_pieces import fetch_pieces
 from appliance.library.install_model import install_model
 from appliance.library.library_types import Manifest, ModelSource, PieceSpec, PieceSupplier
 from appliance.library.parse_manifest import parse_manifest
-from appliance.mesh.derive_mesh_secrets import derive_mesh_secrets
-from appliance.mesh.install_from_peers import install_from_peers
-from appliance.mesh.parse_mesh_key import parse_mesh_key
-from appliance.mesh.sign_peer_request import PEER_AUTH_HEADER, sign_peer_request
+from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
+from appliance.mesh.pieces.install_from_peers import install_from_peers
+from appliance.mesh.key.parse_mesh_key import parse_mesh_key
+from appliance.mesh.messages.sign_peer_request import PEER_AUTH_HEADER, sign_peer_request
 from appliance.store.open_database import open_database
 
 NODE = "00000000000000b0"  # the installing unit's node id (signatures name it; nothing else does)

@@ -8,7 +8,7 @@ from pathlib import Path
 from appliance.admin.admin_types import InstallJobs
 from appliance.library.install_model import install_model
 from appliance.library.library_errors import LibraryError
-from appliance.mesh.install_from_peers import install_from_peers
+from appliance.mesh.pieces.install_from_peers import install_from_peers
 
 _log = logging.getLogger("iplm.admin")
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import sys
 
-from appliance.mesh.create_mesh_key import create_mesh_key
-from appliance.mesh.derive_mesh_secrets import derive_mesh_secrets
-from appliance.mesh.load_mesh_key import load_mesh_key
+from appliance.mesh.key.create_mesh_key import create_mesh_key
+from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
+from appliance.mesh.key.load_mesh_key import load_mesh_key
 from appliance.mesh.mesh_errors import MeshKeyError
-from appliance.mesh.parse_mesh_key import parse_mesh_key
-from appliance.mesh.store_mesh_key import store_mesh_key
+from appliance.mesh.key.parse_mesh_key import parse_mesh_key
+from appliance.mesh.key.store_mesh_key import store_mesh_key
 from appliance.store.resolve_data_dir import resolve_data_dir
 
 

@@ -5,9 +5,9 @@ import json
 import sys
 import time
 
-from appliance.mesh.derive_mesh_secrets import derive_mesh_secrets
-from appliance.mesh.load_mesh_key import load_mesh_key
-from appliance.mesh.mesh_agent_types import MESH_DIR, MESH_STATUS_FILE
+from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
+from appliance.mesh.key.load_mesh_key import load_mesh_key
+from appliance.mesh.agent.mesh_agent_types import MESH_DIR, MESH_STATUS_FILE
 from appliance.mesh.mesh_errors import MeshKeyError
 from appliance.store.resolve_data_dir import resolve_data_dir
 

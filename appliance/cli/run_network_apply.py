@@ -10,9 +10,9 @@ from pathlib import Path
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from appliance.mesh.derive_mesh_link_password import derive_mesh_link_password
-from appliance.mesh.derive_mesh_secrets import derive_mesh_secrets
-from appliance.mesh.load_mesh_key import load_mesh_key
+from appliance.mesh.key.derive_mesh_link_password import derive_mesh_link_password
+from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
+from appliance.mesh.key.load_mesh_key import load_mesh_key
 from appliance.network.apply_network import apply_network
 from appliance.network.check_rendered_configs import check_rendered_configs
 from appliance.network.detect_ap_and_mesh_support import detect_ap_and_mesh_support

@@ -24,11 +24,11 @@ from appliance.portal.create_app import create_app
 from appliance.portal.portal_types import ChatDefaults, UnitInfo
 from appliance.library.library_errors import LibraryError
 from appliance.library.locate_installed_model import locate_installed_model
-from appliance.mesh.describe_unit_presence import describe_unit_presence
-from appliance.mesh.find_model_holders import find_model_holders
-from appliance.mesh.load_mesh_secrets import load_mesh_secrets
+from appliance.mesh.agent.describe_unit_presence import describe_unit_presence
+from appliance.mesh.agent.find_model_holders import find_model_holders
+from appliance.mesh.key.load_mesh_secrets import load_mesh_secrets
 from appliance.mesh.mesh_errors import BrokerError
-from appliance.mesh.start_unit_mesh import start_unit_mesh
+from appliance.mesh.agent.start_unit_mesh import start_unit_mesh
 from appliance.store.load_node_id import load_node_id
 from appliance.store.open_database import open_database
 from appliance.store.read_setting import read_setting

@@ -9,6 +9,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Literal
 
+from appliance.errors import UnitError
+
 ROLES = ("system", "user", "assistant")
 
 
@@ -53,7 +55,7 @@ class ChatEvent:
     finish_reason: str | None = None
 
 
-class EngineError(Exception):
+class EngineError(UnitError):
     """An error the engine reports for one request; the engine itself stays usable.
 
     code follows OpenAI's error codes where one fits ("context_length_exceeded", "invalid_schema",
@@ -61,9 +63,7 @@ class EngineError(Exception):
     """
 
     def __init__(self, code: str, message: str, status: int = 400):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(code, message)
         self.status = status
 
 

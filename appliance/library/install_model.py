@@ -20,6 +20,8 @@ from appliance.library.discover_source_files import discover_source_files
 from appliance.library.find_model_entry import find_model_entry
 from appliance.library.library_errors import InstallError, LibraryError, ManifestError
 from appliance.library.fetch_pieces import fetch_pieces
+from appliance.library.forget_held_pieces import forget_held_pieces
+from appliance.library.list_held_pieces import list_held_pieces
 from appliance.library.library_types import DEFAULT_PIECE_SIZE, Manifest, ModelSource, PieceSpec, PieceSupplier
 from appliance.library.lock_model_install import lock_model_install
 from appliance.library.parse_manifest import parse_manifest
@@ -41,8 +43,7 @@ def _plan(files: tuple[tuple[str, int], ...], piece_size: int, hashes: dict[str,
 
 
 def _describe(row: LibraryModel, node_id: str) -> dict:
-    held = (HeldPiece.select(HeldPiece.path, HeldPiece.piece)
-            .where((HeldPiece.model == row.id) & (HeldPiece.node_id == node_id)).count())
+    held = len(list_held_pieces(row.id, node_id))
     return {"id": row.id, "state": row.state, "root_hash": row.root_hash, "pinned_by": row.pinned_by,
             "total_bytes": row.total_bytes, "held_pieces": held, "source_revision": row.source_revision}
 
@@ -68,16 +69,14 @@ def _reset_stale_pieces(row: LibraryModel, node_id: str, files, piece_size: int,
     sizes = dict(files)
     stored = {f.path: f.size for f in ModelFile.select().where(ModelFile.model == row.id)}
     stale = {p for p, s in stored.items() if sizes.get(p) != s}
-    query = HeldPiece.select().where((HeldPiece.model == row.id) & (HeldPiece.node_id == node_id))
     with database.atomic():
         if row.piece_size and row.piece_size != piece_size:
-            HeldPiece.delete().where((HeldPiece.model == row.id) & (HeldPiece.node_id == node_id)).execute()
+            forget_held_pieces(row.id, node_id)
         else:
-            for held in query:
-                expected = hashes.get(held.path)
-                if held.path in stale or held.path not in sizes or (
-                        expected and (held.piece >= len(expected) or expected[held.piece] != held.sha256)):
-                    held.delete_instance()
+            forget_held_pieces(row.id, node_id, [
+                (path, index) for (path, index), sha256 in list_held_pieces(row.id, node_id).items()
+                if path in stale or path not in sizes or (
+                    hashes.get(path) and (index >= len(hashes[path]) or hashes[path][index] != sha256))])
         ModelFile.delete().where(ModelFile.model == row.id).execute()
         for path, size in files:
             ModelFile.create(model=row.id, path=path, size=size, sha256=None)
@@ -180,20 +179,19 @@ def _finish(row: LibraryModel, model_dir: Path, files, manifest: Manifest | None
     if manifest is None:
         # First install of an unpinned model: the manifest is made from what was written, and pinned now.
         manifest = build_manifest(model_dir, piece_size=row.piece_size)
-        held = {(h.path, h.piece): h.sha256 for h in
-                HeldPiece.select().where((HeldPiece.model == row.id) & (HeldPiece.node_id == node_id))}
+        held = list_held_pieces(row.id, node_id)
         written = {(f.path, i): sha for f in manifest.files for i, sha in enumerate(f.pieces)}
         if written != held or {f.path for f in manifest.files} != {p for p, _ in files}:
-            HeldPiece.delete().where((HeldPiece.model == row.id) & (HeldPiece.node_id == node_id)).execute()
+            forget_held_pieces(row.id, node_id)
             raise InstallError(code="install_failed", message="the files on disk changed while installing; start again")
         if entry.root_hash and manifest.root != entry.root_hash:
-            HeldPiece.delete().where((HeldPiece.model == row.id) & (HeldPiece.node_id == node_id)).execute()
+            forget_held_pieces(row.id, node_id)
             raise ManifestError(code="root_mismatch", message=f"the source served content whose root hash {manifest.root} is "
                                                  f"not the one pinned for {entry.id} ({entry.root_hash})")
         try:
             _check_source_files(entry, files, manifest)
         except ManifestError:
-            HeldPiece.delete().where((HeldPiece.model == row.id) & (HeldPiece.node_id == node_id)).execute()
+            forget_held_pieces(row.id, node_id)
             raise
         # Content the whitelist vouches for (by root hash, or by every file's published SHA-256).
         pinned_by = "whitelist" if entry.root_hash or entry.source_files else "first-install"
@@ -259,8 +257,7 @@ def install_model(
         model_dir.mkdir(parents=True, exist_ok=True)
         if model_dir.is_symlink():
             raise InstallError(code="install_failed", message=f"{model_dir} is a symlink; refusing to write through it")
-        held = {(h.path, h.piece) for h in
-                HeldPiece.select().where((HeldPiece.model == row.id) & (HeldPiece.node_id == node_id))}
+        held = list_held_pieces(row.id, node_id)
         todo = [p for p in _plan(files, piece_size, hashes) if (p.path, p.index) not in held]
         total = row.total_bytes
         done = [total - sum(p.length for p in todo)]

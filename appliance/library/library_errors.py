@@ -4,14 +4,11 @@ Each carries a machine-readable `code` (for the admin API and the CLI) and a hum
 """
 from __future__ import annotations
 
+from appliance.errors import UnitError
 
-class LibraryError(Exception):
+
+class LibraryError(UnitError):
     """Base of every model library error."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class ManifestError(LibraryError):
@@ -33,3 +30,11 @@ class InstallError(LibraryError):
 
     def __init__(self, message: str, code: str = "install_failed"):
         super().__init__(code, message)
+
+
+class RangeError(LibraryError):
+    """A byte range outside a model file, or longer than a unit reads at once; `file_size` is the file's size."""
+
+    def __init__(self, message: str, file_size: int):
+        super().__init__("range_invalid", message)
+        self.file_size = file_size

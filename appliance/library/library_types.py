@@ -107,3 +107,17 @@ class PieceSupplier:
     holds: frozenset | None = None
     name: str = ""  # for progress and errors: a peer's node id, or the source's base
     sign: object = None  # for peers: sign(method, path, range) -> request headers proving mesh membership
+
+
+@dataclass(frozen=True)
+class HeldModel:
+    """A model this unit holds some verified pieces of (describe_held_model), as it tells its peers."""
+
+    id: str
+    format: str
+    engine: str
+    root_hash: str
+    manifest: dict  # the verified manifest, as rendered JSON
+    piece_size: int
+    file_sizes: dict[str, int]
+    held: frozenset[tuple[str, int]]  # (path, piece index)

@@ -5,16 +5,16 @@ from appliance.engine.default_model import DEFAULT_MODEL_ID
 from appliance.engine.engine_types import EngineError
 from appliance.engine.locate_default_model import locate_default_model
 from appliance.library.whitelist import WHITELIST
-from appliance.store.store_models import HeldPiece, LibraryModel, ModelFile
+from appliance.library.list_held_pieces import list_held_pieces
+from appliance.store.store_models import LibraryModel, ModelFile
 
 
 def _held_bytes(row: LibraryModel, node_id: str) -> int:
     if not row.piece_size:
         return 0
     sizes = {f.path: f.size for f in ModelFile.select().where(ModelFile.model == row.id)}
-    held = HeldPiece.select(HeldPiece.path, HeldPiece.piece).where(
-        (HeldPiece.model == row.id) & (HeldPiece.node_id == node_id))
-    return sum(max(0, min(row.piece_size, sizes.get(h.path, 0) - h.piece * row.piece_size)) for h in held)
+    return sum(max(0, min(row.piece_size, sizes.get(path, 0) - index * row.piece_size))
+               for path, index in list_held_pieces(row.id, node_id))
 
 
 def list_models(node_id: str, memory_bytes: int = 0, engines: tuple[str, ...] | None = None) -> list[dict]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from appliance.engine.mlc.forget_model_libraries import forget_model_libraries
+from appliance.library.forget_held_pieces import forget_held_pieces
 from appliance.library.library_errors import LibraryError
 from appliance.library.lock_model_install import lock_model_install
-from appliance.store.store_models import HeldPiece, LibraryModel, ModelFile, database
+from appliance.store.store_models import LibraryModel, ModelFile, database
 
 
 def remove_model(model_id: str, *, data_dir: str | Path, node_id: str) -> None:
@@ -17,17 +19,16 @@ def remove_model(model_id: str, *, data_dir: str | Path, node_id: str) -> None:
     models_dir = Path(data_dir) / "models"
     with lock_model_install(models_dir, model_id):
         with database.atomic():
-            HeldPiece.delete().where((HeldPiece.model == model_id) & (HeldPiece.node_id == node_id)).execute()
+            forget_held_pieces(model_id, node_id)
             ModelFile.delete().where(ModelFile.model == model_id).execute()
             if row.root_hash:
                 # The pin (and its manifest) outlives the files: a reinstall is verified piece by piece.
                 LibraryModel.update(state="available", installed_at=None).where(LibraryModel.id == model_id).execute()
             else:
                 row.delete_instance()
-        # The model's files, and the libraries compiled for it (they are useless without it).
-        for folder in (models_dir / model_id, Path(data_dir) / "libs" / model_id,
-                       Path(data_dir) / "libs" / ".mlc-jit" / model_id):
-            if folder.is_symlink():
-                folder.unlink()
-            elif folder.exists():
-                shutil.rmtree(folder)
+        folder = models_dir / model_id
+        if folder.is_symlink():
+            folder.unlink()
+        elif folder.exists():
+            shutil.rmtree(folder)
+        forget_model_libraries(data_dir, model_id)  # compiled for it: useless without it

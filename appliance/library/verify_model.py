@@ -5,11 +5,13 @@ import hashlib
 import json
 from pathlib import Path
 
+from appliance.library.forget_held_pieces import forget_held_pieces
 from appliance.library.library_errors import LibraryError
+from appliance.library.list_held_pieces import list_held_pieces
 from appliance.library.lock_model_install import lock_model_install
 from appliance.library.parse_manifest import parse_manifest
 from appliance.library.resolve_model_path import resolve_model_path
-from appliance.store.store_models import HeldPiece, LibraryModel, ModelFile, database, now_utc
+from appliance.store.store_models import LibraryModel, ModelFile, database, now_utc
 
 
 def _expected_pieces(row: LibraryModel, node_id: str) -> dict[tuple[str, int], str]:
@@ -17,8 +19,7 @@ def _expected_pieces(row: LibraryModel, node_id: str) -> dict[tuple[str, int], s
         manifest = parse_manifest(json.loads(row.manifest))
         return {(f.path, i): sha for f in manifest.files for i, sha in enumerate(f.pieces)}
     # A partial first install has no manifest yet: check what it recorded when it wrote each piece.
-    return {(h.path, h.piece): h.sha256 for h in
-            HeldPiece.select().where((HeldPiece.model == row.id) & (HeldPiece.node_id == node_id))}
+    return list_held_pieces(row.id, node_id)
 
 
 def verify_model(model_id: str, *, data_dir: str | Path, node_id: str) -> dict:
@@ -30,8 +31,7 @@ def verify_model(model_id: str, *, data_dir: str | Path, node_id: str) -> dict:
     models_dir = Path(data_dir) / "models"
     with lock_model_install(models_dir, model_id):
         expected = _expected_pieces(row, node_id)
-        held = {(h.path, h.piece) for h in
-                HeldPiece.select().where((HeldPiece.model == row.id) & (HeldPiece.node_id == node_id))}
+        held = set(list_held_pieces(row.id, node_id))
         sizes = {f.path: f.size for f in ModelFile.select().where(ModelFile.model == row.id)}
         bad = []
         for path in sorted(sizes):
@@ -47,9 +47,7 @@ def verify_model(model_id: str, *, data_dir: str | Path, node_id: str) -> dict:
                     if hashlib.sha256(data).hexdigest() != expected.get((p, index)):
                         bad.append((path, index))
         with database.atomic():
-            for path, index in bad:
-                HeldPiece.delete().where((HeldPiece.model == row.id) & (HeldPiece.node_id == node_id)
-                                         & (HeldPiece.path == path) & (HeldPiece.piece == index)).execute()
+            forget_held_pieces(row.id, node_id, bad)
             if bad and row.state == "installed":
                 row.state, row.updated_at = "partial", now_utc()
                 row.save()

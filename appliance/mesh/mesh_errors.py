@@ -1,14 +1,11 @@
 """Errors of the mesh. Each carries a machine-readable `code` and a human `message`."""
 from __future__ import annotations
 
+from appliance.errors import UnitError
 
-class MeshError(Exception):
+
+class MeshError(UnitError):
     """Base of every mesh error."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class MeshKeyError(MeshError, ValueError):

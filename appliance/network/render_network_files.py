@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from appliance.mesh.render_mosquitto_conf import render_mosquitto_conf
+from appliance.mesh.broker.render_mosquitto_conf import render_mosquitto_conf
 from appliance.network.network_types import BROKER_PASSWORD_FILE, DEFAULT_LEASE_FILE, NetworkPlan
 from appliance.network.render_dnsmasq_conf import render_dnsmasq_conf
 from appliance.network.render_hostapd_conf import render_hostapd_conf

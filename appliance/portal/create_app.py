@@ -14,8 +14,8 @@ from appliance.engine.engine_types import Engine, EngineError
 from appliance.portal.captive_types import CaptiveState
 from appliance.portal.identify_client import COOKIE_NAME, identify_client
 from appliance.portal.portal_types import ApiError, UnitInfo
-from appliance.mesh.describe_unit_presence import describe_unit_presence
-from appliance.mesh.load_mesh_secrets import load_mesh_secrets
+from appliance.mesh.agent.describe_unit_presence import describe_unit_presence
+from appliance.mesh.key.load_mesh_secrets import load_mesh_secrets
 from appliance.portal.register_admin_routes import register_admin_routes
 from appliance.portal.register_peer_routes import register_peer_routes
 from appliance.portal.register_captive_routes import register_captive_routes

@@ -13,14 +13,14 @@ from typing import Callable
 
 from flask import Flask, jsonify, request
 
-from appliance.mesh.create_mesh_key import create_mesh_key
-from appliance.mesh.decode_piece_set import decode_piece_set
-from appliance.mesh.derive_mesh_secrets import derive_mesh_secrets
-from appliance.mesh.load_mesh_key import load_mesh_key
-from appliance.mesh.mesh_agent_types import MESH_KEY_FILE
+from appliance.mesh.key.create_mesh_key import create_mesh_key
+from appliance.mesh.pieces.decode_piece_set import decode_piece_set
+from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
+from appliance.mesh.key.load_mesh_key import load_mesh_key
+from appliance.mesh.agent.mesh_agent_types import MESH_KEY_FILE
 from appliance.mesh.mesh_errors import MeshKeyError
-from appliance.mesh.parse_mesh_key import parse_mesh_key
-from appliance.mesh.store_mesh_key import store_mesh_key
+from appliance.mesh.key.parse_mesh_key import parse_mesh_key
+from appliance.mesh.key.store_mesh_key import store_mesh_key
 from appliance.portal.portal_types import ApiError
 from appliance.portal.read_json_body import read_json_body
 

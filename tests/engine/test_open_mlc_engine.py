@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from appliance.engine import open_mlc_engine as open_mlc_engine_module
+from appliance.engine.mlc import open_mlc_engine as open_mlc_engine_module
 from appliance.engine.engine_types import ChatEvent, ChatParams, ChatRequest, EngineError
-from appliance.engine.open_mlc_engine import open_mlc_engine
+from appliance.engine.mlc.open_mlc_engine import open_mlc_engine
 from tests.engine.make_mlc_model_dir import make_mlc_model_dir
 
 # Keyword arguments of mlc_llm.serve.engine.ChatCompletion.create (mlc-ai/mlc-llm).

@@ -18,10 +18,10 @@ import sys
 import threading
 import time
 
-from appliance.mesh.describe_unit_presence import describe_unit_presence
-from appliance.mesh.mesh_agent_types import MANUAL_PEERS_SETTING, AgentTiming
-from appliance.mesh.parse_peer_address import parse_peer_address
-from appliance.mesh.start_unit_mesh import start_unit_mesh
+from appliance.mesh.agent.describe_unit_presence import describe_unit_presence
+from appliance.mesh.agent.mesh_agent_types import MANUAL_PEERS_SETTING, AgentTiming
+from appliance.mesh.discovery.parse_peer_address import parse_peer_address
+from appliance.mesh.agent.start_unit_mesh import start_unit_mesh
 from appliance.store.load_node_id import load_node_id
 from appliance.store.open_database import open_database
 from appliance.store.write_setting import write_setting

@@ -13,12 +13,12 @@ pytest.importorskip("dbus_fast")
 from dbus_fast import Message, MessageFlag, MessageType, Variant  # noqa: E402
 from dbus_fast.aio import MessageBus  # noqa: E402
 
-from appliance.mesh.advertise_ble import advertise_ble  # noqa: E402
-from appliance.mesh.encode_ble_advertisement import encode_ble_advertisement  # noqa: E402
-from appliance.mesh.mesh_agent_types import BLE_SERVICE_UUID  # noqa: E402
+from appliance.mesh.discovery.advertise_ble import advertise_ble  # noqa: E402
+from appliance.mesh.discovery.encode_ble_advertisement import encode_ble_advertisement  # noqa: E402
+from appliance.mesh.agent.mesh_agent_types import BLE_SERVICE_UUID  # noqa: E402
 from appliance.mesh.mesh_errors import MeshError  # noqa: E402
 
-advertise_ble_module = importlib.import_module("appliance.mesh.advertise_ble")
+advertise_ble_module = importlib.import_module("appliance.mesh.discovery.advertise_ble")
 
 DATA = encode_ble_advertisement("0123456789abcdef", "1111111111111111")
 PATH = "/org/iplm/advertisement0"

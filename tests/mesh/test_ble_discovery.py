@@ -6,12 +6,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from appliance.mesh.decode_ble_advertisement import decode_ble_advertisement
-from appliance.mesh.encode_ble_advertisement import encode_ble_advertisement
-from appliance.mesh.mesh_agent_types import BLE_SERVICE_UUID, BleBeacon, BleSighting
+from appliance.mesh.discovery.decode_ble_advertisement import decode_ble_advertisement
+from appliance.mesh.discovery.encode_ble_advertisement import encode_ble_advertisement
+from appliance.mesh.agent.mesh_agent_types import BLE_SERVICE_UUID, BleBeacon, BleSighting
 from appliance.mesh.mesh_errors import MeshError
-from appliance.mesh.scan_ble_peers import scan_ble_peers
-from appliance.mesh.update_ble_proximity import update_ble_proximity
+from appliance.mesh.discovery.scan_ble_peers import scan_ble_peers
+from appliance.mesh.discovery.update_ble_proximity import update_ble_proximity
 
 MESH = "0123456789abcdef"
 ME, PEER = "1111111111111111", "2222222222222222"

@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from appliance.mesh.create_mesh_key import create_mesh_key
-from appliance.mesh.derive_mesh_secrets import derive_mesh_secrets
+from appliance.mesh.key.create_mesh_key import create_mesh_key
+from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
 from appliance.mesh.mesh_errors import BrokerError
 from appliance.mesh.mesh_types import MeshKey
-from appliance.mesh.open_mesh_message import open_mesh_message
-from appliance.mesh.parse_mesh_key import parse_mesh_key
-from appliance.mesh.render_mosquitto_conf import render_mosquitto_conf
-from appliance.mesh.seal_mesh_message import seal_mesh_message
-from appliance.mesh.start_broker import start_broker
-from appliance.mesh.write_broker_credentials import write_broker_credentials
+from appliance.mesh.messages.open_mesh_message import open_mesh_message
+from appliance.mesh.key.parse_mesh_key import parse_mesh_key
+from appliance.mesh.broker.render_mosquitto_conf import render_mosquitto_conf
+from appliance.mesh.messages.seal_mesh_message import seal_mesh_message
+from appliance.mesh.broker.start_broker import start_broker
+from appliance.mesh.broker.write_broker_credentials import write_broker_credentials
 from tests.mesh.mqtt_test_client import connect_test_client
 
 MOSQUITTO = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
@@ -174,9 +174,9 @@ def test_a_will_sealed_at_connect_reaches_members_when_a_unit_dies(broker, clien
     receiver.subscribe(f"{PRESENCE}/+")
     script = (
         "import sys, time\n"
-        "from appliance.mesh.derive_mesh_secrets import derive_mesh_secrets\n"
-        "from appliance.mesh.parse_mesh_key import parse_mesh_key\n"
-        "from appliance.mesh.seal_mesh_message import seal_mesh_message\n"
+        "from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets\n"
+        "from appliance.mesh.key.parse_mesh_key import parse_mesh_key\n"
+        "from appliance.mesh.messages.seal_mesh_message import seal_mesh_message\n"
         "from tests.mesh.mqtt_test_client import connect_test_client\n"
         "secrets = derive_mesh_secrets(parse_mesh_key(sys.argv[1]))\n"
         "topic = sys.argv[3]\n"

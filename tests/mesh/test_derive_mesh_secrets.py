@@ -1,7 +1,7 @@
 import pytest
 
-from appliance.mesh.derive_hkdf_sha256 import derive_hkdf_sha256
-from appliance.mesh.derive_mesh_secrets import derive_mesh_secrets
+from appliance.mesh.messages.derive_hkdf_sha256 import derive_hkdf_sha256
+from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
 from appliance.mesh.mesh_types import MeshKey
 
 KEY = MeshKey(secret=bytes(range(32)))

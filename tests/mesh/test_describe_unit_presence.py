@@ -1,10 +1,10 @@
 """The presence payload from the store: installed and partial models, held pieces in global numbering."""
 import json
 
-from appliance.mesh.decode_piece_set import decode_piece_set
-from appliance.mesh.describe_unit_presence import describe_unit_presence
-from appliance.mesh.seal_mesh_message import seal_mesh_message
-from appliance.mesh.derive_mesh_secrets import derive_mesh_secrets
+from appliance.mesh.pieces.decode_piece_set import decode_piece_set
+from appliance.mesh.agent.describe_unit_presence import describe_unit_presence
+from appliance.mesh.messages.seal_mesh_message import seal_mesh_message
+from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
 from appliance.mesh.mesh_types import MeshKey
 from appliance.store.open_database import open_database
 from appliance.store.store_models import HeldPiece, LibraryModel, ModelFile

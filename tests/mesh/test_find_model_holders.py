@@ -1,4 +1,4 @@
-from appliance.mesh.find_model_holders import find_model_holders
+from appliance.mesh.agent.find_model_holders import find_model_holders
 
 
 def _peer(state, models, address="10.213.0.11", portal=8080):

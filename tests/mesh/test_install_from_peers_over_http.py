@@ -12,12 +12,12 @@ from appliance.library.build_manifest import build_manifest
 from appliance.library.install_model import install_model
 from appliance.library.library_errors import LibraryError
 from appliance.library.library_types import ModelSource
-from appliance.mesh.create_mesh_key import create_mesh_key
-from appliance.mesh.derive_mesh_secrets import derive_mesh_secrets
-from appliance.mesh.install_from_peers import install_from_peers
-from appliance.mesh.parse_mesh_key import parse_mesh_key
-from appliance.mesh.sign_peer_request import PEER_AUTH_HEADER, sign_peer_request
-from appliance.mesh.store_mesh_key import store_mesh_key
+from appliance.mesh.key.create_mesh_key import create_mesh_key
+from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
+from appliance.mesh.pieces.install_from_peers import install_from_peers
+from appliance.mesh.key.parse_mesh_key import parse_mesh_key
+from appliance.mesh.messages.sign_peer_request import PEER_AUTH_HEADER, sign_peer_request
+from appliance.mesh.key.store_mesh_key import store_mesh_key
 from appliance.store.load_node_id import load_node_id
 from appliance.store.open_database import open_database
 from appliance.store.store_models import HeldPiece, LibraryModel, database

@@ -9,10 +9,10 @@ from appliance.cli.run_mesh_add import run_mesh_add
 from appliance.cli.run_mesh_create import run_mesh_create
 from appliance.cli.run_mesh_join import run_mesh_join
 from appliance.cli.run_mesh_status import run_mesh_status
-from appliance.mesh.create_mesh_key import create_mesh_key
-from appliance.mesh.derive_mesh_secrets import derive_mesh_secrets
-from appliance.mesh.load_mesh_key import load_mesh_key
-from appliance.mesh.parse_mesh_key import parse_mesh_key
+from appliance.mesh.key.create_mesh_key import create_mesh_key
+from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
+from appliance.mesh.key.load_mesh_key import load_mesh_key
+from appliance.mesh.key.parse_mesh_key import parse_mesh_key
 from appliance.store.read_setting import read_setting
 from appliance.store.store_models import Setting
 

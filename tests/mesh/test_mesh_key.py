@@ -1,8 +1,8 @@
 import pytest
 
-from appliance.mesh.create_mesh_key import create_mesh_key
+from appliance.mesh.key.create_mesh_key import create_mesh_key
 from appliance.mesh.mesh_errors import MeshKeyError
-from appliance.mesh.parse_mesh_key import parse_mesh_key
+from appliance.mesh.key.parse_mesh_key import parse_mesh_key
 
 SECRET = bytes(range(32))
 

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import pytest
 
-from appliance.mesh.create_mesh_key import create_mesh_key
-from appliance.mesh.derive_mesh_secrets import derive_mesh_secrets
-from appliance.mesh.parse_mesh_key import parse_mesh_key
-from appliance.mesh.seal_mesh_message import seal_mesh_message
-from appliance.mesh.store_mesh_key import store_mesh_key
+from appliance.mesh.key.create_mesh_key import create_mesh_key
+from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
+from appliance.mesh.key.parse_mesh_key import parse_mesh_key
+from appliance.mesh.messages.seal_mesh_message import seal_mesh_message
+from appliance.mesh.key.store_mesh_key import store_mesh_key
 
 MOSQUITTO = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
 pytestmark = [

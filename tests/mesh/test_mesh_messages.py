@@ -2,12 +2,12 @@ import json
 
 import pytest
 
-from appliance.mesh.advance_mesh_counter import advance_mesh_counter
-from appliance.mesh.derive_mesh_secrets import derive_mesh_secrets
+from appliance.mesh.messages.advance_mesh_counter import advance_mesh_counter
+from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
 from appliance.mesh.mesh_errors import MeshMessageError
 from appliance.mesh.mesh_types import MeshKey
-from appliance.mesh.open_mesh_message import open_mesh_message
-from appliance.mesh.seal_mesh_message import seal_mesh_message
+from appliance.mesh.messages.open_mesh_message import open_mesh_message
+from appliance.mesh.messages.seal_mesh_message import seal_mesh_message
 
 SECRETS = derive_mesh_secrets(MeshKey(secret=bytes(range(32))))
 OTHER_MESH = derive_mesh_secrets(MeshKey(secret=bytes(range(1, 33))))

@@ -6,10 +6,10 @@ import subprocess
 
 import pytest
 
-from appliance.mesh.derive_mesh_secrets import derive_mesh_secrets
+from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
 from appliance.mesh.mesh_types import MeshKey
-from appliance.mesh.render_mosquitto_conf import render_mosquitto_conf
-from appliance.mesh.write_broker_credentials import write_broker_credentials
+from appliance.mesh.broker.render_mosquitto_conf import render_mosquitto_conf
+from appliance.mesh.broker.write_broker_credentials import write_broker_credentials
 
 SECRETS = derive_mesh_secrets(MeshKey(secret=bytes(range(32))))
 

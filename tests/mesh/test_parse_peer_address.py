@@ -1,6 +1,6 @@
 import pytest
 
-from appliance.mesh.parse_peer_address import parse_peer_address
+from appliance.mesh.discovery.parse_peer_address import parse_peer_address
 
 
 @pytest.mark.parametrize("text, expected", [

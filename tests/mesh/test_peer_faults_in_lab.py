@@ -18,8 +18,8 @@ from appliance.library.add_model import add_model
 from appliance.library.build_manifest import build_manifest
 from appliance.library.install_model import install_model
 from appliance.library.library_types import ModelSource
-from appliance.mesh.create_mesh_key import create_mesh_key
-from appliance.mesh.store_mesh_key import store_mesh_key
+from appliance.mesh.key.create_mesh_key import create_mesh_key
+from appliance.mesh.key.store_mesh_key import store_mesh_key
 from appliance.store.load_node_id import load_node_id
 from appliance.store.open_database import open_database
 from appliance.store.store_models import database
@@ -60,9 +60,9 @@ def _wait_serving(lab, index: int, address: str) -> None:
 
 _INSTALL = textwrap.dedent("""
     import json, sys
-    from appliance.mesh.derive_mesh_secrets import derive_mesh_secrets
-    from appliance.mesh.install_from_peers import install_from_peers
-    from appliance.mesh.parse_mesh_key import parse_mesh_key
+    from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
+    from appliance.mesh.pieces.install_from_peers import install_from_peers
+    from appliance.mesh.key.parse_mesh_key import parse_mesh_key
     from appliance.store.open_database import open_database
     from appliance.library.library_errors import LibraryError
     data_dir, key, peers = sys.argv[1], sys.argv[2], sys.argv[3:]

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from appliance.mesh.decode_piece_set import decode_piece_set
-from appliance.mesh.encode_piece_set import encode_piece_set
+from appliance.mesh.pieces.decode_piece_set import decode_piece_set
+from appliance.mesh.pieces.encode_piece_set import encode_piece_set
 
 
 @pytest.mark.parametrize("held, count", [

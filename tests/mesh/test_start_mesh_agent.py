@@ -6,13 +6,13 @@ import time
 
 import pytest
 
-from appliance.mesh.derive_mesh_secrets import derive_mesh_secrets
-from appliance.mesh.mesh_agent_types import AgentTiming
+from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
+from appliance.mesh.agent.mesh_agent_types import AgentTiming
 from appliance.mesh.mesh_types import MeshKey
-from appliance.mesh.render_mosquitto_conf import render_mosquitto_conf
-from appliance.mesh.start_broker import start_broker
-from appliance.mesh.start_mesh_agent import start_mesh_agent
-from appliance.mesh.write_broker_credentials import write_broker_credentials
+from appliance.mesh.broker.render_mosquitto_conf import render_mosquitto_conf
+from appliance.mesh.broker.start_broker import start_broker
+from appliance.mesh.agent.start_mesh_agent import start_mesh_agent
+from appliance.mesh.broker.write_broker_credentials import write_broker_credentials
 
 MOSQUITTO = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
 pytestmark = [pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed"), pytest.mark.timeout(60)]
@@ -130,8 +130,8 @@ def test_a_presence_too_big_to_seal_goes_out_without_its_piece_maps(brokers, age
 
 
 def test_ble_sightings_add_rssi_to_known_peers(brokers, agents, monkeypatch):
-    from appliance.mesh.encode_ble_advertisement import encode_ble_advertisement
-    from appliance.mesh.mesh_agent_types import BLE_SERVICE_UUID
+    from appliance.mesh.discovery.encode_ble_advertisement import encode_ble_advertisement
+    from appliance.mesh.agent.mesh_agent_types import BLE_SERVICE_UUID
     from tests.mesh.test_ble_discovery import _install_fake_bleak
 
     _install_fake_bleak(monkeypatch, [("AA:BB", {BLE_SERVICE_UUID: encode_ble_advertisement(SECRETS.mesh_id, B)},

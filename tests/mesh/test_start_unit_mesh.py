@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from appliance.mesh.create_mesh_key import create_mesh_key
-from appliance.mesh.mesh_agent_types import AgentTiming
-from appliance.mesh.start_unit_mesh import start_unit_mesh
-from appliance.mesh.store_mesh_key import store_mesh_key
+from appliance.mesh.key.create_mesh_key import create_mesh_key
+from appliance.mesh.agent.mesh_agent_types import AgentTiming
+from appliance.mesh.agent.start_unit_mesh import start_unit_mesh
+from appliance.mesh.key.store_mesh_key import store_mesh_key
 from appliance.store.open_database import open_database
 from appliance.store.write_setting import write_setting
 

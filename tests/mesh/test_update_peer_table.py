@@ -1,8 +1,8 @@
 """The peer table's rules: presence, leaving, wills (only the current connection's), lost links, silence."""
 import pytest
 
-from appliance.mesh.mesh_agent_types import ClockTicked, LinkLost, PresenceHeard, WillHeard
-from appliance.mesh.update_peer_table import update_peer_table
+from appliance.mesh.agent.mesh_agent_types import ClockTicked, LinkLost, PresenceHeard, WillHeard
+from appliance.mesh.agent.update_peer_table import update_peer_table
 
 A, B = "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"
 

@@ -1,9 +1,9 @@
 import pytest
 
-from appliance.mesh.create_mesh_key import create_mesh_key
-from appliance.mesh.derive_mesh_link_password import derive_mesh_link_password
-from appliance.mesh.derive_mesh_secrets import derive_mesh_secrets
-from appliance.mesh.parse_mesh_key import parse_mesh_key
+from appliance.mesh.key.create_mesh_key import create_mesh_key
+from appliance.mesh.key.derive_mesh_link_password import derive_mesh_link_password
+from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
+from appliance.mesh.key.parse_mesh_key import parse_mesh_key
 from appliance.network.plan_network import plan_network
 from appliance.network.render_mesh_point_conf import render_mesh_point_conf
 
@@ -47,7 +47,7 @@ def test_network_apply_writes_the_mesh_point_config_once_the_unit_has_a_key(tmp_
     import os
 
     from appliance.cli.run_network_apply import MESH_POINT_CONF, _write_mesh_point_conf
-    from appliance.mesh.store_mesh_key import store_mesh_key
+    from appliance.mesh.key.store_mesh_key import store_mesh_key
 
     plan, config_dir, data_dir = _plan(), tmp_path / "etc", tmp_path / "data"
     config_dir.mkdir()

@@ -12,13 +12,13 @@ from flask import Flask
 from appliance.admin.admin_types import AdminHooks, InstallJobs
 from appliance.admin.set_admin_pin import set_admin_pin
 from appliance.engine.engine_types import Engine
-from appliance.mesh.create_mesh_key import create_mesh_key
-from appliance.mesh.derive_mesh_secrets import derive_mesh_secrets
-from appliance.mesh.encode_piece_set import encode_piece_set
-from appliance.mesh.load_mesh_key import load_mesh_key
-from appliance.mesh.mesh_agent_types import MESH_KEY_FILE
-from appliance.mesh.parse_mesh_key import parse_mesh_key
-from appliance.mesh.store_mesh_key import store_mesh_key
+from appliance.mesh.key.create_mesh_key import create_mesh_key
+from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
+from appliance.mesh.pieces.encode_piece_set import encode_piece_set
+from appliance.mesh.key.load_mesh_key import load_mesh_key
+from appliance.mesh.agent.mesh_agent_types import MESH_KEY_FILE
+from appliance.mesh.key.parse_mesh_key import parse_mesh_key
+from appliance.mesh.key.store_mesh_key import store_mesh_key
 from appliance.portal.create_app import create_app
 from appliance.portal.portal_types import ChatDefaults, UnitInfo
 from appliance.portal.register_admin_routes import register_admin_routes

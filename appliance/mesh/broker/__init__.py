@@ -1,0 +1,1 @@
+"""The unit's own MQTT broker (mosquitto): its config, credentials, and the supervised process."""

@@ -1,0 +1,1 @@
+"""The mesh key: created, parsed, stored, and the secrets derived from it."""

@@ -1,0 +1,1 @@
+"""Mesh messages: sealed and opened (HMAC, counters, freshness), signed peer requests, HKDF."""
