@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from appliance.library.build_manifest import build_manifest
 from appliance.library.library_errors import ManifestError
 from appliance.library.library_types import DEFAULT_PIECE_SIZE
 from appliance.library.render_manifest import render_manifest
+from appliance.write_file_atomically import write_file_atomically
 
 _MIB = 1024 * 1024
 # Below this, hashing takes well under a second: no progress lines.
@@ -20,21 +19,6 @@ _PROGRESS_FROM = 64 * _MIB
 def _print_progress(done: int, total: int) -> None:
     if total >= _PROGRESS_FROM:
         print(f"hashing {done // _MIB}/{total // _MIB} MiB", file=sys.stderr, flush=True)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    # A temporary file beside the target, renamed over it: readers see the old file or the whole new one.
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with open(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
 
 
 def run_models_manifest(args) -> int:
@@ -53,7 +37,7 @@ def run_models_manifest(args) -> int:
         sys.stdout.write(text)
         return 0
     try:
-        _write_atomically(Path(args.output), text)
+        write_file_atomically(Path(args.output), text)
     except OSError as error:
         print(f"iplm: cannot write {args.output}: {error.strerror or error}", file=sys.stderr)
         return 1

@@ -24,6 +24,7 @@ from appliance.network.create_mesh_point import create_mesh_point
 from appliance.network.network_errors import NetworkError
 from appliance.network.network_types import CONFIG_FILES, DEFAULT_LEASE_FILE, NetworkChanges, NetworkPlan
 from appliance.network.render_network_files import render_network_files
+from appliance.write_file_atomically import write_file_atomically
 
 _IFF_UP = 0x1
 _SCOPE_LINK = 253       # RT_SCOPE_LINK: a link-local address is never a source for routed traffic
@@ -134,25 +135,8 @@ def _write_file(path: Path, text: str, mode: int) -> bool:
             return False
     except FileNotFoundError:
         pass
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    # Created with its final mode: the passphrase is never readable by others, not even for a moment.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    # The rename itself must survive a power cut: boards lose power without warning.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    # The passphrase is never readable by others, and the rename survives a power cut (boards lose power).
+    write_file_atomically(path, data, mode=mode)
     return True
 
 

@@ -5,8 +5,8 @@ The key leaves the unit only through GET /api/admin/mesh/key (the admin asks for
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
-import numbers
 import time
 from pathlib import Path
 from typing import Callable
@@ -18,6 +18,8 @@ from appliance.mesh.pieces.decode_piece_set import decode_piece_set
 from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
 from appliance.mesh.key.load_mesh_key import load_mesh_key
 from appliance.mesh.agent.mesh_agent_types import MESH_KEY_FILE
+from appliance.mesh.agent.parse_presence import parse_presence
+from appliance.mesh.agent.presence_types import PeerEntry, Presence, PresenceModel
 from appliance.mesh.mesh_errors import MeshKeyError
 from appliance.mesh.key.parse_mesh_key import parse_mesh_key
 from appliance.mesh.key.store_mesh_key import store_mesh_key
@@ -25,10 +27,6 @@ from appliance.portal.portal_types import ApiError
 from appliance.portal.read_json_body import read_json_body
 
 _log = logging.getLogger("iplm.portal")
-_MODEL_STATES = ("installed", "partial")
-_PEER_STATES = ("online", "gone")
-_LOAD_KEYS = ("workers", "workers_ready", "busy", "queued")
-_TEXT_LIMIT = 200  # a peer's name or address: enough for any real one, not a page of text
 
 
 def _read_mesh_id(data_dir: Path) -> tuple[str | None, str | None]:
@@ -40,65 +38,49 @@ def _read_mesh_id(data_dir: Path) -> tuple[str | None, str | None]:
     return (derive_mesh_secrets(key).mesh_id if key is not None else None), None
 
 
-def _text(value) -> str | None:
-    return value[:_TEXT_LIMIT] if isinstance(value, str) else None
-
-
-def _number(value):
-    # bool is an int to Python; a presence that says `"load": true` says nothing.
-    return value if isinstance(value, numbers.Real) and not isinstance(value, bool) else None
-
-
-def _count_pieces(encoded) -> dict | None:
+def _count_pieces(encoded: dict | None) -> dict | None:
     # The UI shows a percent; the ranges themselves are for installs (find_model_holders, install_from_peers).
-    try:
-        total, ranges = decode_piece_set(encoded)
-    except ValueError:
+    if encoded is None:
         return None
+    total, ranges = decode_piece_set(encoded)  # parse_presence let only valid sets through
     return {"held": sum(stop - start for start, stop in ranges), "total": total}
 
 
-def _describe_models(models) -> list[dict]:
+def _describe_models(models: tuple[PresenceModel, ...]) -> list[dict]:
     described = []
-    for model in models if isinstance(models, list) else ():
-        if not (isinstance(model, dict) and isinstance(model.get("id"), str) and model.get("state") in _MODEL_STATES):
-            continue
-        entry = {"id": model["id"][:_TEXT_LIMIT], "state": model["state"]}
-        pieces = _count_pieces(model.get("pieces")) if model["state"] == "partial" else None
+    for model in models:
+        entry: dict = {"id": model.id, "state": model.state}
+        pieces = _count_pieces(model.pieces) if model.state == "partial" else None
         if pieces is not None:
             entry["pieces"] = pieces
         described.append(entry)
     return described
 
 
-def _describe_unit(presence: dict) -> dict:
-    load = presence.get("load") if isinstance(presence.get("load"), dict) else {}
-    return {"name": _text(presence.get("name")), "address": _text(presence.get("address")),
-            "engine": _text(presence.get("engine")), "device": _text(presence.get("device")),
-            "memory_free": _number(presence.get("memory_free")),
-            "load": {key: load[key] for key in _LOAD_KEYS if _number(load.get(key)) is not None},
-            "models": _describe_models(presence.get("models"))}
+def _describe_unit(presence: Presence) -> dict:
+    return {"name": presence.name or None, "address": presence.address or None,
+            "engine": presence.engine or None, "device": presence.device or None,
+            "memory_free": presence.memory_free, "load": dataclasses.asdict(presence.load),
+            "models": _describe_models(presence.models)}
 
 
-def _describe_peer(entry: dict) -> dict:
-    presence = entry.get("presence") if isinstance(entry.get("presence"), dict) else {}
-    peer = {"state": entry.get("state") if entry.get("state") in _PEER_STATES else "gone", **_describe_unit(presence),
-            "via": _text(entry.get("via")), "last_seen": _number(entry.get("last_seen")),
-            "since": _number(entry.get("since")), "reason": _text(entry.get("reason"))}
-    if _number(entry.get("rssi")) is not None:
-        peer["rssi"] = entry["rssi"]
+def _describe_peer(entry: PeerEntry) -> dict:
+    peer = {"state": entry.state, **_describe_unit(entry.presence), "via": entry.via, "last_seen": entry.last_seen,
+            "since": entry.since, "reason": entry.reason}
+    if entry.rssi is not None:
+        peer["rssi"] = entry.rssi
     return peer
 
 
-def _read_peers(mesh_status: Callable[[], dict | None]) -> dict | None:
+def _read_peers(mesh_status: Callable[[], dict[str, PeerEntry] | None]) -> dict | None:
     try:
         table = mesh_status()
     except Exception:  # a poll of the admin page must not fail because the agent hiccuped
         _log.exception("reading the mesh agent's peer table failed")
         return None
-    if not isinstance(table, dict):
+    if table is None:
         return None
-    return {str(node): _describe_peer(entry) for node, entry in table.items() if isinstance(entry, dict)}
+    return {node: _describe_peer(entry) for node, entry in table.items()}
 
 
 def _read_options() -> dict:
@@ -118,7 +100,7 @@ def _check_admin_guard(app: Flask) -> None:
         raise RuntimeError("register_admin_routes must run before register_mesh_admin_routes")
 
 
-def register_mesh_admin_routes(app: Flask, *, data_dir, node_id: str, mesh_status: Callable[[], dict | None],
+def register_mesh_admin_routes(app: Flask, *, data_dir, node_id: str, mesh_status: Callable[[], dict[str, PeerEntry] | None],
                                describe_self: Callable[[], dict] | None = None) -> None:
     """Add GET /api/admin/mesh, GET /api/admin/mesh/key, POST /api/admin/mesh/create and /join.
 
@@ -140,7 +122,7 @@ def register_mesh_admin_routes(app: Flask, *, data_dir, node_id: str, mesh_statu
         unit = None
         if describe_self is not None:
             try:
-                unit = _describe_unit(describe_self())
+                unit = _describe_unit(parse_presence({**describe_self(), "node": node_id}, node_id))
             except Exception:
                 _log.exception("describing this unit for the admin page failed")
         response = jsonify({

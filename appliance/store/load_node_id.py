@@ -1,10 +1,11 @@
 """The unit's random, stable identity (names its Wi-Fi and its mesh presence; says nothing about its owner)."""
 from __future__ import annotations
 
-import os
 import re
 import secrets
 from pathlib import Path
+
+from appliance.write_file_atomically import write_file_atomically
 
 _FILE = "node_id"
 # Exactly what secrets.token_hex(8) writes: int(text, 16) would also take "0x…", "-…" and "_" separators.
@@ -22,7 +23,5 @@ def load_node_id(data_dir: Path) -> str:
         pass
     node_id = secrets.token_hex(8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(node_id + "\n", encoding="ascii")
-    os.replace(tmp, path)  # never leave a half-written identity
+    write_file_atomically(path, node_id + "\n")  # never leave a half-written identity
     return node_id

@@ -36,7 +36,7 @@ def _emit(record: dict) -> None:
 
 
 def _emit_peers(peers: dict, agent=None) -> None:
-    peers = {node: {key: entry[key] for key in ("state", "via", "reason", "last_seen", "since")}
+    peers = {node: {key: getattr(entry, key) for key in ("state", "via", "reason", "last_seen", "since")}
              for node, entry in peers.items()}
     extra = {"links": agent.links(), "drops": agent.drops()} if agent is not None else {}
     _emit({"event": "peers", "t": time.time(), "peers": peers, **extra})

@@ -11,6 +11,7 @@ from appliance.mesh.agent.mesh_agent_types import AgentTiming
 from appliance.mesh.mesh_types import MeshKey
 from appliance.mesh.broker.render_mosquitto_conf import render_mosquitto_conf
 from appliance.mesh.broker.start_broker import start_broker
+from appliance.mesh.agent.presence_types import PresenceModel
 from appliance.mesh.agent.start_mesh_agent import start_mesh_agent
 from appliance.mesh.broker.write_broker_credentials import write_broker_credentials
 
@@ -75,7 +76,8 @@ def agents():
 
 
 def _state(agent, node):
-    return agent.peers().get(node, {}).get("state")
+    entry = agent.peers().get(node)
+    return entry.state if entry is not None else None
 
 
 def test_two_units_see_each_other_and_a_clean_stop_is_a_leave(brokers, agents):
@@ -84,17 +86,17 @@ def test_two_units_see_each_other_and_a_clean_stop_is_a_leave(brokers, agents):
     agent_a = agents(dir_a, A, port_a, peers=[("127.0.0.1", port_b)])
     agent_b = agents(dir_b, B, port_b, peers=[("127.0.0.1", port_a)])
     assert _wait(lambda: _state(agent_a, B) == "online" and _state(agent_b, A) == "online")
-    presence = agent_a.peers()[B]["presence"]
-    assert presence["name"] == "bbbb" and presence["node"] == B and presence["state"] == "online"
-    assert (presence["broker"], presence["portal"], presence["address"]) == (port_b, 8080, "127.0.0.1")
-    assert len(presence["will_id"]) == 16
+    presence = agent_a.peers()[B].presence
+    assert presence.name == "bbbb" and presence.node == B and presence.state == "online"
+    assert (presence.broker, presence.portal, presence.address) == (port_b, 8080, "127.0.0.1")
+    assert len(presence.will_id) == 16
     assert agent_a.links() == {f"127.0.0.1:{port_b}": {"state": "connected", "via": "manual", "node": B}}
-    first_seen = agent_a.peers()[B]["last_seen"]
-    assert _wait(lambda: agent_a.peers()[B]["last_seen"] > first_seen)  # the heartbeat
+    first_seen = agent_a.peers()[B].last_seen
+    assert _wait(lambda: agent_a.peers()[B].last_seen > first_seen)  # the heartbeat
     assert (dir_a / "mesh_counter").read_text().strip().isdigit()
     agent_b.stop()
     assert _wait(lambda: _state(agent_a, B) == "gone")
-    assert agent_a.peers()[B]["reason"] == "left"
+    assert agent_a.peers()[B].reason == "left"
     agent_b = agents(dir_b, B, port_b, peers=[("127.0.0.1", port_a)])  # back, same data dir
     assert _wait(lambda: _state(agent_a, B) == "online")
 
@@ -125,8 +127,8 @@ def test_a_presence_too_big_to_seal_goes_out_without_its_piece_maps(brokers, age
     agent_a = agents(dir_a, A, port_a, peers=[("127.0.0.1", port_b)])
     agents(dir_b, B, port_b, describe=lambda: {"models": [{"id": "m", "state": "partial", "pieces": huge}]})
     assert _wait(lambda: _state(agent_a, B) == "online")
-    presence = agent_a.peers()[B]["presence"]
-    assert presence["pieces_omitted"] is True and presence["models"] == [{"id": "m", "state": "partial"}]
+    presence = agent_a.peers()[B].presence
+    assert presence.pieces_omitted is True and presence.models == (PresenceModel(id="m", state="partial"),)
 
 
 def test_ble_sightings_add_rssi_to_known_peers(brokers, agents, monkeypatch):
@@ -144,6 +146,6 @@ def test_ble_sightings_add_rssi_to_known_peers(brokers, agents, monkeypatch):
                                portal_port=8080, discovery=False, manual_peers=[("127.0.0.1", port_b)], ble=True,
                                timing=FAST)
     try:
-        assert _wait(lambda: agent_a.peers().get(B, {}).get("rssi") == -58)
+        assert _wait(lambda: B in agent_a.peers() and agent_a.peers()[B].rssi == -58)
     finally:
         agent_a.stop()

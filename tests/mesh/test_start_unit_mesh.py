@@ -56,7 +56,7 @@ def test_the_broker_is_restarted_when_it_dies_and_manual_peers_are_picked_up(tmp
     unit_b = _start(dir_b, "b" * 16, port_b)
     try:
         assert (dir_a / "mesh" / "passwd").stat().st_mode & 0o077 == 0
-        assert _wait(lambda: unit_a.agent.peers().get("b" * 16, {}).get("state") == "online")
+        assert _wait(lambda: "b" * 16 in unit_a.agent.peers() and unit_a.agent.peers()["b" * 16].state == "online")
         status_file = dir_a / "mesh" / "status.json"  # written by the watcher, once a second at most
         assert _wait(lambda: status_file.exists() and "b" * 16 in json.loads(status_file.read_text())["peers"])
         status = json.loads(status_file.read_text())
@@ -66,8 +66,8 @@ def test_the_broker_is_restarted_when_it_dies_and_manual_peers_are_picked_up(tmp
         assert _wait(lambda: unit_b.broker.process().pid != old_pid and unit_b.broker.process().poll() is None)
         killed_at = time.time()
         # Unit b's agent republishes on its restarted broker, and unit a reconnects to it.
-        assert _wait(lambda: unit_a.agent.peers()["b" * 16]["last_seen"] > killed_at
-                     and unit_a.agent.peers()["b" * 16]["state"] == "online")
+        assert _wait(lambda: unit_a.agent.peers()["b" * 16].last_seen > killed_at
+                     and unit_a.agent.peers()["b" * 16].state == "online")
     finally:
         unit_b.stop()
         unit_a.stop()

@@ -12,6 +12,8 @@ from flask import Flask
 from appliance.admin.admin_types import AdminHooks, InstallJobs
 from appliance.admin.set_admin_pin import set_admin_pin
 from appliance.engine.engine_types import Engine
+from appliance.mesh.agent.parse_presence import parse_presence
+from appliance.mesh.agent.presence_types import PeerEntry
 from appliance.mesh.key.create_mesh_key import create_mesh_key
 from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
 from appliance.mesh.pieces.encode_piece_set import encode_piece_set
@@ -44,9 +46,14 @@ def _fake_hooks(data_dir: Path) -> AdminHooks:
     return AdminHooks(data_dir=data_dir, node_id=NODE, memory_bytes=0, jobs=jobs, switch_model=lambda model: None)
 
 
+def _entry(state: str, payload: dict, **fields) -> PeerEntry:
+    return PeerEntry(state=state, presence=parse_presence(payload, payload["node"]), **fields)
+
+
 def _presence(name: str, **extra) -> dict:
     return {"v": 1, "state": "online", "node": name, "name": f"iplm-{name}", "engine": "llama.cpp",
-            "device": "generic-x86_64", "memory_free": 2_000_000_000, "load": {"workers": 1, "busy": 0, "queued": 0},
+            "device": "generic-x86_64", "memory_free": 2_000_000_000,
+        "load": {"workers": 1, "workers_ready": 0, "busy": 0, "queued": 0},
             "models": [], "address": "10.77.0.2", "broker": 1883, "portal": 8080, "will_id": "ab", **extra}
 
 
@@ -197,16 +204,16 @@ def test_a_key_present_at_start_needs_no_restart(data_dir, status):
 def test_peers_come_from_the_running_agent(data_dir, status):
     store_mesh_key(data_dir, KEY)
     partial = {"id": "Qwen", "state": "partial", "engine": "mlc", "pieces": encode_piece_set([0, 1, 2, 5], 10)}
-    status["table"] = {
-        "node-b": {"state": "online", "presence": _presence("b", models=[
+    status["table"] = {  # what the agent holds: each presence as parse_presence read it off the wire
+        "node-b": _entry("online", _presence("b", models=[
             {"id": "SmolLM2", "state": "installed", "engine": "llama.cpp", "root": "ab", "size": 9}, partial,
             {"id": "Odd", "state": "available"}, "junk", {"state": "installed"}]),
-            "last_seen": 1000.5, "via": "10.77.0.2:1883", "since": 990.0, "reason": None, "rssi": -61},
-        "node-c": {"state": "gone", "presence": _presence("c", state="gone", load=True, memory_free="lots"),
-                   "last_seen": 900.0, "via": "10.77.0.3:1883", "since": 910.0, "reason": "silent"},
-        "node-d": {"state": "online", "presence": _presence("d", models=[
+            last_seen=1000.5, via="10.77.0.2:1883", since=990.0, rssi=-61),
+        "node-c": _entry("gone", _presence("c", state="gone", load=True, memory_free="lots"),
+                         last_seen=900.0, via="10.77.0.3:1883", since=910.0, reason="silent"),
+        "node-d": _entry("online", _presence("d", models=[
             {"id": "Broken", "state": "partial", "pieces": {"n": 3, "ranges": [[0, 9]]}}]),
-            "last_seen": 1000.0, "via": "10.77.0.4:1883", "since": 1000.0, "reason": None},
+            last_seen=1000.0, via="10.77.0.4:1883", since=1000.0),
     }
     me = _presence("self", models=[{"id": "SmolLM2", "state": "installed"}])
     client = _build_app(data_dir, status, describe_self=lambda: me).test_client()
@@ -218,13 +225,15 @@ def test_peers_come_from_the_running_agent(data_dir, status):
     assert set(peers) == {"node-b", "node-c", "node-d"}
     assert peers["node-b"] == {
         "state": "online", "name": "iplm-b", "address": "10.77.0.2", "engine": "llama.cpp",
-        "device": "generic-x86_64", "memory_free": 2_000_000_000, "load": {"workers": 1, "busy": 0, "queued": 0},
+        "device": "generic-x86_64", "memory_free": 2_000_000_000,
+        "load": {"workers": 1, "workers_ready": 0, "busy": 0, "queued": 0},
         "models": [{"id": "SmolLM2", "state": "installed"},
                    {"id": "Qwen", "state": "partial", "pieces": {"held": 4, "total": 10}}],
         "via": "10.77.0.2:1883", "last_seen": 1000.5, "since": 990.0, "reason": None, "rssi": -61}
     gone = peers["node-c"]
     assert gone["state"] == "gone" and gone["reason"] == "silent" and "rssi" not in gone
-    assert gone["load"] == {} and gone["memory_free"] is None  # what a peer sends is checked, not trusted
+    # What a peer sends is checked, not trusted: a load of `true` counts nothing, "lots" of memory is unknown.
+    assert gone["load"] == {"workers": 0, "workers_ready": 0, "busy": 0, "queued": 0} and gone["memory_free"] is None
     assert peers["node-d"]["models"] == [{"id": "Broken", "state": "partial"}]  # a bad piece set: no percent
     assert KEY not in str(body)
 

@@ -1,20 +1,20 @@
 """Which units of the mesh can give pieces of a model."""
 from __future__ import annotations
 
+from appliance.mesh.agent.presence_types import PeerEntry
 
-def find_model_holders(peers: dict, model_id: str) -> list[str]:
+
+def find_model_holders(peers: dict[str, PeerEntry], model_id: str) -> list[str]:
     """Portal URLs of the online peers whose presence lists `model_id` installed or partial.
 
-    `peers` is the mesh agent's peer table (node id → {"state", "presence", ...}). Fully installed
-    holders come first: they can serve every piece.
+    Fully installed holders come first: they can serve every piece.
     """
     holders = []
     for peer in peers.values():
-        presence = peer.get("presence") or {}
-        if peer.get("state") != "online" or not presence.get("address") or not presence.get("portal"):
+        presence = peer.presence
+        if peer.state != "online" or not presence.address or not presence.portal:
             continue
-        for model in presence.get("models") or ():
-            if isinstance(model, dict) and model.get("id") == model_id and model.get("state") in ("installed",
-                                                                                                  "partial"):
-                holders.append((model["state"] != "installed", f"http://{presence['address']}:{presence['portal']}"))
+        for model in presence.models:
+            if model.id == model_id:
+                holders.append((model.state != "installed", f"http://{presence.address}:{presence.portal}"))
     return [url for _, url in sorted(holders)]

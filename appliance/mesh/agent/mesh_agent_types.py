@@ -13,14 +13,14 @@ connection carries the same value. A receiver takes a will as "gone" only when i
 in the latest presence it accepted, so an old will, captured and replayed by someone holding the broker
 password (it crosses the mesh link in clear MQTT), cannot take a living unit off the mesh.
 
-Peer table: {node_id: {"state": "online" | "gone", "presence": dict, "last_seen": epoch s,
-"via": "host:port" of the broker it was heard on, "since": epoch s of the last state change,
-"reason": None | "left" | "will" | "link" | "silent"}}. peers() adds "rssi" where BLE heard the unit.
+Peer table: {node_id: PeerEntry} (presence_types); peers() adds the BLE signal where BLE heard the unit.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Union
+
+from appliance.mesh.agent.presence_types import PeerEntry, Presence
 
 MDNS_SERVICE_TYPE = "_iplm._tcp.local."
 # The iplm BLE service (a random UUID of our own; no SIG assignment needed for 128-bit UUIDs).
@@ -84,7 +84,7 @@ class BleSighting:
 @dataclass(frozen=True)
 class PresenceHeard:
     sender: str
-    payload: dict
+    presence: Presence
     via: str
     at: float
 
@@ -92,7 +92,7 @@ class PresenceHeard:
 @dataclass(frozen=True)
 class WillHeard:
     sender: str
-    payload: dict
+    presence: Presence
     via: str
     at: float
 
@@ -109,11 +109,14 @@ class ClockTicked:
     gone_after_s: float
 
 
+PeerTableEvent = Union[PresenceHeard, WillHeard, LinkLost, ClockTicked]
+
+
 @dataclass(frozen=True)
 class MeshAgent:
     """A running mesh agent (start_mesh_agent).
 
-    peers(): the peer table (a copy). links(): {"host:port": {"state": "connecting" | "connected" |
+    peers(): the peer table, {node id: PeerEntry}. links(): {"host:port": {"state": "connecting" | "connected" |
     "refused" | "down" | "self", "via": "mdns" | "manual", "node": node id or None}}. drops(): how many
     received messages were dropped, by reason ("bad_mac", "replay", "stale", "wrong_sender", ...).
     add_peer(host, port): connect to one more broker. stop(): publish "gone", close everything.
@@ -121,7 +124,7 @@ class MeshAgent:
 
     node_id: str
     mesh_id: str
-    peers: Callable[[], dict]
+    peers: Callable[[], dict[str, PeerEntry]]
     links: Callable[[], dict]
     drops: Callable[[], dict]
     add_peer: Callable[[str, int], None]

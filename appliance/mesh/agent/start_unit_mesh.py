@@ -1,10 +1,10 @@
 """Start the mesh side of a unit: its own broker (in development) and its mesh agent."""
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import json
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -21,6 +21,7 @@ from appliance.mesh.broker.start_broker import start_broker
 from appliance.mesh.agent.start_mesh_agent import start_mesh_agent
 from appliance.mesh.broker.write_broker_credentials import write_broker_credentials
 from appliance.store.read_setting import read_setting
+from appliance.write_file_atomically import write_file_atomically
 
 _log = logging.getLogger("iplm.mesh")
 _WATCH_S = 1.0
@@ -56,10 +57,10 @@ def _start_own_broker(mesh_dir: Path, secrets, mesh_address: str, broker_port: i
 
 def _write_status(path: Path, agent) -> None:
     status = {"updated_at": time.time(), "node": agent.node_id, "mesh_id": agent.mesh_id,
-              "peers": agent.peers(), "links": agent.links(), "drops": agent.drops()}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(status, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+              "peers": {node: dataclasses.asdict(entry) for node, entry in agent.peers().items()},
+              "links": agent.links(), "drops": agent.drops()}
+    # Rewritten now and then, read by `iplm mesh status`: no need to sync the directory each time.
+    write_file_atomically(path, json.dumps(status, indent=1, sort_keys=True), sync_directory=False)
 
 
 def start_unit_mesh(*, data_dir, node_id: str, mesh_address: str, portal_port: int,

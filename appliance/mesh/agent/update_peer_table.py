@@ -1,51 +1,50 @@
 """Apply one event to the peer table: a presence, a last will, a lost link, the passing of time."""
 from __future__ import annotations
 
-from appliance.mesh.agent.mesh_agent_types import ClockTicked, LinkLost, PresenceHeard, WillHeard
+import dataclasses
+
+from appliance.mesh.agent.mesh_agent_types import ClockTicked, LinkLost, PeerTableEvent, PresenceHeard, WillHeard
+from appliance.mesh.agent.presence_types import GoneReason, PeerEntry
+
+PeerTable = dict[str, PeerEntry]
 
 
-def _mark_gone(entry: dict, reason: str, at: float) -> dict:
-    if entry["state"] == "gone":
+def _mark_gone(entry: PeerEntry, reason: GoneReason, at: float) -> PeerEntry:
+    if entry.state == "gone":
         return entry
-    return {**entry, "state": "gone", "reason": reason, "since": at}
+    return dataclasses.replace(entry, state="gone", reason=reason, since=at)
 
 
-def _hear_presence(table: dict, event: PresenceHeard) -> dict:
+def _hear_presence(table: PeerTable, event: PresenceHeard) -> PeerTable:
     old = table.get(event.sender)
-    leaving = event.payload.get("state") == "gone"  # a unit that stops cleanly says so
+    leaving = event.presence.state == "gone"  # a unit that stops cleanly says so
     state = "gone" if leaving else "online"
-    changed = old is None or old["state"] != state
-    entry = {
-        "state": state,
-        "presence": event.payload,
-        "last_seen": event.at,
-        "via": event.via,
-        "since": event.at if changed else old["since"],
-        "reason": "left" if leaving else None,
-    }
+    changed = old is None or old.state != state
+    entry = PeerEntry(state=state, presence=event.presence, last_seen=event.at, via=event.via,
+                      since=event.at if changed or old is None else old.since, reason="left" if leaving else None)
     return {**table, event.sender: entry}
 
 
-def _hear_will(table: dict, event: WillHeard) -> dict:
+def _hear_will(table: PeerTable, event: WillHeard) -> PeerTable:
     entry = table.get(event.sender)
     # Only the will of the connection behind the latest presence counts (see mesh_agent_types).
-    if entry is None or entry["presence"].get("will_id") != event.payload.get("will_id"):
+    if entry is None or entry.presence.will_id != event.presence.will_id:
         return table
     return {**table, event.sender: _mark_gone(entry, "will", event.at)}
 
 
-def _lose_link(table: dict, event: LinkLost) -> dict:
-    return {node: (_mark_gone(entry, "link", event.at) if entry["via"] == event.via else entry)
+def _lose_link(table: PeerTable, event: LinkLost) -> PeerTable:
+    return {node: (_mark_gone(entry, "link", event.at) if entry.via == event.via else entry)
             for node, entry in table.items()}
 
 
-def _tick(table: dict, event: ClockTicked) -> dict:
+def _tick(table: PeerTable, event: ClockTicked) -> PeerTable:
     return {node: (_mark_gone(entry, "silent", event.at)
-                   if event.at - entry["last_seen"] > event.gone_after_s else entry)
+                   if event.at - entry.last_seen > event.gone_after_s else entry)
             for node, entry in table.items()}
 
 
-def update_peer_table(table: dict, event) -> dict:
+def update_peer_table(table: PeerTable, event: PeerTableEvent) -> PeerTable:
     """The peer table after `event` (PresenceHeard, WillHeard, LinkLost or ClockTicked); `table` is not changed."""
     if isinstance(event, PresenceHeard):
         return _hear_presence(table, event)

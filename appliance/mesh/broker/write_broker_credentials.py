@@ -4,10 +4,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import shutil
 from pathlib import Path
 
 from appliance.mesh.mesh_types import MeshSecrets
+from appliance.write_file_atomically import write_file_atomically
 
 # mosquitto 2.0's "$7$" format (what `mosquitto_passwd` writes by default):
 #   username:$7$<iterations>$<base64 12-byte salt>$<base64 PBKDF2-HMAC-SHA512, 64 bytes>
@@ -32,19 +32,5 @@ def write_broker_credentials(path: Path | str, secrets: MeshSecrets, *, owner: s
     """
     path = Path(path)
     line = _render_password_line(secrets.broker_username, secrets.broker_password, os.urandom(_SALT_BYTES))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    # Created 0600 from the start: the hash never exists world-readable, not even for a moment.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)  # O_CREAT's mode does not apply to a leftover tmp file
-        if owner is not None:
-            shutil.chown(tmp, user=owner)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_file_atomically(path, line, mode=0o600, owner=owner)
     return path

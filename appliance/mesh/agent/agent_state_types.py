@@ -1,0 +1,188 @@
+"""Data shapes of the running mesh agent: its state, the events it reacts to, the effects it asks for.
+
+apply_agent_event(state, event) -> (state, effects) is pure; start_mesh_agent's edge turns MQTT, mDNS,
+BLE and timer callbacks into events and performs the effects (open and close broker links, publish
+this unit's presence, arm its last will, tell listeners, log).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+from appliance.mesh.agent.mesh_agent_types import AgentTiming, BleSighting, MdnsPeer
+from appliance.mesh.agent.presence_types import PeerEntry
+from appliance.mesh.mesh_types import MeshSecrets
+
+LinkPhase = Literal["connecting", "connected", "refused", "down", "self"]
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    node_id: str
+    secrets: MeshSecrets
+    timing: AgentTiming
+
+    @property
+    def topic_prefix(self) -> str:
+        return f"iplm/{self.secrets.mesh_id}/presence"
+
+    @property
+    def own_topic(self) -> str:
+        return f"{self.topic_prefix}/{self.node_id}"
+
+
+@dataclass(frozen=True)
+class LinkState:
+    """A connection to one peer's broker ("host:port" keys it)."""
+
+    host: str
+    port: int
+    via: Literal["mdns", "manual"]
+    phase: LinkPhase = "connecting"
+    node: str | None = None  # the unit heard on it
+    down_since: float | None = None  # monotonic s
+    lost: bool = False  # down past the grace period: its peers were marked gone
+    closed: bool = False  # a link to this very unit, whose client was closed
+
+
+@dataclass(frozen=True)
+class AgentState:
+    """The agent at one moment. Dicts here are values: transitions copy, never change them."""
+
+    config: AgentConfig
+    will_id: str  # the current connection's, see mesh_agent_types
+    table: dict[str, PeerEntry] = field(default_factory=dict)
+    replay: dict = field(default_factory=dict)  # open_mesh_message's memory of counters
+    proximity: dict = field(default_factory=dict)  # update_ble_proximity's
+    links: dict[str, LinkState] = field(default_factory=dict)
+    mdns_links: dict[str, str] = field(default_factory=dict)  # node id -> link key, for links mDNS found
+    drops: dict[str, int] = field(default_factory=dict)  # dropped messages by reason
+    warned: frozenset[tuple[str, str]] = frozenset()  # (link, reason) already logged
+    own_connected: bool = False
+    next_heartbeat: float = 0.0  # monotonic s
+    summary: dict[str, tuple[str, str]] = field(default_factory=dict)  # node -> (state, via), last told
+    stopping: bool = False
+
+
+# Events.
+@dataclass(frozen=True)
+class MessageArrived:
+    link: str
+    topic: str
+    raw: bytes
+    at: float  # epoch s
+
+
+@dataclass(frozen=True)
+class LinkConnected:
+    link: str
+    refused: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class LinkDropped:
+    link: str
+    at: float  # monotonic s
+
+
+@dataclass(frozen=True)
+class MdnsFound:
+    peer: MdnsPeer
+    at: float
+
+
+@dataclass(frozen=True)
+class MdnsLost:
+    peer: MdnsPeer
+    at: float
+
+
+@dataclass(frozen=True)
+class BleSighted:
+    sighting: BleSighting
+    at: float
+
+
+@dataclass(frozen=True)
+class PeerAdded:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class OwnConnected:
+    refused: bool
+    at: float  # monotonic s
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class OwnDropped:
+    new_will_id: str  # a fresh random id for the next connection (chosen at the edge)
+
+
+@dataclass(frozen=True)
+class AgentTicked:
+    at: float  # epoch s
+    mono: float  # monotonic s
+
+
+@dataclass(frozen=True)
+class AgentStopping:
+    pass
+
+
+AgentEvent = Union[MessageArrived, LinkConnected, LinkDropped, MdnsFound, MdnsLost, BleSighted, PeerAdded,
+                   OwnConnected, OwnDropped, AgentTicked, AgentStopping]
+
+
+# Effects.
+@dataclass(frozen=True)
+class OpenLink:
+    link: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class CloseLink:
+    link: str
+
+
+@dataclass(frozen=True)
+class SubscribePresence:
+    link: str
+
+
+@dataclass(frozen=True)
+class PaceReconnects:
+    """Retry a peer's broker slowly (it refused us: another mesh, an old key) or quickly again."""
+
+    link: str
+    slow: bool
+
+
+@dataclass(frozen=True)
+class PublishPresence:
+    state: Literal["online", "gone"]
+    will_id: str
+
+
+@dataclass(frozen=True)
+class ArmWill:
+    will_id: str
+
+
+@dataclass(frozen=True)
+class NotifyPeers:
+    """A peer appeared or changed state: tell the listener (the status file, the admin page)."""
+
+
+@dataclass(frozen=True)
+class LogWarning:
+    message: str
+
+
+AgentEffect = Union[OpenLink, CloseLink, SubscribePresence, PaceReconnects, PublishPresence, ArmWill, NotifyPeers,
+                    LogWarning]

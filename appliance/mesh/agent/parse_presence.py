@@ -1,0 +1,85 @@
+"""Read a presence (or last will) another unit sent, into a Presence: every field checked and bounded here, once."""
+from __future__ import annotations
+
+import numbers
+
+from appliance.mesh.agent.presence_types import Presence, PresenceModel, UnitLoad
+from appliance.mesh.pieces.decode_piece_set import decode_piece_set
+
+_TEXT_LIMIT = 200  # a name, an address, a model id: enough for any real one, not a page of text
+_MODEL_LIMIT = 256
+_MODEL_STATES = ("installed", "partial")
+
+
+def _text(value: object) -> str:
+    return value[:_TEXT_LIMIT] if isinstance(value, str) else ""
+
+
+def _count(value: object) -> int | None:
+    # bool is an int to Python; a presence that says `"busy": true` says nothing.
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0:
+        return int(value)
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
+    return None
+
+
+def _port(value: object) -> int | None:
+    port = _count(value)
+    return port if port is not None and 0 < port < 65536 else None
+
+
+def _read_load(value: object) -> UnitLoad:
+    load = value if isinstance(value, dict) else {}
+    return UnitLoad(**{key: _count(load.get(key)) or 0 for key in ("workers", "workers_ready", "busy", "queued")})
+
+
+def _read_pieces(value: object) -> dict | None:
+    try:
+        decode_piece_set(value)
+    except (ValueError, TypeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _read_models(value: object) -> tuple[PresenceModel, ...]:
+    models = []
+    for model in (value if isinstance(value, list) else [])[:_MODEL_LIMIT]:
+        if not isinstance(model, dict) or not isinstance(model.get("id"), str) or not model["id"]:
+            continue
+        if model.get("state") not in _MODEL_STATES:
+            continue
+        root = model.get("root")
+        models.append(PresenceModel(
+            id=_text(model["id"]), state=model["state"], engine=_text(model.get("engine")),
+            format=_text(model.get("format")), root=_text(root) or None if isinstance(root, str) else None,
+            size=_count(model.get("size")) or 0,
+            pieces=_read_pieces(model.get("pieces")) if model["state"] == "partial" else None))
+    return tuple(models)
+
+
+def parse_presence(payload: object, sender: str) -> Presence:
+    """The Presence `sender` published; ValueError when it is no presence at all or speaks for another unit.
+
+    Anything else malformed is dropped field by field: a unit that sends a bad load still shows as online.
+    """
+    if not isinstance(payload, dict):
+        raise ValueError("a presence is a JSON object")
+    node = payload.get("node", sender)
+    if node != sender:
+        raise ValueError(f"a presence from {sender} speaks for {node!r}")
+    return Presence(
+        node=sender,
+        state="gone" if payload.get("state") == "gone" else "online",
+        name=_text(payload.get("name")),
+        engine=_text(payload.get("engine")),
+        device=_text(payload.get("device")),
+        memory_free=_count(payload.get("memory_free")),
+        load=_read_load(payload.get("load")),
+        models=_read_models(payload.get("models")),
+        address=_text(payload.get("address")),
+        broker=_port(payload.get("broker")),
+        portal=_port(payload.get("portal")),
+        will_id=_text(payload.get("will_id")),
+        pieces_omitted=payload.get("pieces_omitted") is True,
+    )
