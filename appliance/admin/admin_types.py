@@ -5,18 +5,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from appliance.admin.install_job_types import InstallJob
+
 
 @dataclass(frozen=True)
 class InstallJobs:
-    """Background installs of one unit. start/cancel return the job dict; describe() maps model id → job.
+    """Background installs of one unit (start_install_jobs). start(model) returns its job (LibraryError
+    "install_running" when one runs); cancel(model) its job, None when none runs; describe() maps model id
+    to job."""
 
-    A job dict: {"model", "state": "running" | "installed" | "failed" | "cancelled", "done_bytes",
-    "total_bytes", "rate_bps", "eta_s", "rejected_pieces", "error": {"code", "message"} | None}.
-    """
-
-    start: Callable[[str], dict]
-    cancel: Callable[[str], dict | None]
-    describe: Callable[[], dict[str, dict]]
+    start: Callable[[str], InstallJob]
+    cancel: Callable[[str], InstallJob | None]
+    describe: Callable[[], dict[str, InstallJob]]
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,67 @@
-"""Model installs that run in the background of `iplm serve`, with progress for the admin page."""
+"""Model installs that run in the background of `iplm serve`, with progress for the admin page.
+
+The decisions are apply_install_event's (pure); this module runs each install in a thread of its own,
+feeds its progress and outcome back as events, and performs the effects.
+"""
 from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from appliance.admin.admin_types import InstallJobs
+from appliance.admin.apply_install_event import apply_install_event
+from appliance.admin.install_job_types import (
+    CancelRequested, InstallEffect, InstallEnded, InstallEvent, InstallJob, InstallJobsState, InstallProgressed,
+    InstallRequested, JobError, RefuseRequest, RunInstall, StopInstall,
+)
 from appliance.library.install_model import install_model
 from appliance.library.library_errors import LibraryError
 from appliance.mesh.pieces.install_from_peers import install_from_peers
 
 _log = logging.getLogger("iplm.admin")
+
+
+@dataclass(eq=False)
+class _Edge:
+    state: InstallJobsState = field(default_factory=InstallJobsState)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    cancels: dict[str, threading.Event] = field(default_factory=dict)
+
+
+def _install(model_id: str, cancel: threading.Event, report: Callable[[dict], None], *, data_dir: Path,
+             node_id: str, find_peers, load_secrets, install_options: dict) -> InstallEnded:
+    try:
+        peers = find_peers(model_id) if find_peers else []
+        secrets = load_secrets() if peers and load_secrets else None
+        if peers and secrets is not None:
+            install_from_peers(model_id, peers, data_dir=data_dir, node_id=node_id, secrets=secrets,
+                               progress=report, cancel=cancel)
+        else:
+            install_model(model_id, data_dir=data_dir, node_id=node_id, progress=report, cancel=cancel,
+                          **install_options)
+        return InstallEnded(model_id, "installed")
+    except LibraryError as exc:
+        return InstallEnded(model_id, "cancelled" if exc.code == "cancelled" else "failed",
+                            JobError(exc.code, exc.message))
+    except Exception as exc:  # a bug must show on the admin page, not kill the thread silently
+        _log.exception("install of %s failed", model_id)
+        return InstallEnded(model_id, "failed", JobError("install_failed", str(exc)))
+
+
+def _apply(edge: _Edge, event: InstallEvent, run: Callable[[str, threading.Event], None]) -> list[InstallEffect]:
+    with edge.lock:
+        edge.state, effects = apply_install_event(edge.state, event)
+        for effect in effects:
+            if isinstance(effect, RunInstall):
+                edge.cancels[effect.model] = cancel = threading.Event()
+                threading.Thread(target=run, args=(effect.model, cancel), name=f"install-{effect.model}",
+                                 daemon=True).start()
+            elif isinstance(effect, StopInstall):
+                edge.cancels[effect.model].set()
+    return effects
 
 
 def start_install_jobs(data_dir: Path, node_id: str, *, find_peers=None, load_secrets=None,
@@ -20,54 +71,26 @@ def start_install_jobs(data_dir: Path, node_id: str, *, find_peers=None, load_se
     With `find_peers(model_id) -> [portal URL]` and `load_secrets() -> MeshSecrets | None`, a model some
     units of the mesh hold is installed from them (several at once), the rest from its source.
     """
-    lock = threading.Lock()
-    jobs: dict[str, dict] = {}
-    cancels: dict[str, threading.Event] = {}
+    edge = _Edge()
 
     def run(model_id: str, cancel: threading.Event) -> None:
-        def progress(update: dict) -> None:
-            with lock:
-                jobs[model_id].update({k: update[k] for k in
-                                       ("done_bytes", "total_bytes", "rate_bps", "eta_s", "rejected_pieces")})
-        try:
-            peers = find_peers(model_id) if find_peers else []
-            secrets = load_secrets() if peers and load_secrets else None
-            if peers and secrets is not None:
-                install_from_peers(model_id, peers, data_dir=data_dir, node_id=node_id, secrets=secrets,
-                                   progress=progress, cancel=cancel)
-            else:
-                install_model(model_id, data_dir=data_dir, node_id=node_id, progress=progress, cancel=cancel,
-                              **install_options)
-            outcome = {"state": "installed", "error": None}
-        except LibraryError as exc:
-            state = "cancelled" if exc.code == "cancelled" else "failed"
-            outcome = {"state": state, "error": {"code": exc.code, "message": exc.message}}
-        except Exception as exc:  # a bug must show on the admin page, not kill the thread silently
-            _log.exception("install of %s failed", model_id)
-            outcome = {"state": "failed", "error": {"code": "install_failed", "message": str(exc)}}
-        with lock:
-            jobs[model_id].update(outcome, rate_bps=0.0, eta_s=None)
+        def report(update: dict) -> None:
+            _apply(edge, InstallProgressed(model_id, update["done_bytes"], update["total_bytes"], update["rate_bps"],
+                                           update["eta_s"], update["rejected_pieces"]), run)
 
-    def start(model_id: str) -> dict:
-        with lock:
-            if model_id in jobs and jobs[model_id]["state"] == "running":
-                raise LibraryError(code="install_running", message=f"{model_id} is already being installed")
-            cancels[model_id] = cancel = threading.Event()
-            jobs[model_id] = {"model": model_id, "state": "running", "done_bytes": 0, "total_bytes": 0,
-                              "rate_bps": 0.0, "eta_s": None, "rejected_pieces": 0, "error": None}
-            job = dict(jobs[model_id])
-        threading.Thread(target=run, args=(model_id, cancel), name=f"install-{model_id}", daemon=True).start()
-        return job
+        outcome = _install(model_id, cancel, report, data_dir=data_dir, node_id=node_id, find_peers=find_peers,
+                           load_secrets=load_secrets, install_options=install_options)
+        _apply(edge, outcome, run)
 
-    def cancel(model_id: str) -> dict | None:
-        with lock:
-            if model_id not in jobs or jobs[model_id]["state"] != "running":
-                return None
-            cancels[model_id].set()
-            return dict(jobs[model_id])
+    def start(model_id: str) -> InstallJob:
+        effects = _apply(edge, InstallRequested(model_id), run)
+        refusal = next((e for e in effects if isinstance(e, RefuseRequest)), None)
+        if refusal is not None:
+            raise LibraryError(code=refusal.code, message=refusal.message)
+        return edge.state.jobs[model_id]
 
-    def describe() -> dict[str, dict]:
-        with lock:
-            return {model_id: dict(job) for model_id, job in jobs.items()}
+    def cancel(model_id: str) -> InstallJob | None:
+        effects = _apply(edge, CancelRequested(model_id), run)
+        return None if any(isinstance(e, RefuseRequest) for e in effects) else edge.state.jobs[model_id]
 
-    return InstallJobs(start=start, cancel=cancel, describe=describe)
+    return InstallJobs(start=start, cancel=cancel, describe=lambda: dict(edge.state.jobs))

@@ -1,12 +1,15 @@
 """`iplm serve`: the portal and the engine workers, until SIGINT/SIGTERM."""
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
 import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from waitress.server import create_server
 
@@ -15,7 +18,8 @@ from appliance.admin.ensure_admin_pin import ensure_admin_pin
 from appliance.admin.start_install_jobs import start_install_jobs
 from appliance.cli.apply_overrides import apply_overrides
 from appliance.engine.choose_engine_spec import choose_engine_spec
-from appliance.engine.engine_types import EngineError
+from appliance.engine.device_profile import Recommendation
+from appliance.engine.engine_types import Engine, EngineError
 from appliance.engine.list_runnable_engines import list_runnable_engines
 from appliance.engine.probe_device import probe_device
 from appliance.engine.recommend_settings import recommend_settings
@@ -27,6 +31,7 @@ from appliance.library.locate_installed_model import locate_installed_model
 from appliance.mesh.agent.describe_unit_presence import describe_unit_presence
 from appliance.mesh.agent.find_model_holders import find_model_holders
 from appliance.mesh.key.load_mesh_secrets import load_mesh_secrets
+from appliance.mesh.agent.mesh_agent_types import UnitMesh
 from appliance.mesh.mesh_errors import BrokerError
 from appliance.mesh.agent.start_unit_mesh import start_unit_mesh
 from appliance.store.load_node_id import load_node_id
@@ -83,6 +88,64 @@ def _close_when_idle(engine, patience: float = 300.0) -> None:
     engine.close()
 
 
+@dataclass(eq=False)
+class _Running:
+    """What the running unit swaps while it serves: the engine (an admin may switch models) and the mesh
+    (started after the app: installs look it up when they start)."""
+
+    args: argparse.Namespace
+    data_dir: Path
+    recommendation: Recommendation
+    engine: Engine | None = None
+    mesh: UnitMesh | None = None
+    switching: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _open_engine(running: _Running, model_path: str | None, model_id: str | None) -> Engine:
+    spec = choose_engine_spec(running.recommendation, model_path=model_path, model_lib=running.args.model_lib,
+                              model_id=model_id, data_dir=str(running.data_dir))
+    return start_engine_pool(spec, workers=running.recommendation.workers, hang_timeout=running.args.hang_timeout)
+
+
+def _switch_model(running: _Running, model_id: str) -> None:
+    with running.switching:
+        old = running.engine
+        if old is not None and old.model_id == model_id:
+            write_setting(DEFAULT_MODEL_SETTING, model_id)
+            return
+        new = _open_engine(running, str(locate_installed_model(running.data_dir, model_id)), model_id)
+        running.engine = new
+        write_setting(DEFAULT_MODEL_SETTING, model_id)
+    _log.info("now serving %s on %s", new.model_id, new.kind)
+    if old is not None:
+        threading.Thread(target=_close_when_idle, args=(old,), daemon=True).start()
+
+
+def _find_peers(running: _Running, model_id: str) -> list[str]:
+    return find_model_holders(running.mesh.agent.peers(), model_id) if running.mesh is not None else []
+
+
+def _read_mesh_peers(running: _Running) -> dict | None:
+    return running.mesh.agent.peers() if running.mesh is not None else None  # None: no mesh (yet)
+
+
+def _build_unit_info(node_id: str, profile, recommendation: Recommendation, engine: Engine, args) -> UnitInfo:
+    defaults = ChatDefaults(
+        max_tokens=min(recommendation.max_tokens, engine.n_ctx),
+        temperature=args.temperature if args.temperature is not None else ChatDefaults.temperature,
+    )
+    return UnitInfo(node_id=node_id, name=f"iplm-{node_id[-4:]}", defaults=defaults, device=dataclasses.asdict(profile))
+
+
+def _announce(unit: UnitInfo, engine: Engine, data_dir: Path, args, port: int) -> None:
+    pin = ensure_admin_pin()
+    if pin:
+        print(f"iplm: the admin PIN is {pin} (shown once; change it on the admin page, or reset it with "
+              f"`iplm admin reset-pin`)", flush=True)
+    print(f"iplm {unit.name}: {engine.model_id} on {engine.kind}; data in {data_dir}", flush=True)
+    print(f"iplm: serving on http://{args.host}:{port}/ (admin: /admin)", flush=True)
+
+
 def run_serve(args) -> int:
     """Start everything, serve HTTP, shut the engine down cleanly on a signal."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -90,53 +153,22 @@ def run_serve(args) -> int:
     open_database(data_dir)
     node_id = load_node_id(data_dir)
     profile = probe_device()
-    recommendation = apply_overrides(recommend_settings(profile), args)
-
-    def open_engine(model_path, model_id):
-        spec = choose_engine_spec(recommendation, model_path=model_path, model_lib=args.model_lib, model_id=model_id,
-                                  data_dir=str(data_dir))
-        return start_engine_pool(spec, workers=recommendation.workers, hang_timeout=args.hang_timeout)
-
+    running = _Running(args=args, data_dir=data_dir, recommendation=apply_overrides(recommend_settings(profile), args))
     try:
-        _log.info("starting %d %s worker(s): %s", recommendation.workers, recommendation.engine, recommendation.reason)
-        serving = {"engine": open_engine(*_choose_model_path(args, data_dir))}
+        _log.info("starting %d %s worker(s): %s", running.recommendation.workers, running.recommendation.engine,
+                  running.recommendation.reason)
+        engine = running.engine = _open_engine(running, *_choose_model_path(args, data_dir))
     except EngineError as exc:
         print(f"iplm: cannot start the engine: {exc.message}", file=sys.stderr)
         return 2
-    switching = threading.Lock()
-
-    def switch_model(model_id: str) -> None:
-        with switching:
-            if serving["engine"].model_id == model_id:
-                write_setting(DEFAULT_MODEL_SETTING, model_id)
-                return
-            new = open_engine(str(locate_installed_model(data_dir, model_id)), model_id)
-            old, serving["engine"] = serving["engine"], new
-            write_setting(DEFAULT_MODEL_SETTING, model_id)
-        _log.info("now serving %s on %s", new.model_id, new.kind)
-        threading.Thread(target=_close_when_idle, args=(old,), daemon=True).start()
-
-    engine = serving["engine"]
-    defaults = ChatDefaults(
-        max_tokens=min(recommendation.max_tokens, engine.n_ctx),
-        temperature=args.temperature if args.temperature is not None else ChatDefaults.temperature,
-    )
-    unit = UnitInfo(node_id=node_id, name=f"iplm-{node_id[-4:]}", defaults=defaults,
-                    device=dataclasses.asdict(profile))
-    mesh_box: dict = {"mesh": None}  # the mesh starts after the app: installs look it up when they start
-
-    def find_peers(model_id: str) -> list[str]:
-        mesh = mesh_box["mesh"]
-        return find_model_holders(mesh.agent.peers(), model_id) if mesh is not None else []
-
-    def read_mesh_peers() -> dict | None:
-        mesh = mesh_box["mesh"]  # None until the mesh starts, and on a unit without a mesh
-        return mesh.agent.peers() if mesh is not None else None
-
-    jobs = start_install_jobs(data_dir, node_id, find_peers=find_peers, load_secrets=lambda: load_mesh_secrets(data_dir))
+    unit = _build_unit_info(node_id, profile, running.recommendation, engine, args)
+    jobs = start_install_jobs(data_dir, node_id, find_peers=lambda model_id: _find_peers(running, model_id),
+                              load_secrets=lambda: load_mesh_secrets(data_dir))
     admin = AdminHooks(data_dir=data_dir, node_id=node_id, memory_bytes=profile.memory_bytes, jobs=jobs,
-                       switch_model=switch_model, engines=list_runnable_engines(profile))
-    app = create_app(lambda: serving["engine"], unit, admin, portal_url=args.portal_url, mesh_status=read_mesh_peers)
+                       switch_model=lambda model_id: _switch_model(running, model_id),
+                       engines=list_runnable_engines(profile))
+    app = create_app(lambda: running.engine, unit, admin, portal_url=args.portal_url,
+                     mesh_status=lambda: _read_mesh_peers(running))
     try:
         # channel_request_lookahead lets waitress notice a phone that hung up while its prompt is evaluated.
         server = create_server(app, host=args.host, port=args.port, threads=_SERVER_THREADS,
@@ -145,31 +177,21 @@ def run_serve(args) -> int:
         engine.close()
         print(f"iplm: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 2
-
-    def stop(signum, frame):
-        server.close()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, lambda signum, frame: server.close())
+    signal.signal(signal.SIGINT, lambda signum, frame: server.close())
     try:
-        mesh = mesh_box["mesh"] = _start_mesh(args, data_dir, node_id, unit.name, profile.board,
-                                              lambda: serving["engine"])
+        running.mesh = _start_mesh(args, data_dir, node_id, unit.name, profile.board, lambda: running.engine)
     except BrokerError as exc:
-        serving["engine"].close()
+        running.engine.close()
         print(f"iplm: cannot start the mesh broker: {exc.message}", file=sys.stderr)
         return 2
-    pin = ensure_admin_pin()
-    if pin:
-        print(f"iplm: the admin PIN is {pin} (shown once; change it on the admin page, or reset it with "
-              f"`iplm admin reset-pin`)", flush=True)
-    print(f"iplm {unit.name}: {engine.model_id} on {engine.kind}; data in {data_dir}", flush=True)
-    print(f"iplm: serving on http://{args.host}:{server.effective_port}/ (admin: /admin)", flush=True)
+    _announce(unit, engine, data_dir, args, server.effective_port)
     try:
         server.run()
     except (OSError, ValueError):
         pass  # the signal handler closed the listening socket under the loop
     finally:
-        if mesh is not None:
-            mesh.stop()
-        serving["engine"].close()
+        if running.mesh is not None:
+            running.mesh.stop()
+        running.engine.close()
     return 0

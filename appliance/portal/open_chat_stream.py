@@ -4,7 +4,10 @@ from __future__ import annotations
 import threading
 from typing import Callable, Iterator
 
+from flask import request
+
 from appliance.engine.engine_types import ChatEvent, ChatRequest, Engine
+from appliance.portal.portal_types import ApiError
 
 
 class _CancelWhenGone:
@@ -23,13 +26,13 @@ class _CancelWhenGone:
         self._event.set()
 
 
-def open_chat_stream(
-    engine: Engine, request: ChatRequest, is_gone: Callable[[], bool] = lambda: False
-) -> tuple[ChatEvent, Iterator[ChatEvent]]:
-    """Return the "start" event and the rest of the stream. EngineError propagates before any output.
-
-    Closing the returned iterator (the client left) cancels the generation.
-    """
-    events = engine.stream_chat(request, _CancelWhenGone(is_gone))
+def open_chat_stream(engine: Engine, chat: ChatRequest) -> tuple[ChatEvent, Iterator[ChatEvent]]:
+    """The "start" event and the rest of the stream, for the current HTTP request. EngineError propagates
+    before any output; a client that left while queued is a 499. The generation stops when the client
+    goes away (waitress tells), or when the returned iterator is closed."""
+    is_gone = request.environ.get("waitress.client_disconnected", lambda: False)
+    events = engine.stream_chat(chat, _CancelWhenGone(is_gone))
     first = next(events)
+    if first.kind == "done":  # the client left while its request was queued
+        raise ApiError(499, "The client closed the request.", code="client_closed")
     return first, events

@@ -29,7 +29,7 @@ def jobs(tmp_path, monkeypatch):
 
 def _wait(jobs, model_id):
     deadline = time.monotonic() + 60
-    while jobs.describe()[model_id]["state"] == "running" and time.monotonic() < deadline:
+    while jobs.describe()[model_id].state == "running" and time.monotonic() < deadline:
         time.sleep(0.05)
     return jobs.describe()[model_id]
 
@@ -38,11 +38,11 @@ def test_a_job_reports_progress_then_installed(jobs):
     jobs, server = jobs
     server.rate_limit(2_000_000)
     job = jobs.start("Toy")
-    assert job["state"] == "running" and job["error"] is None
+    assert job.state == "running" and job.error is None
     with pytest.raises(LibraryError):
         jobs.start("Toy")  # one install of a model at a time
     done = _wait(jobs, "Toy")
-    assert done["state"] == "installed" and done["done_bytes"] == done["total_bytes"] > 0
+    assert done.state == "installed" and done.done_bytes == done.total_bytes > 0
 
 
 def test_a_failing_install_reports_its_error(jobs):
@@ -50,10 +50,10 @@ def test_a_failing_install_reports_its_error(jobs):
     server.vanish_after(server.bytes_sent + 200_000)
     jobs.start("Toy")
     failed = _wait(jobs, "Toy")
-    assert failed["state"] == "failed" and failed["error"]["code"].startswith("source_")
+    assert failed.state == "failed" and failed.error.code.startswith("source_")
     server.restore()
-    assert jobs.start("Toy")["state"] == "running"  # and it can be started again
-    assert _wait(jobs, "Toy")["state"] == "installed"
+    assert jobs.start("Toy").state == "running"  # and it can be started again
+    assert _wait(jobs, "Toy").state == "installed"
 
 
 def test_cancel(jobs):
@@ -61,6 +61,6 @@ def test_cancel(jobs):
     server.rate_limit(200_000)
     jobs.start("Toy")
     time.sleep(0.3)
-    assert jobs.cancel("Toy")["state"] == "running"
-    assert _wait(jobs, "Toy")["state"] == "cancelled"
+    assert jobs.cancel("Toy").state == "running"
+    assert _wait(jobs, "Toy").state == "cancelled"
     assert jobs.cancel("Toy") is None and jobs.cancel("Other") is None

@@ -6,7 +6,7 @@ import shutil
 import pytest
 from playwright.sync_api import sync_playwright
 
-from appliance.portal.register_webui_routes import WEBUI_DIST
+from appliance.portal.build_webui_blueprint import WEBUI_DIST
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # The flags this project's machines need: no sandbox as root, and no background traffic to anywhere.

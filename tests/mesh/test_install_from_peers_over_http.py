@@ -120,7 +120,7 @@ def test_an_admin_install_job_takes_the_model_from_the_mesh(mesh, b_dir):
                               load_secrets=lambda: SECRETS)
     jobs.start("Toy")
     deadline = time.monotonic() + 60
-    while jobs.describe()["Toy"]["state"] == "running" and time.monotonic() < deadline:
+    while jobs.describe()["Toy"].state == "running" and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert jobs.describe()["Toy"]["state"] == "installed"  # the source is gone: only the mesh could serve it
+    assert jobs.describe()["Toy"].state == "installed"  # the source is gone: only the mesh could serve it
     assert LibraryModel.get_by_id("Toy").pinned_by == "admin"

@@ -13,7 +13,7 @@ from appliance.portal.captive_types import (CAPTIVE_API_PATH, CAPTIVE_JSON_TYPE,
 from appliance.portal.create_app import create_app
 from appliance.portal.match_captive_probe import match_captive_probe
 from appliance.portal.portal_types import ChatDefaults, UnitInfo
-from appliance.portal.register_webui_routes import register_webui_routes
+from appliance.portal.build_webui_blueprint import build_webui_blueprint
 from appliance.portal.start_captive_state import start_captive_state
 
 PORTAL_URL = "http://198.18.0.1/"
@@ -66,7 +66,7 @@ def _dist(tmp_path, monkeypatch):
     (tmp_path / "index.html").write_text("<!doctype html><title>iplm</title>")
     (tmp_path / "assets").mkdir()
     (tmp_path / "assets" / "app.js").write_text("export {};")
-    monkeypatch.setattr(create_app_module, "register_webui_routes", lambda app: register_webui_routes(app, tmp_path))
+    monkeypatch.setattr(create_app_module, "build_webui_blueprint", lambda: build_webui_blueprint(tmp_path))
     return tmp_path
 
 
@@ -227,7 +227,7 @@ def test_a_post_to_the_root_does_not_open_the_portal(client, state):
 
 def test_unbuilt_app_does_not_open_the_portal(tmp_path, monkeypatch, state):
     # GET / answers 503 ("not built"): the phone saw no chat, so its probes keep showing the portal.
-    monkeypatch.setattr(create_app_module, "register_webui_routes", lambda app: register_webui_routes(app, tmp_path))
+    monkeypatch.setattr(create_app_module, "build_webui_blueprint", lambda: build_webui_blueprint(tmp_path))
     unit = UnitInfo(node_id="node-1", name="iplm-1a2b", defaults=ChatDefaults(), device={})
     client = create_app(_fake_engine, unit, portal_url=PORTAL_URL, captive_state=state).test_client()
     assert _get(client, "198.18.0.1", "/").status_code == 503

@@ -10,6 +10,7 @@ import pytest
 from flask import Flask
 
 from appliance.admin.admin_types import AdminHooks, InstallJobs
+from appliance.admin.install_job_types import InstallJob
 from appliance.admin.set_admin_pin import set_admin_pin
 from appliance.engine.engine_types import Engine
 from appliance.mesh.agent.parse_presence import parse_presence
@@ -23,8 +24,10 @@ from appliance.mesh.key.parse_mesh_key import parse_mesh_key
 from appliance.mesh.key.store_mesh_key import store_mesh_key
 from appliance.portal.create_app import create_app
 from appliance.portal.portal_types import ChatDefaults, UnitInfo
-from appliance.portal.register_admin_routes import register_admin_routes
-from appliance.portal.register_mesh_admin_routes import register_mesh_admin_routes
+from appliance.admin.start_admin_sessions import start_admin_sessions
+from appliance.portal.build_admin_blueprint import build_admin_blueprint
+from appliance.portal.build_admin_session_blueprint import build_admin_session_blueprint
+from appliance.portal.build_mesh_admin_blueprint import build_mesh_admin_blueprint
 from appliance.store.open_database import open_database
 
 PIN = "424242"
@@ -42,7 +45,7 @@ def _fake_engine() -> Engine:
 
 
 def _fake_hooks(data_dir: Path) -> AdminHooks:
-    jobs = InstallJobs(start=lambda model: {}, cancel=lambda model: None, describe=lambda: {})
+    jobs = InstallJobs(start=lambda model: InstallJob(model), cancel=lambda model: None, describe=lambda: {})
     return AdminHooks(data_dir=data_dir, node_id=NODE, memory_bytes=0, jobs=jobs, switch_model=lambda model: None)
 
 
@@ -71,18 +74,15 @@ def _status():
     return {"table": None}
 
 
-def _app_with_admin(data_dir: Path, unit: UnitInfo, engine=_fake_engine) -> Flask:
-    # The admin routes without create_app's own mesh routes, so each test wires those as it needs.
-    app = create_app(engine, unit)
-    register_admin_routes(app, _fake_hooks(data_dir), engine)
-    return app
-
-
-def _build_app(data_dir: Path, status: dict, describe_self=None) -> Flask:
+def _build_app(data_dir: Path, status: dict, describe_self=None, mesh_status=None) -> Flask:
+    # The portal without create_app's own admin wiring, so that each test gives the mesh routes what it needs.
     unit = UnitInfo(node_id=NODE, name="iplm-self", defaults=ChatDefaults(), device={})
-    app = _app_with_admin(data_dir, unit)
-    register_mesh_admin_routes(app, data_dir=data_dir, node_id=NODE, mesh_status=lambda: status["table"],
-                               describe_self=describe_self)
+    app = create_app(_fake_engine, unit)
+    sessions = start_admin_sessions()
+    mesh = build_mesh_admin_blueprint(data_dir=data_dir, node_id=NODE,
+                                      mesh_status=mesh_status or (lambda: status["table"]), describe_self=describe_self)
+    app.register_blueprint(build_admin_session_blueprint(sessions))
+    app.register_blueprint(build_admin_blueprint(_fake_hooks(data_dir), _fake_engine, sessions, nested=(mesh,)))
     return app
 
 
@@ -109,9 +109,10 @@ def test_every_mesh_route_needs_the_admin_cookie(app, data_dir):
     assert load_mesh_key(data_dir) == parse_mesh_key(KEY)  # nothing was replaced
 
 
-def test_the_routes_refuse_an_app_without_the_admin_check():
+def test_the_routes_refuse_to_be_served_outside_the_admin_guard():
     with pytest.raises(RuntimeError):
-        register_mesh_admin_routes(Flask("bare"), data_dir="/nonexistent", node_id=NODE, mesh_status=lambda: None)
+        Flask("bare").register_blueprint(build_mesh_admin_blueprint(data_dir="/nonexistent", node_id=NODE,
+                                                                    mesh_status=lambda: None))
 
 
 def test_a_unit_in_no_mesh(admin):
@@ -242,10 +243,7 @@ def test_an_agent_that_fails_reads_as_not_running(data_dir):
     def fail():
         raise OSError("agent hiccup")
 
-    app = _app_with_admin(data_dir, UnitInfo(node_id=NODE, name="x", defaults=ChatDefaults(), device={}))
-    register_mesh_admin_routes(app, data_dir=data_dir, node_id=NODE, mesh_status=fail,
-                               describe_self=lambda: 1 / 0)
-    client = app.test_client()
+    client = _build_app(data_dir, {}, describe_self=lambda: 1 / 0, mesh_status=fail).test_client()
     client.post("/api/admin/session", json={"pin": PIN})
     response = client.get("/api/admin/mesh")
     assert response.status_code == 200

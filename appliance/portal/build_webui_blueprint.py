@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, Response, send_from_directory
+from flask import Blueprint, Response, send_from_directory
 
 WEBUI_DIST = Path(__file__).resolve().parent / "webui_dist"
 _ROOT_FILE_TYPES = {"manifest.webmanifest": "application/manifest+json", "sw.js": "text/javascript"}
@@ -14,10 +14,11 @@ _NOT_BUILT = (
 )
 
 
-def register_webui_routes(app: Flask, dist: Path = WEBUI_DIST) -> None:
-    """Add / (the chat), /admin (the admin page) and their files: hashed assets cached long, the rest revalidated."""
+def build_webui_blueprint(dist: Path = WEBUI_DIST) -> Blueprint:
+    """/ (the chat), /admin (the admin page) and their files: hashed assets cached long, the rest revalidated."""
+    webui = Blueprint("webui", __name__)
 
-    @app.get("/")
+    @webui.get("/")
     def serve_index():
         if not (dist / "index.html").is_file():
             return Response(_NOT_BUILT, status=503, mimetype="text/html")
@@ -25,7 +26,7 @@ def register_webui_routes(app: Flask, dist: Path = WEBUI_DIST) -> None:
         response.headers["Cache-Control"] = "no-cache"
         return response
 
-    @app.get("/admin")
+    @webui.get("/admin")
     def serve_admin():
         if not (dist / "admin.html").is_file():
             return Response(_NOT_BUILT, status=503, mimetype="text/html")
@@ -33,17 +34,19 @@ def register_webui_routes(app: Flask, dist: Path = WEBUI_DIST) -> None:
         response.headers["Cache-Control"] = "no-cache"
         return response
 
-    @app.get("/assets/<path:name>")
+    @webui.get("/assets/<path:name>")
     def serve_asset(name: str):
         return send_from_directory(dist / "assets", name, max_age=365 * 24 * 3600)
 
-    @app.get("/<any('manifest.webmanifest', 'sw.js', 'favicon.ico', 'favicon.svg'):name>")
+    @webui.get("/<any('manifest.webmanifest', 'sw.js', 'favicon.ico', 'favicon.svg'):name>")
     def serve_root_file(name: str):
         response = send_from_directory(dist, name, max_age=0, mimetype=_ROOT_FILE_TYPES.get(name))
         if name == "sw.js":
             response.headers["Service-Worker-Allowed"] = "/"
         return response
 
-    @app.get("/icons/<path:name>")
+    @webui.get("/icons/<path:name>")
     def serve_icon(name: str):
         return send_from_directory(dist / "icons", name, max_age=24 * 3600)
+
+    return webui

@@ -6,7 +6,7 @@ import json
 from html import escape
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, request
+from flask import Blueprint, Response, request
 
 from appliance.portal.captive_types import (CAPTIVE_API_PATH, CAPTIVE_JSON_TYPE, CAPTIVE_OPEN_PATH, CaptiveState,
                                              ProbeAnswer)
@@ -57,13 +57,13 @@ def _send_answer(answer: ProbeAnswer) -> Response:
     return response
 
 
-def register_captive_routes(app: Flask, *, portal_url: str, state: CaptiveState,
-                            own_hosts: tuple[str, ...] = ()) -> None:
+def build_captive_blueprint(*, portal_url: str, state: CaptiveState, own_hosts: tuple[str, ...] = ()) -> Blueprint:
     """Redirect probes and foreign hosts to `portal_url` until the chat page has run on the client, then answer
-    probes with success.
+    probes with success (a check before every request of the app, not only this blueprint's).
 
     `own_hosts` adds names the unit answers to besides portal_url's host, loopback and `*.local` (mDNS).
     """
+    captive = Blueprint("captive", __name__)
     unit_names = frozenset({_read_host_name(urlsplit(portal_url).netloc), *_LOOPBACK_NAMES,
                             *(_read_host_name(name) for name in own_hosts)})
 
@@ -71,7 +71,7 @@ def register_captive_routes(app: Flask, *, portal_url: str, state: CaptiveState,
         # *.local: mesh peers and laptops reach the unit by its mDNS name; DNS never sends a phone's web page there.
         return host in unit_names or host.endswith(".local")
 
-    @app.before_request
+    @captive.before_app_request
     def answer_captive_probe():
         if request.path in (CAPTIVE_API_PATH, CAPTIVE_OPEN_PATH):
             return None
@@ -87,7 +87,7 @@ def register_captive_routes(app: Flask, *, portal_url: str, state: CaptiveState,
             return _send_to_portal(portal_url)
         return None
 
-    @app.post(CAPTIVE_OPEN_PATH)
+    @captive.post(CAPTIVE_OPEN_PATH)
     def remember_portal_opened():
         # Called by the chat page's script once it runs: a person has the portal in front of them. An HTTP
         # GET of "/" is not enough: a phone's background HTTP clients follow the redirect too, and would
@@ -95,7 +95,7 @@ def register_captive_routes(app: Flask, *, portal_url: str, state: CaptiveState,
         state.mark_open(request.remote_addr)
         return "", 204
 
-    @app.get(CAPTIVE_API_PATH)
+    @captive.get(CAPTIVE_API_PATH)
     def describe_captivity():
         remaining = state.seconds_remaining(request.remote_addr)
         body: dict = {"captive": remaining is None, "user-portal-url": portal_url}
@@ -105,3 +105,5 @@ def register_captive_routes(app: Flask, *, portal_url: str, state: CaptiveState,
         response = Response(json.dumps(body), mimetype=CAPTIVE_JSON_TYPE)
         response.headers["Cache-Control"] = "private"
         return response
+
+    return captive

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from flask import Flask, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from appliance.library.describe_held_model import describe_held_model
 from appliance.library.library_errors import LibraryError, RangeError
@@ -24,9 +24,9 @@ _RANGE = re.compile(r"bytes=(\d+)-(\d+)")
 _NOT_FOUND = ("model_not_held", "file_not_found", "piece_not_held")
 
 
-def register_peer_routes(app: Flask, *, data_dir: Path, node_id: str,
-                         load_secrets: Callable[[], MeshSecrets | None]) -> None:
-    """Add /mesh/models/<id>/manifest and /mesh/models/<id>/files/<path> (single byte ranges of held pieces)."""
+def build_peer_blueprint(*, data_dir: Path, node_id: str, load_secrets: Callable[[], MeshSecrets | None]) -> Blueprint:
+    """/mesh/models/<id>/manifest and /mesh/models/<id>/files/<path> (single byte ranges of held pieces)."""
+    peers = Blueprint("peers", __name__, url_prefix="/mesh")
 
     def authenticate() -> str:
         secrets = load_secrets()
@@ -38,7 +38,7 @@ def register_peer_routes(app: Flask, *, data_dir: Path, node_id: str,
         except MeshMessageError as exc:
             raise ApiError(403, exc.message, code=exc.code) from exc
 
-    @app.get("/mesh/models/<model_id>/manifest")
+    @peers.get("/models/<model_id>/manifest")
     def serve_manifest(model_id: str):
         authenticate()
         model = describe_held_model(model_id, node_id)
@@ -48,7 +48,7 @@ def register_peer_routes(app: Flask, *, data_dir: Path, node_id: str,
                         "root_hash": model.root_hash, "manifest": model.manifest,
                         "held": [list(piece) for piece in sorted(model.held)]})
 
-    @app.get("/mesh/models/<model_id>/files/<path:path>")
+    @peers.get("/models/<model_id>/files/<path:path>")
     def serve_piece_range(model_id: str, path: str):
         authenticate()
         match = _RANGE.fullmatch(request.headers.get("Range", ""))
@@ -68,3 +68,5 @@ def register_peer_routes(app: Flask, *, data_dir: Path, node_id: str,
         response.headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         response.headers["Accept-Ranges"] = "bytes"
         return response
+
+    return peers

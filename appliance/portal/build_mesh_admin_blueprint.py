@@ -1,6 +1,7 @@
 """The mesh on the admin page (/api/admin/mesh…): the live peer table, the mesh key, creating and joining a mesh.
 
-Every route sits behind the admin cookie: register_admin_routes' before_request hook guards /api/admin/*.
+Every route sits behind the admin cookie: this blueprint only registers nested in the admin blueprint,
+whose before_request guards it.
 The key leaves the unit only through GET /api/admin/mesh/key (the admin asks for it, to show it as a QR code).
 """
 from __future__ import annotations
@@ -11,7 +12,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from flask import Flask, jsonify, request
+from flask import Blueprint, jsonify
+from flask.sansio.blueprints import BlueprintSetupState
 
 from appliance.mesh.key.create_mesh_key import create_mesh_key
 from appliance.mesh.pieces.decode_piece_set import decode_piece_set
@@ -24,7 +26,7 @@ from appliance.mesh.mesh_errors import MeshKeyError
 from appliance.mesh.key.parse_mesh_key import parse_mesh_key
 from appliance.mesh.key.store_mesh_key import store_mesh_key
 from appliance.portal.portal_types import ApiError
-from appliance.portal.read_json_body import read_json_body
+from appliance.portal.read_json_object import read_json_object
 
 _log = logging.getLogger("iplm.portal")
 
@@ -83,31 +85,21 @@ def _read_peers(mesh_status: Callable[[], dict[str, PeerEntry] | None]) -> dict 
     return {node: _describe_peer(entry) for node, entry in table.items()}
 
 
-def _read_options() -> dict:
-    # POST /create may come with no body at all: that means "no options".
-    if not request.get_data(cache=True):
-        return {}
-    body = read_json_body()
-    if not isinstance(body, dict):
-        raise ApiError(400, "The request body must be a JSON object.", code="invalid_json")
-    return body
+def _require_admin_parent(state: BlueprintSetupState) -> None:
+    # These routes hand out the mesh's only secret: refuse to serve them anywhere but behind the admin guard.
+    if state.name_prefix.split(".")[-1] != "admin":
+        raise RuntimeError("the mesh admin blueprint must be nested in the admin blueprint (its guard)")
 
 
-def _check_admin_guard(app: Flask) -> None:
-    # These routes hand out the mesh's only secret: refuse to add them to an app without the admin check.
-    hooks = app.before_request_funcs.get(None, [])
-    if not any(getattr(hook, "__name__", "") == "require_admin" for hook in hooks):
-        raise RuntimeError("register_admin_routes must run before register_mesh_admin_routes")
-
-
-def register_mesh_admin_routes(app: Flask, *, data_dir, node_id: str, mesh_status: Callable[[], dict[str, PeerEntry] | None],
-                               describe_self: Callable[[], dict] | None = None) -> None:
-    """Add GET /api/admin/mesh, GET /api/admin/mesh/key, POST /api/admin/mesh/create and /join.
+def build_mesh_admin_blueprint(*, data_dir, node_id: str, mesh_status: Callable[[], dict[str, PeerEntry] | None],
+                               describe_self: Callable[[], dict] | None = None) -> Blueprint:
+    """GET /api/admin/mesh, GET /api/admin/mesh/key, POST /api/admin/mesh/create and /join (nested in admin).
 
     mesh_status(): the running agent's peer table, None when no agent runs. describe_self(): this unit's
     presence (describe_unit_presence), shown in the centre of the picture; None leaves it out.
     """
-    _check_admin_guard(app)
+    mesh = Blueprint("mesh", __name__, url_prefix="/mesh")
+    mesh.record(_require_admin_parent)
     data_dir = Path(data_dir)
     # The agent read the key when `iplm serve` started; a key stored since then waits for a restart.
     started_mesh_id, _ = _read_mesh_id(data_dir)
@@ -115,7 +107,7 @@ def register_mesh_admin_routes(app: Flask, *, data_dir, node_id: str, mesh_statu
     def answer_stored(mesh_id: str):
         return jsonify({"mesh_id": mesh_id, "restart_needed": mesh_id != started_mesh_id})
 
-    @app.get("/api/admin/mesh")
+    @mesh.get("")
     def describe_mesh():
         mesh_id, key_error = _read_mesh_id(data_dir)
         peers = _read_peers(mesh_status)
@@ -134,7 +126,7 @@ def register_mesh_admin_routes(app: Flask, *, data_dir, node_id: str, mesh_statu
         response.headers["Cache-Control"] = "no-store"
         return response
 
-    @app.get("/api/admin/mesh/key")
+    @mesh.get("/key")
     def reveal_key():
         try:
             key = load_mesh_key(data_dir)
@@ -146,9 +138,9 @@ def register_mesh_admin_routes(app: Flask, *, data_dir, node_id: str, mesh_statu
         response.headers["Cache-Control"] = "no-store"  # no copy of the secret in any cache
         return response
 
-    @app.post("/api/admin/mesh/create")
+    @mesh.post("/create")
     def create_mesh():
-        force = _read_options().get("force") is True
+        force = read_json_object(allow_empty=True).get("force") is True
         current, _ = _read_mesh_id(data_dir)  # a damaged key file is nothing worth keeping (as the CLI does)
         if current is not None and not force:
             raise ApiError(409, f"This unit is already in mesh {current}; a new mesh replaces its key "
@@ -159,9 +151,9 @@ def register_mesh_admin_routes(app: Flask, *, data_dir, node_id: str, mesh_statu
         _log.info("the admin created mesh %s", mesh_id)
         return answer_stored(mesh_id)
 
-    @app.post("/api/admin/mesh/join")
+    @mesh.post("/join")
     def join_mesh():
-        text = _read_options().get("key")
+        text = read_json_object(allow_empty=True).get("key")
         if not isinstance(text, str) or not text.strip():
             raise ApiError(400, "'key' must be the mesh key (it starts with 'iplm1-').", param="key",
                            code="invalid_value")
@@ -174,3 +166,5 @@ def register_mesh_admin_routes(app: Flask, *, data_dir, node_id: str, mesh_statu
         mesh_id = derive_mesh_secrets(key).mesh_id
         _log.info("the admin joined mesh %s", mesh_id)
         return answer_stored(mesh_id)
+
+    return mesh

@@ -1,0 +1,85 @@
+"""OpenAI-compatible API: POST /v1/chat/completions (streaming and not) and GET /v1/models."""
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Callable, Iterator
+
+from flask import Blueprint, Response, jsonify
+
+from appliance.engine.engine_types import ChatEvent, ChatRequest, Engine, EngineError
+from appliance.portal.open_chat_stream import open_chat_stream
+from appliance.portal.parse_chat_request import parse_chat_request
+from appliance.portal.read_json_object import read_json_object
+from appliance.portal.stream_sse_response import DONE, stream_sse_response
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+def _stream_chunks(model: str, start: ChatEvent, events: Iterator[ChatEvent], include_usage: bool) -> Iterator:
+    completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+
+    def chunk(delta: dict, finish_reason=None, **extra) -> dict:
+        return {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}], **extra}
+
+    try:
+        yield chunk({"role": "assistant", "content": ""})
+        for event in events:
+            if event.kind == "delta":
+                yield chunk({"content": event.text})
+            elif event.kind == "done":
+                usage = _usage(start.prompt_tokens, event.completion_tokens)
+                reason = "stop" if event.finish_reason == "cancelled" else event.finish_reason
+                yield chunk({}, reason, usage=usage)
+                if include_usage:
+                    yield {**chunk({}), "choices": [], "usage": usage}
+    except EngineError as exc:
+        yield {"error": {"message": exc.message, "type": "server_error", "param": None, "code": exc.code}}
+    finally:
+        events.close()
+    yield DONE
+
+
+def _complete_response(model: str, start: ChatEvent, events: Iterator[ChatEvent]) -> Response:
+    text, done = [], None
+    for event in events:
+        if event.kind == "delta":
+            text.append(event.text)
+        elif event.kind == "done":
+            done = event
+    return jsonify({
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(text)},
+                     "finish_reason": done.finish_reason if done else "stop"}],
+        "usage": _usage(start.prompt_tokens, done.completion_tokens if done else 0),
+    })
+
+
+def build_chat_api_blueprint(current_engine: Callable[[], Engine], client_key: Callable[[], str]) -> Blueprint:
+    """The OpenAI-compatible routes; `client_key()` names the caller for fair queueing."""
+    api = Blueprint("chat_api", __name__, url_prefix="/v1")
+
+    @api.get("/models")
+    def list_models():
+        engine = current_engine()
+        return jsonify({"object": "list",
+                        "data": [{"id": engine.model_id, "object": "model", "created": 0, "owned_by": "iplm"}]})
+
+    @api.post("/chat/completions")
+    def create_chat_completion():
+        engine = current_engine()
+        parsed = parse_chat_request(read_json_object(), models=(engine.model_id,), n_ctx=engine.n_ctx)
+        start, events = open_chat_stream(engine, ChatRequest(messages=parsed.messages, params=parsed.params,
+                                                             client_key=client_key()))
+        if parsed.stream:
+            return stream_sse_response(_stream_chunks(parsed.model, start, events, parsed.include_usage))
+        return _complete_response(parsed.model, start, events)
+
+    return api
