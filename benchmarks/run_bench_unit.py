@@ -20,6 +20,7 @@ Timings are taken here, around the call itself: Python's start-up and imports ar
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import queue
@@ -110,7 +111,8 @@ def _install(args, manifest: Manifest, secrets, peers: list[str]) -> dict:
     finally:
         db.close()
         shutil.rmtree(data_dir, ignore_errors=True)
-    suppliers = next((u["suppliers"] for u in reversed(updates) if u.get("suppliers")), [])
+    # JSON for the benchmark's log: the suppliers' reports as dicts.
+    suppliers = next(([dataclasses.asdict(s) for s in u.suppliers] for u in reversed(updates) if u.suppliers), [])
     return {"state": result["state"], "seconds": seconds, "bytes": manifest.total_size,
             "suppliers": [{"name": s["name"], "origin": s["origin"], "bytes": s["bytes"]} for s in suppliers]}
 

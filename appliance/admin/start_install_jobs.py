@@ -19,6 +19,7 @@ from appliance.admin.install_job_types import (
 )
 from appliance.library.install_model import install_model
 from appliance.library.library_errors import LibraryError
+from appliance.library.library_types import InstallProgress
 from appliance.mesh.pieces.install_from_peers import install_from_peers
 
 _log = logging.getLogger("iplm.admin")
@@ -74,9 +75,9 @@ def start_install_jobs(data_dir: Path, node_id: str, *, find_peers=None, load_se
     edge = _Edge()
 
     def run(model_id: str, cancel: threading.Event) -> None:
-        def report(update: dict) -> None:
-            _apply(edge, InstallProgressed(model_id, update["done_bytes"], update["total_bytes"], update["rate_bps"],
-                                           update["eta_s"], update["rejected_pieces"]), run)
+        def report(update: InstallProgress) -> None:
+            _apply(edge, InstallProgressed(model_id, update.done_bytes, update.total_bytes, update.rate_bps,
+                                           update.eta_s, update.rejected_pieces), run)
 
         outcome = _install(model_id, cancel, report, data_dir=data_dir, node_id=node_id, find_peers=find_peers,
                            load_secrets=load_secrets, install_options=install_options)

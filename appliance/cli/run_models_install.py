@@ -15,21 +15,22 @@ from appliance.engine.probe_device import probe_device
 from appliance.library.find_model_entry import find_model_entry
 from appliance.library.install_model import install_model
 from appliance.library.library_errors import LibraryError
+from appliance.library.library_types import InstallProgress
 from appliance.library.parse_manifest import parse_manifest
 
 
-def _print_progress(update: dict, last: list) -> None:
+def _print_progress(update: InstallProgress, last: list) -> None:
     now = time.monotonic()
-    if update["state"] == "downloading" and now - last[0] < 0.5:
+    if update.state == "downloading" and now - last[0] < 0.5:
         return
     last[0] = now
-    total = update["total_bytes"] or 1
-    eta = update["eta_s"]
-    line = (f"\r{update['model']}: {update['state']} {100 * update['done_bytes'] / total:5.1f}% "
-            f"{update['done_bytes'] / 1e6:.1f}/{total / 1e6:.1f} MB  {update['rate_bps'] / 1e6:.1f} MB/s"
+    total = update.total_bytes or 1
+    eta = update.eta_s
+    line = (f"\r{update.model}: {update.state} {100 * update.done_bytes / total:5.1f}% "
+            f"{update.done_bytes / 1e6:.1f}/{total / 1e6:.1f} MB  {update.rate_bps / 1e6:.1f} MB/s"
             f"  ETA {'?' if eta is None else f'{eta:.0f}s'}")
-    if update["rejected_pieces"]:
-        line += f"  ({update['rejected_pieces']} bad pieces refetched)"
+    if update.rejected_pieces:
+        line += f"  ({update.rejected_pieces} bad pieces refetched)"
     print(line + "   ", end="", file=sys.stderr, flush=True)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from dataclasses import dataclass, field
 import errno
 import hashlib
 import json
@@ -22,7 +23,9 @@ from appliance.library.library_errors import InstallError, LibraryError, Manifes
 from appliance.library.fetch_pieces import fetch_pieces
 from appliance.library.forget_held_pieces import forget_held_pieces
 from appliance.library.list_held_pieces import list_held_pieces
-from appliance.library.library_types import DEFAULT_PIECE_SIZE, Manifest, ModelSource, PieceSpec, PieceSupplier
+from appliance.library.library_types import (
+    DEFAULT_PIECE_SIZE, InstallProgress, Manifest, ModelSource, PieceSpec, PieceSupplier, SupplierReport,
+)
 from appliance.library.lock_model_install import lock_model_install
 from appliance.library.parse_manifest import parse_manifest
 from appliance.library.render_manifest import render_manifest
@@ -114,44 +117,82 @@ def _open_files(model_dir: Path, files, needed_bytes: int) -> dict[str, int]:
     return fds
 
 
-def _download(pieces: list[PieceSpec], suppliers: list[PieceSupplier], fds: dict[str, int], client, *,
-              row: LibraryModel, node_id: str, workers: int, cancel: threading.Event,
-              report: Callable[[int, int, list], None]) -> None:
-    written: list[tuple[PieceSpec, str]] = []
-    touched: set[int] = set()
-    lock = threading.Lock()
+@dataclass(eq=False)
+class _Writer:
+    """Pieces written to disk but not yet recorded as held (the fetch threads add, the tick records)."""
 
-    def keep(piece: PieceSpec, data: bytes) -> None:
-        os.pwrite(fds[piece.path], data, piece.offset)
-        digest = piece.sha256 or hashlib.sha256(data).hexdigest()
-        with lock:
-            written.append((piece, digest))
-            touched.add(fds[piece.path])
+    fds: dict[str, int]
+    model_id: str
+    node_id: str
+    written: list[tuple[PieceSpec, str]] = field(default_factory=list)
+    touched: set[int] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def flush(stats: list[dict], rejected: int) -> None:
-        # Data first, then the record: a piece is "held" only once its bytes are on disk.
-        with lock:
-            batch, fds_now = written[:], set(touched)
-            written.clear()
-            touched.clear()
-        for fd in fds_now:
-            os.fdatasync(fd)
-        if batch:
-            with database.atomic():
-                for piece, digest in batch:
-                    HeldPiece.insert(node_id=node_id, model=row.id, path=piece.path, piece=piece.index,
-                                     sha256=digest).on_conflict_replace().execute()
-        report(sum(piece.length for piece, _ in batch), rejected, stats)
 
+def _keep(writer: _Writer, piece: PieceSpec, data: bytes) -> None:
+    os.pwrite(writer.fds[piece.path], data, piece.offset)
+    digest = piece.sha256 or hashlib.sha256(data).hexdigest()
+    with writer.lock:
+        writer.written.append((piece, digest))
+        writer.touched.add(writer.fds[piece.path])
+
+
+def _record(writer: _Writer) -> int:
+    """Record the pieces written since last time as held; the bytes they hold."""
+    # Data first, then the record: a piece is "held" only once its bytes are on disk.
+    with writer.lock:
+        batch, fds = writer.written[:], set(writer.touched)
+        writer.written.clear()
+        writer.touched.clear()
+    for fd in fds:
+        os.fdatasync(fd)
+    if batch:
+        with database.atomic():
+            for piece, digest in batch:
+                HeldPiece.insert(node_id=writer.node_id, model=writer.model_id, path=piece.path, piece=piece.index,
+                                 sha256=digest).on_conflict_replace().execute()
+    return sum(piece.length for piece, _ in batch)
+
+
+@dataclass(eq=False)
+class _Meter:
+    """Progress of one install: bytes held, and how fast they came since it (re)started."""
+
+    model_id: str
+    total: int
+    done: int
+    started_done: int
+    started_at: float = field(default_factory=time.monotonic)
+
+
+def _report_download(meter: _Meter, progress: Callable[[InstallProgress], None] | None, flushed: int,
+                     rejected: int, suppliers: list[SupplierReport]) -> None:
+    meter.done += flushed
+    if progress is None:
+        return
+    rate = (meter.done - meter.started_done) / max(1e-6, time.monotonic() - meter.started_at)
+    progress(InstallProgress(meter.model_id, "downloading", meter.done, meter.total, rate,
+                             (meter.total - meter.done) / rate if rate > 0 else None, rejected, tuple(suppliers)))
+
+
+def _download(pieces: list[PieceSpec], suppliers: list[PieceSupplier], writer: _Writer, client, *, workers: int,
+              cancel: threading.Event, report: Callable[[int, int, list[SupplierReport]], None]) -> None:
     try:
-        fetch_pieces(pieces, suppliers, client=client, workers=workers, cancel=cancel, on_piece=keep,
-                     on_tick=flush, tick_seconds=_FLUSH_SECONDS)
+        fetch_pieces(pieces, suppliers, client=client, workers=workers, cancel=cancel,
+                     on_piece=lambda piece, data: _keep(writer, piece, data),
+                     on_tick=lambda stats, rejected: report(_record(writer), rejected, stats),
+                     tick_seconds=_FLUSH_SECONDS)
     except LibraryError:
         raise
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise InstallError(code="disk_full", message="the disk filled up while writing the model") from exc
         raise InstallError(code="install_failed", message=f"cannot write the model: {exc}") from exc
+
+
+def _report_final(progress: Callable[[InstallProgress], None] | None, model_id: str, total: int, state: str) -> None:
+    if progress is not None:
+        progress(InstallProgress(model_id, state, total, total, 0.0, 0.0, 0))
 
 
 def _check_source_files(entry, files, manifest: Manifest | None = None) -> None:
@@ -218,7 +259,7 @@ def install_model(
     manifest: Manifest | None = None,
     workers: int = 4,
     piece_size: int = DEFAULT_PIECE_SIZE,
-    progress: Callable[[dict], None] | None = None,
+    progress: Callable[[InstallProgress], None] | None = None,
     cancel: threading.Event | None = None,
     client: httpx.Client | None = None,
     peers: tuple[PieceSupplier, ...] = (),
@@ -259,35 +300,20 @@ def install_model(
             raise InstallError(code="install_failed", message=f"{model_dir} is a symlink; refusing to write through it")
         held = list_held_pieces(row.id, node_id)
         todo = [p for p in _plan(files, piece_size, hashes) if (p.path, p.index) not in held]
-        total = row.total_bytes
-        done = [total - sum(p.length for p in todo)]
-        started, start_done = time.monotonic(), done[0]
-
-        def report(flushed: int, rejected: int, suppliers: list) -> None:
-            done[0] += flushed
-            if progress:
-                elapsed = max(1e-6, time.monotonic() - started)
-                rate = (done[0] - start_done) / elapsed
-                progress({"model": model_id, "state": "downloading", "done_bytes": done[0], "total_bytes": total,
-                          "rate_bps": rate, "eta_s": (total - done[0]) / rate if rate > 0 else None,
-                          "rejected_pieces": rejected, "suppliers": suppliers})
-
-        fds = _open_files(model_dir, files, sum(p.length for p in todo))
+        done = row.total_bytes - sum(p.length for p in todo)
+        meter = _Meter(model_id, row.total_bytes, done, done)
+        writer = _Writer(_open_files(model_dir, files, sum(p.length for p in todo)), model_id, node_id)
         try:
-            report(0, 0, [])
+            _report_download(meter, progress, 0, 0, [])
             # Peers can only serve verified pieces: without a manifest, everything comes from the source.
             suppliers = [*(peers if known is not None else ()), PieceSupplier(source=source, name=source.base)]
-            _download(todo, suppliers, fds, client, row=row, node_id=node_id,
-                      workers=max(workers, 2 * (len(suppliers) - 1)), cancel=cancel, report=report)
+            _download(todo, suppliers, writer, client, workers=max(workers, 2 * (len(suppliers) - 1)), cancel=cancel,
+                      report=lambda flushed, rejected, stats: _report_download(meter, progress, flushed, rejected,
+                                                                               stats))
         finally:
-            for fd in fds.values():
+            for fd in writer.fds.values():
                 os.close(fd)
-        if progress:
-            progress({"model": model_id, "state": "verifying", "done_bytes": total, "total_bytes": total,
-                      "rate_bps": 0.0, "eta_s": 0.0, "rejected_pieces": 0, "suppliers": []})
+        _report_final(progress, model_id, meter.total, "verifying")
         _finish(row, model_dir, files, known, pinned_by, entry, node_id, revision)
-        row = LibraryModel.get_by_id(model_id)
-        if progress:
-            progress({"model": model_id, "state": "installed", "done_bytes": total, "total_bytes": total,
-                      "rate_bps": 0.0, "eta_s": 0.0, "rejected_pieces": 0, "suppliers": []})
-        return _describe(row, node_id)
+        _report_final(progress, model_id, meter.total, "installed")
+        return _describe(LibraryModel.get_by_id(model_id), node_id)

@@ -121,3 +121,28 @@ class HeldModel:
     piece_size: int
     file_sizes: dict[str, int]
     held: frozenset[tuple[str, int]]  # (path, piece index)
+
+
+@dataclass(frozen=True)
+class SupplierReport:
+    """How one supplier did in an install so far (for progress displays and benchmarks)."""
+
+    name: str  # a peer's node id or portal, or the source's base
+    origin: bool  # the model's own source (holds every piece), not a peer
+    bytes: int
+    rate_bps: float
+    dropped: str | None  # why it is no longer asked, if it is not
+
+
+@dataclass(frozen=True)
+class InstallProgress:
+    """One progress report of install_model. state: "downloading", then "verifying", then "installed"."""
+
+    model: str
+    state: str
+    done_bytes: int
+    total_bytes: int
+    rate_bps: float
+    eta_s: float | None
+    rejected_pieces: int
+    suppliers: tuple[SupplierReport, ...] = ()

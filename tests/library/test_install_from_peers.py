@@ -105,9 +105,9 @@ def test_a_peer_serving_a_bad_piece_is_dropped_and_reported(tmp_path, toy, serve
     p0.corrupt("params_shard_1.bin", 3 * PIECE + 10, times=100)
     result, updates = _install(tmp_path, [_peer(p0, all_pieces, "bad"), _peer(p1, all_pieces - only_bad_has, "good")])
     assert result["state"] == "installed" and _identical(tmp_path, toy)
-    dropped = {s["name"]: s["dropped"] for u in updates for s in u.get("suppliers", [])}
+    dropped = {s.name: s.dropped for u in updates for s in u.suppliers}
     assert dropped["bad"] and "verification" in dropped["bad"] and dropped["good"] is None
-    assert max(u["rejected_pieces"] for u in updates) >= 1
+    assert max(u.rejected_pieces for u in updates) >= 1
     assert ("GET", f"/{REPO}/resolve/main/params_shard_1.bin") in {(m, p) for m, p, _ in origin.requests}
 
 
@@ -127,11 +127,11 @@ def test_a_peer_that_vanishes_midway_is_dropped_and_others_finish(tmp_path, toy,
     p0.vanish_after(500_000)
     result, updates = _install(tmp_path, [_peer(p0, all_pieces, "dies"), _peer(p1, all_pieces, "stays")])
     assert result["state"] == "installed" and _identical(tmp_path, toy)
-    final = {s["name"]: s for s in next(u for u in reversed(updates) if u.get("suppliers"))["suppliers"]}
+    final = {s.name: s for s in next(u for u in reversed(updates) if u.suppliers).suppliers}
     # The vanished peer delivered nothing past the point it vanished (dropped, or simply not asked again
     # once the other peer proved faster); the peer that stayed was never dropped.
-    assert final["dies"]["dropped"] or final["dies"]["bytes"] <= 500_000
-    assert final["stays"]["dropped"] is None and final["stays"]["bytes"] > 0
+    assert final["dies"].dropped or final["dies"].bytes <= 500_000
+    assert final["stays"].dropped is None and final["stays"].bytes > 0
 
 
 def test_when_no_supplier_can_serve_a_piece_the_install_stays_partial(tmp_path, servers, setup):

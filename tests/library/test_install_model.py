@@ -97,8 +97,8 @@ def test_first_install_over_http_pins_the_root(data_dir, source, toy_model, whit
     assert _same_files(data_dir / "models" / "Toy-MLC", toy_model)
     ranged = [r for r in source.requests if r[0] == "GET" and r[2]]
     assert len(ranged) >= 50  # pieces, not whole files
-    assert updates[-1]["state"] == "installed" and updates[-1]["done_bytes"] == updates[-1]["total_bytes"]
-    assert any(u["state"] == "downloading" for u in updates)
+    assert updates[-1].state == "installed" and updates[-1].done_bytes == updates[-1].total_bytes
+    assert any(u.state == "downloading" for u in updates)
     # Installing again is a no-op; the pin survives a removal and makes the next install verified.
     requests_before = len(source.requests)
     assert _install(data_dir)["state"] == "installed" and len(source.requests) == requests_before
@@ -120,7 +120,7 @@ def test_corrupt_pieces_are_rejected_and_fetched_again(data_dir, source, toy_mod
     updates = []
     result = _install(data_dir, "Toy-Admin", progress=updates.append)
     assert result["state"] == "installed" and result["pinned_by"] == "admin"
-    assert max(u["rejected_pieces"] for u in updates) == 3
+    assert max(u.rejected_pieces for u in updates) == 3
     assert _same_files(data_dir / "models" / "Toy-Admin", toy_model)
 
 

@@ -75,7 +75,7 @@ def test_b_installs_from_two_peers_every_piece_verified(mesh, b_dir):
     assert result["state"] == "installed" and result["pinned_by"] == "admin"
     assert all(filecmp.cmp(mesh["toy"] / f.name, b_dir / "models" / "Toy" / f.name, shallow=False)
                for f in mesh["toy"].iterdir())
-    served = {s["name"]: s["bytes"] for u in updates for s in u.get("suppliers", [])}
+    served = {s.name: s.bytes for u in updates for s in u.suppliers}
     assert served[mesh["A"].url] > 0 and served[mesh["C"].url] > 0  # both peers served pieces
 
 

@@ -69,9 +69,9 @@ _INSTALL = textwrap.dedent("""
     open_database(data_dir)
     dropped = {}
     def progress(update):
-        for supplier in update.get("suppliers", []):
-            if supplier["dropped"]:
-                dropped[supplier["name"]] = supplier["dropped"]
+        for supplier in update.suppliers:
+            if supplier.dropped:
+                dropped[supplier.name] = supplier.dropped
     try:
         result = install_from_peers("Toy", peers, data_dir=data_dir, node_id="00000000000000b0",
                                     secrets=derive_mesh_secrets(parse_mesh_key(key)), progress=progress)
