@@ -3,6 +3,7 @@
 Each capability raises its own subclass (EngineError, LibraryError, MeshError, NetworkError), so a caller
 catches one capability's failures, or every one of them as UnitError.
 """
+
 from __future__ import annotations
 
 

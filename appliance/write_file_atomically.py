@@ -1,4 +1,5 @@
 """Write a file so that readers (and a power cut) see the old content or the whole new one, never a part."""
+
 from __future__ import annotations
 
 import os
@@ -7,8 +8,9 @@ import tempfile
 from pathlib import Path
 
 
-def write_file_atomically(path: str | Path, content: str | bytes, *, mode: int = 0o644, owner: str | None = None,
-                          sync_directory: bool = True) -> None:
+def write_file_atomically(
+    path: str | Path, content: str | bytes, *, mode: int = 0o644, owner: str | None = None, sync_directory: bool = True
+) -> None:
     """Write `content` (text as UTF-8) to a temporary file beside `path`, flush it to disk, give it `mode`
     (and `owner`), and rename it over `path`; then make the rename itself durable.
 

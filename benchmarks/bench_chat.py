@@ -10,6 +10,7 @@ temperature 0, and are measured alternately in one run, so that machine noise hi
     with one worker);
   - /healthz latency while 8 chats stream, and the slowest chat's share (starvation check).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,10 +20,9 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-
-import tempfile
 
 import httpx
 
@@ -49,10 +49,27 @@ def _free_port() -> int:
 def _start_unit(args, data_dir: str) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "appliance.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--data-dir", data_dir, "--n-ctx", str(args.n_ctx), "--threads", str(args.threads),
-         "--workers", str(args.workers)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "appliance.cli.main",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            data_dir,
+            "--n-ctx",
+            str(args.n_ctx),
+            "--threads",
+            str(args.threads),
+            "--workers",
+            str(args.workers),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -69,8 +86,7 @@ def _run_direct(llm, i: int, max_tokens: int) -> dict:
     start = time.perf_counter()
     first = last = None
     pieces = []
-    for chunk in llm.create_chat_completion(messages=_messages(i), stream=True,
-                                            max_tokens=max_tokens, temperature=0):
+    for chunk in llm.create_chat_completion(messages=_messages(i), stream=True, max_tokens=max_tokens, temperature=0):
         text = chunk["choices"][0]["delta"].get("content")
         if text:
             last = time.perf_counter()
@@ -82,8 +98,13 @@ def _run_direct(llm, i: int, max_tokens: int) -> dict:
 
 def _run_stack(http: httpx.Client, i: int, max_tokens: int) -> dict:
     # `http` is kept open between chats, as a phone's browser keeps its connection.
-    body = {"model": DEFAULT_MODEL_ID, "messages": _messages(i), "stream": True,
-            "max_tokens": max_tokens, "temperature": 0}
+    body = {
+        "model": DEFAULT_MODEL_ID,
+        "messages": _messages(i),
+        "stream": True,
+        "max_tokens": max_tokens,
+        "temperature": 0,
+    }
     start = time.perf_counter()
     first = last = None
     tokens = 0
@@ -170,8 +191,13 @@ def _main() -> int:
     from llama_cpp import Llama
 
     load_cpu_backend()  # a dynamic build: the same CPU variant the unit's workers load
-    llm = Llama(model_path=str(locate_default_model()), n_ctx=args.n_ctx, n_threads=args.threads,
-                n_batch=min(512, args.n_ctx), verbose=False)
+    llm = Llama(
+        model_path=str(locate_default_model()),
+        n_ctx=args.n_ctx,
+        n_threads=args.threads,
+        n_batch=min(512, args.n_ctx),
+        verbose=False,
+    )
     with tempfile.TemporaryDirectory() as data_dir:
         process, url = _start_unit(args, data_dir)
         try:
@@ -197,8 +223,10 @@ def _main() -> int:
     ttft_s = statistics.median(_ttft_ms(r) for r in stack)
     rate_d = statistics.median(_decode_rate(r) for r in direct)
     rate_s = statistics.median(_decode_rate(r) for r in stack)
-    print(f"iplm chat benchmark: {DEFAULT_MODEL_ID}, llama.cpp, {args.threads} threads, n_ctx {args.n_ctx}, "
-          f"{args.workers} worker(s), max_tokens {args.max_tokens}, {args.rounds} rounds (medians)")
+    print(
+        f"iplm chat benchmark: {DEFAULT_MODEL_ID}, llama.cpp, {args.threads} threads, n_ctx {args.n_ctx}, "
+        f"{args.workers} worker(s), max_tokens {args.max_tokens}, {args.rounds} rounds (medians)"
+    )
     print(f"{'':28}{'direct':>12}{'full stack':>12}{'ratio / diff':>16}")
     print(f"{'time to first token (ms)':28}{ttft_d:12.1f}{ttft_s:12.1f}{ttft_s - ttft_d:+13.1f} ms")
     print(f"{'decode tokens/s':28}{rate_d:12.1f}{rate_s:12.1f}{rate_s / rate_d:15.3f}x")
@@ -210,9 +238,12 @@ def _main() -> int:
     slowest = min(r["tokens"] / (r["last"] - r["start"]) for r in s["runs"])
     fastest = max(r["tokens"] / (r["last"] - r["start"]) for r in s["runs"])
     completed = sum(1 for r in s["runs"] if r["tokens"] > 0)
-    print(f"with {n} chats streaming: {completed}/{CHATS_PER_LEVEL} completed; /healthz p50 {statistics.median(health):.1f} ms, "
-          f"max {health[-1]:.1f} ms over {len(health)} probes; slowest/fastest chat rate "
-          f"{slowest / fastest:.2f}")
+    print(
+        f"with {n} chats streaming: {completed}/{CHATS_PER_LEVEL} completed; "
+        f"/healthz p50 {statistics.median(health):.1f} ms, "
+        f"max {health[-1]:.1f} ms over {len(health)} probes; slowest/fastest chat rate "
+        f"{slowest / fastest:.2f}"
+    )
     return 0
 
 

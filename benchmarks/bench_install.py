@@ -16,6 +16,7 @@ share the installer's GIL. Its rate limit paces each 64 KiB send with no burst c
 (raw) loses the scheduling gap after every send and stays near 0.9 of the link, while parallel
 streams (ours) keep it busy: the "of the link" shares say more than the raw/ours ratio.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import httpx
 
@@ -69,8 +70,7 @@ def _start_source(root: Path, in_process: bool) -> tuple[str, Callable, Callable
         server = start_model_source(root)
         return server.base_url, server.rate_limit, server.stop
     parent, child = multiprocessing.Pipe()
-    process = multiprocessing.get_context("spawn").Process(target=_serve_source, args=(str(root), child),
-                                                           daemon=True)
+    process = multiprocessing.get_context("spawn").Process(target=_serve_source, args=(str(root), child), daemon=True)
     process.start()
     base_url = parent.recv()
 
@@ -89,7 +89,7 @@ def _alternate(sides: dict[str, Callable[[], float]], rounds: int) -> dict[str, 
     """Seconds of each side per round; the order flips every round so that drifts hit every side alike."""
     times: dict[str, list[float]] = {name: [] for name in sides}
     for i in range(rounds):
-        for name in (list(sides) if i % 2 == 0 else list(sides)[::-1]):
+        for name in list(sides) if i % 2 == 0 else list(sides)[::-1]:
             times[name].append(sides[name]())
     return times
 
@@ -101,8 +101,10 @@ def _download_raw(source: ModelSource, manifest: Manifest, work: Path) -> float:
         start = time.perf_counter()
         with httpx.Client(timeout=30.0) as client:
             for file in manifest.files:
-                with client.stream("GET", build_source_url(source, file.path)) as response, \
-                        open(out_dir / file.path, "wb") as out:
+                with (
+                    client.stream("GET", build_source_url(source, file.path)) as response,
+                    open(out_dir / file.path, "wb") as out,
+                ):
                     response.raise_for_status()
                     for chunk in response.iter_raw():
                         out.write(chunk)
@@ -133,8 +135,10 @@ def _install_ours(source: ModelSource, manifest: Manifest, work: Path) -> float:
 
 
 def _measure_link(source: ModelSource, manifest: Manifest, work: Path, rounds: int) -> dict[str, list[float]]:
-    return _alternate({"raw": lambda: _download_raw(source, manifest, work),
-                       "ours": lambda: _install_ours(source, manifest, work)}, rounds)
+    return _alternate(
+        {"raw": lambda: _download_raw(source, manifest, work), "ours": lambda: _install_ours(source, manifest, work)},
+        rounds,
+    )
 
 
 def _write_random_file(path: Path, size: int) -> str:
@@ -170,8 +174,10 @@ def _measure_hashing(work: Path, size: int, rounds: int) -> dict[str, list[float
     model_dir.mkdir()
     path = model_dir / "bench.gguf"  # one .gguf at the top: build_manifest takes the directory as a model
     expected = _write_random_file(path, size)
-    sides = {"sha256sum": lambda: _time_tool(["sha256sum"], path, expected),
-             "manifest": lambda: _time_build_manifest(model_dir, expected)}
+    sides = {
+        "sha256sum": lambda: _time_tool(["sha256sum"], path, expected),
+        "manifest": lambda: _time_build_manifest(model_dir, expected),
+    }
     if shutil.which("openssl"):
         # A one-pass hasher that uses SHA-NI, for information: Debian's sha256sum does not.
         sides["openssl"] = lambda: _time_tool(["openssl", "dgst", "-sha256", "-r"], path, expected)
@@ -191,8 +197,11 @@ def _main() -> int:
     parser.add_argument("--rate", type=float, default=40.0, help="the link's rate in MB/s (default 40)")
     parser.add_argument("--rounds", type=int, default=3, help="alternated rounds per measurement (default 3)")
     parser.add_argument("--hash-mb", type=int, default=256, help="size of the hashed file in MB (default 256)")
-    parser.add_argument("--source-in-process", action="store_true",
-                        help="run the source in this process (its threads then share the installer's GIL)")
+    parser.add_argument(
+        "--source-in-process",
+        action="store_true",
+        help="run the source in this process (its threads then share the installer's GIL)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="iplm-bench-") as tmp:
@@ -213,23 +222,35 @@ def _main() -> int:
             stop()
         hashing = _measure_hashing(work, args.hash_mb * MB, args.rounds)
 
-    print(f"iplm install benchmark: {os.cpu_count()} cores; MLC model of {size / MB:.1f} MB in "
-          f"{len(manifest.files)} files ({manifest.piece_count} pieces of {DEFAULT_PIECE_SIZE >> 20} MiB) from "
-          f"the loopback HF source ({'in this process' if args.source_in_process else 'own process'}); "
-          f"{args.rounds} alternated rounds, medians")
+    print(
+        f"iplm install benchmark: {os.cpu_count()} cores; MLC model of {size / MB:.1f} MB in "
+        f"{len(manifest.files)} files ({manifest.piece_count} pieces of {DEFAULT_PIECE_SIZE >> 20} MiB) from "
+        f"the loopback HF source ({'in this process' if args.source_in_process else 'own process'}); "
+        f"{args.rounds} alternated rounds, medians"
+    )
     print(f"{'':34}{'raw MB/s':>12}{'ours MB/s':>12}{'ratio':>12}")
     raw, ours = _compute_rate(size, limited["raw"]), _compute_rate(size, limited["ours"])
-    _print_row(f"install, link {args.rate:g} MB/s", raw, ours,
-               f"   of the link: raw {raw / args.rate:.2f}, ours {ours / args.rate:.2f}")
-    _print_row("install, unlimited link (info)", _compute_rate(size, unlimited["raw"]),
-               _compute_rate(size, unlimited["ours"]))
+    _print_row(
+        f"install, link {args.rate:g} MB/s",
+        raw,
+        ours,
+        f"   of the link: raw {raw / args.rate:.2f}, ours {ours / args.rate:.2f}",
+    )
+    _print_row(
+        "install, unlimited link (info)", _compute_rate(size, unlimited["raw"]), _compute_rate(size, unlimited["ours"])
+    )
     print(f"{'':34}{'sha256sum':>12}{'manifest':>12}")
     hash_size = args.hash_mb * MB
-    _print_row(f"hash {args.hash_mb} MB file (page cache)", _compute_rate(hash_size, hashing["sha256sum"]),
-               _compute_rate(hash_size, hashing["manifest"]))
+    _print_row(
+        f"hash {args.hash_mb} MB file (page cache)",
+        _compute_rate(hash_size, hashing["sha256sum"]),
+        _compute_rate(hash_size, hashing["manifest"]),
+    )
     if "openssl" in hashing:
-        print(f"  for information: openssl dgst -sha256 {_compute_rate(hash_size, hashing['openssl']):.1f} MB/s "
-              "(one SHA-256 pass; the manifest makes two, whole file and piece)")
+        print(
+            f"  for information: openssl dgst -sha256 {_compute_rate(hash_size, hashing['openssl']):.1f} MB/s "
+            "(one SHA-256 pass; the manifest makes two, whole file and piece)"
+        )
     return 0
 
 

@@ -25,6 +25,7 @@ Everything runs in one lab LAN of network namespaces (tests/netlab/start_net_lab
    Both verify every piece and keep nothing. CPU seconds of the asker and of the serving processes
    (`iplm serve`; or mosquitto plus the answering client) from /proc. Again on unshaped links, for information.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,6 +61,7 @@ _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # -- processes in the lab ------------------------------------------------------------------------------------
 
+
 def _run_logged(lab, index: int, argv: list[str], log: Path, **popen_kwargs) -> subprocess.Popen:
     """lab.run with the process's stderr (and stdout, unless given) into `log`."""
     with open(log, "wb") as out:
@@ -77,7 +79,7 @@ class _JsonProcess:
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
-        for line in self.process.stdout:
+        for line in self.process.stdout or ():
             self.lines.put(json.loads(line))
         self.lines.put(None)
 
@@ -88,17 +90,20 @@ class _JsonProcess:
             record = None
         if record is None or "error" in record:
             tail = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
-            raise SystemExit(f"bench: {' '.join(self.process.args[3:7])} failed: {record}\n{tail}")
+            raise SystemExit(f"bench: {self.process.args!r} failed: {record}\n{tail}")
         return record
 
     def ask(self, command: dict, timeout: float = 120) -> dict:
-        self.process.stdin.write(json.dumps(command) + "\n")
-        self.process.stdin.flush()
+        stdin = self.process.stdin
+        assert stdin is not None  # started with stdin=PIPE
+        stdin.write(json.dumps(command) + "\n")
+        stdin.flush()
         return self.receive(timeout)
 
     def close(self) -> None:
         try:
-            self.process.stdin.close()
+            if self.process.stdin is not None:
+                self.process.stdin.close()
             self.process.wait(timeout=10)
         except (OSError, subprocess.TimeoutExpired):
             _kill_group(self.process, signal.SIGKILL)
@@ -109,8 +114,17 @@ class _MeshUnit:
 
     def __init__(self, lab, index: int, data_dir: Path, log: Path):
         self.index = index
-        argv = [sys.executable, "-m", "tests.mesh.run_lab_unit", "--data-dir", str(data_dir),
-                "--address", lab.units[index].address, "--port", str(MESH_PORT)]
+        argv = [
+            sys.executable,
+            "-m",
+            "tests.mesh.run_lab_unit",
+            "--data-dir",
+            str(data_dir),
+            "--address",
+            lab.units[index].address,
+            "--port",
+            str(MESH_PORT),
+        ]
         self.events: list[dict] = []
         self.cond = threading.Condition()
         self.spawned_at = time.time()
@@ -120,7 +134,7 @@ class _MeshUnit:
         self.node = self.events[0]["node"]
 
     def _read(self) -> None:
-        for line in self.process.stdout:
+        for line in self.process.stdout or ():
             with self.cond:
                 self.events.append(json.loads(line))
                 self.cond.notify_all()
@@ -137,8 +151,12 @@ class _MeshUnit:
                 self.cond.wait(deadline - time.monotonic())
 
     def wait_peer(self, node: str, state: str, timeout: float, since: float = 0.0) -> dict:
-        return self.wait(lambda e: e["event"] == "peers" and e["peers"].get(node, {}).get("state") == state,
-                         timeout, f"peer {node} {state}", since)
+        return self.wait(
+            lambda e: e["event"] == "peers" and e["peers"].get(node, {}).get("state") == state,
+            timeout,
+            f"peer {node} {state}",
+            since,
+        )
 
     def kill(self) -> None:
         """kill -9 of the whole unit: its broker and its agent, no goodbye, no will."""
@@ -153,8 +171,10 @@ class _MeshUnit:
     def stop(self) -> None:
         if self.process.poll() is None:
             try:
-                self.process.stdin.write("stop\n")
-                self.process.stdin.flush()
+                stdin = self.process.stdin
+                assert stdin is not None  # started with stdin=PIPE
+                stdin.write("stop\n")
+                stdin.flush()
                 self.process.wait(timeout=10)
             except (OSError, subprocess.TimeoutExpired):
                 _kill_group(self.process, signal.SIGKILL)
@@ -180,20 +200,27 @@ def _wait_for_line(log: Path, text: str, process: subprocess.Popen, timeout: flo
         if log.exists() and text in log.read_text(errors="replace"):
             return
         if process.poll() is not None:
-            raise SystemExit(f"bench: {process.args} exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+            raise SystemExit(f"bench: {process.args!r} exited ({process.returncode}):\n{log.read_text()[-3000:]}")
         time.sleep(0.2)
     raise SystemExit(f"bench: no {text!r} in {log} within {timeout} s")
 
 
 def _read_interface_bytes(lab, index: int) -> tuple[int, int]:
     unit = lab.units[index]
-    out = lab.check_output(index, ["cat", f"/sys/class/net/{unit.interface}/statistics/rx_bytes",
-                                   f"/sys/class/net/{unit.interface}/statistics/tx_bytes"])
+    out = lab.check_output(
+        index,
+        [
+            "cat",
+            f"/sys/class/net/{unit.interface}/statistics/rx_bytes",
+            f"/sys/class/net/{unit.interface}/statistics/tx_bytes",
+        ],
+    )
     rx, tx = out.split()
     return int(rx), int(tx)
 
 
 # -- 1. installs ------------------------------------------------------------------------------------------------
+
 
 def _prepare_peer(work: Path, index: int, model: Path, manifest, source_url: str, key: str) -> Path:
     """A peer's data dir: the model installed (from the generated directory) and the mesh key."""
@@ -208,8 +235,9 @@ def _prepare_peer(work: Path, index: int, model: Path, manifest, source_url: str
     db = open_database(data_dir)
     try:
         add_model(MODEL_ID, manifest, ModelSource(kind="hf", base=source_url, repo=REPO))
-        result = install_model(MODEL_ID, data_dir=data_dir, node_id=load_node_id(data_dir),
-                               source=ModelSource(kind="dir", base=str(model)))
+        result = install_model(
+            MODEL_ID, data_dir=data_dir, node_id=load_node_id(data_dir), source=ModelSource(kind="dir", base=str(model))
+        )
     finally:
         db.close()
     if result["state"] != "installed":
@@ -221,7 +249,7 @@ def _prepare_peer(work: Path, index: int, model: Path, manifest, source_url: str
 def _alternate(sides: dict, rounds: int) -> dict[str, list]:
     results: dict[str, list] = {name: [] for name in sides}
     for i in range(rounds):
-        for name in (list(sides) if i % 2 == 0 else list(sides)[::-1]):
+        for name in list(sides) if i % 2 == 0 else list(sides)[::-1]:
             results[name].append(sides[name]())
     return results
 
@@ -249,22 +277,30 @@ def _measure_installs(asker: _JsonProcess, urls: dict[int, str], rounds: int) ->
 
 # -- 4. transports ----------------------------------------------------------------------------------------------
 
+
 def _start_bench_broker(lab, work: Path, key: str) -> subprocess.Popen:
-    from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
-    from appliance.mesh.key.parse_mesh_key import parse_mesh_key
     from appliance.mesh.broker.render_mosquitto_conf import render_mosquitto_conf
     from appliance.mesh.broker.write_broker_credentials import write_broker_credentials
+    from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
+    from appliance.mesh.key.parse_mesh_key import parse_mesh_key
 
     secrets = derive_mesh_secrets(parse_mesh_key(key))
     passwd = write_broker_credentials(work / "bench-mqtt.passwd", secrets)
-    conf = render_mosquitto_conf(listeners=[("127.0.0.1", MQTT_BENCH_PORT), (lab.units[1].address, MQTT_BENCH_PORT)],
-                                 password_file=passwd, user="root")
+    conf = render_mosquitto_conf(
+        listeners=[("127.0.0.1", MQTT_BENCH_PORT), (lab.units[1].address, MQTT_BENCH_PORT)],
+        password_file=passwd,
+        user="root",
+    )
     # The mesh's 1 MiB packet limit cannot carry a 4 MiB piece: this broker is for this measurement only.
-    lines = [f"max_packet_size {4 * 1024 * 1024 + 64 * 1024}" if line.startswith("max_packet_size") else line
-             for line in conf.splitlines()]
+    lines = [
+        f"max_packet_size {4 * 1024 * 1024 + 64 * 1024}" if line.startswith("max_packet_size") else line
+        for line in conf.splitlines()
+    ]
     conf_path = work / "bench-mqtt.conf"
     conf_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     mosquitto = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
+    if mosquitto is None:
+        raise SystemExit("bench: mosquitto is not installed (scripts/dev setup --test installs it)")
     return _run_logged(lab, 1, [mosquitto, "-c", str(conf_path)], work / "bench-mqtt.log")
 
 
@@ -275,21 +311,29 @@ def _read_peak_rss(pid: int) -> int:
     return int(line.split()[1]) * 1024
 
 
-def _measure_transports(asker: _JsonProcess, peer_url: str, serve_pids: dict[str, list[int]],
-                        address: str, rounds: int) -> dict[str, list[dict]]:
+def _measure_transports(
+    asker: _JsonProcess, peer_url: str, serve_pids: dict[str, list[int]], address: str, rounds: int
+) -> dict[str, list[dict]]:
     def run(name: str, command: dict):
         def side() -> dict:
             before = {pid: _read_cpu_seconds(pid) for pid in serve_pids[name]}
             record = asker.ask(command)
             record["serve_cpu_s"] = sum(_read_cpu_seconds(pid) - cpu for pid, cpu in before.items())
             return record
+
         return side
 
-    return _alternate({"http": run("http", {"op": "http", "peer": peer_url}),
-                       "mqtt": run("mqtt", {"op": "mqtt", "host": address, "port": MQTT_BENCH_PORT})}, rounds)
+    return _alternate(
+        {
+            "http": run("http", {"op": "http", "peer": peer_url}),
+            "mqtt": run("mqtt", {"op": "mqtt", "host": address, "port": MQTT_BENCH_PORT}),
+        },
+        rounds,
+    )
 
 
 # -- 2 and 3. the mesh agents --------------------------------------------------------------------------------
+
 
 def _start_mesh_unit(lab, work: Path, index: int, key: str) -> _MeshUnit:
     from appliance.mesh.key.store_mesh_key import store_mesh_key
@@ -308,12 +352,19 @@ def _measure_idle(lab, units: list[_MeshUnit], seconds: float) -> dict[int, tupl
     return {i: ((after[i][0] - before[i][0]) / elapsed, (after[i][1] - before[i][1]) / elapsed) for i in before}
 
 
-def _measure_join_and_gone(lab, work: Path, key: str, observers: list[_MeshUnit], samples: int,
-                           rate: str) -> dict[str, list]:
+def _measure_join_and_gone(
+    lab, work: Path, key: str, observers: list[_MeshUnit], samples: int, rate: str
+) -> dict[str, list]:
     """Fresh units join, then die: kill -9 of agent and broker (the host stays up and closes their sockets),
     or a pulled cable (power loss, out of range: nothing tells the others), alternately."""
-    found: dict[str, list] = {"join": [], "join_from_spawn": [], "kill": [], "kill_reasons": [], "cut": [],
-                              "cut_reasons": []}
+    found: dict[str, list] = {
+        "join": [],
+        "join_from_spawn": [],
+        "kill": [],
+        "kill_reasons": [],
+        "cut": [],
+        "cut_reasons": [],
+    }
     free = [0, SOURCE_UNIT]  # namespaces whose roles are over; more are added as needed
     for sample in range(2 * samples):
         index = free[sample] if sample < len(free) else lab.add_unit()
@@ -345,6 +396,7 @@ def _measure_join_and_gone(lab, work: Path, key: str, observers: list[_MeshUnit]
 
 # -- output -----------------------------------------------------------------------------------------------------
 
+
 def _compute_median(values) -> float:
     return statistics.median(values)
 
@@ -352,56 +404,83 @@ def _compute_median(values) -> float:
 def _print_installs(installs: dict[str, list[dict]], size: int, rate_mbit: float, rounds: int) -> None:
     link = rate_mbit * 1e6 / 8 / MB
     base = _compute_median([r["seconds"] for r in installs["source"]])
-    print(f"\n1. install of the model ({size / MB:.1f} MB), each serving link {rate_mbit:g} Mbit/s = {link:.2f} MB/s; "
-          f"{rounds} alternated rounds, medians (all samples in brackets)")
+    print(
+        f"\n1. install of the model ({size / MB:.1f} MB), each serving link {rate_mbit:g} Mbit/s = {link:.2f} MB/s; "
+        f"{rounds} alternated rounds, medians (all samples in brackets)"
+    )
     print(f"   {'from':22}{'seconds':>9}{'MB/s':>8}{'of R':>7}{'speed-up':>10}   samples (s)")
     for name, records in installs.items():
         seconds = [r["seconds"] for r in records]
         median = _compute_median(seconds)
         k = name[2:]
-        label = ("the source (unit 5)" if name == "source" else "1 peer (unit 1)" if k == "1"
-                 else f"{k} peers (units 1-{k})")
-        print(f"   {label:22}{median:9.2f}{size / median / MB:8.2f}{size / median / MB / link:7.2f}"
-              f"{base / median:9.2f}x   {', '.join(f'{s:.2f}' for s in seconds)}")
+        label = (
+            "the source (unit 5)" if name == "source" else "1 peer (unit 1)" if k == "1" else f"{k} peers (units 1-{k})"
+        )
+        print(
+            f"   {label:22}{median:9.2f}{size / median / MB:8.2f}{size / median / MB / link:7.2f}"
+            f"{base / median:9.2f}x   {', '.join(f'{s:.2f}' for s in seconds)}"
+        )
     last = installs[f"k={KS[-1]}"][-1]["suppliers"]
     shares = ", ".join(f"{s['bytes'] / MB:.1f}" for s in last if not s["origin"])
-    print(f"   k={KS[-1]}, last round, MB served by each peer: {shares}; by the source: "
-          f"{sum(s['bytes'] for s in last if s['origin']) / MB:.1f} (no peer install took a byte from the source)")
+    print(
+        f"   k={KS[-1]}, last round, MB served by each peer: {shares}; by the source: "
+        f"{sum(s['bytes'] for s in last if s['origin']) / MB:.1f} (no peer install took a byte from the source)"
+    )
 
 
 def _print_join(found: dict[str, list], samples: int, observers: int) -> None:
-    print(f"\n2. join and failure detection: {2 * samples} fresh units joining a mesh of {observers} (each seen by "
-          f"{observers} units), then {samples} killed and {samples} cut off; seconds, all samples in brackets")
-    print(f"   {'join: start_unit_mesh -> others have it online':52} median {_compute_median(found['join']):.2f}   "
-          f"[{', '.join(f'{v:.2f}' for v in found['join'])}]")
-    print(f"   {'  (from process spawn, Python start-up included)':52} median {_compute_median(found['join_from_spawn']):.2f}")
-    for end, label in (("kill", "gone: kill -9 agent+broker -> others mark it gone"),
-                       ("cut", "gone: cable pulled -> others mark it gone")):
+    print(
+        f"\n2. join and failure detection: {2 * samples} fresh units joining a mesh of {observers} (each seen by "
+        f"{observers} units), then {samples} killed and {samples} cut off; seconds, all samples in brackets"
+    )
+    print(
+        f"   {'join: start_unit_mesh -> others have it online':52} median {_compute_median(found['join']):.2f}   "
+        f"[{', '.join(f'{v:.2f}' for v in found['join'])}]"
+    )
+    print(
+        f"   {'  (from process spawn, Python start-up included)':52} "
+        f"median {_compute_median(found['join_from_spawn']):.2f}"
+    )
+    for end, label in (
+        ("kill", "gone: kill -9 agent+broker -> others mark it gone"),
+        ("cut", "gone: cable pulled -> others mark it gone"),
+    ):
         reasons = {r: found[f"{end}_reasons"].count(r) for r in sorted(set(found[f"{end}_reasons"]))}
-        print(f"   {label:52} median {_compute_median(found[end]):.2f}   [{', '.join(f'{v:.2f}' for v in found[end])}]"
-              f"  reasons {reasons}")
+        print(
+            f"   {label:52} median {_compute_median(found[end]):.2f}   [{', '.join(f'{v:.2f}' for v in found[end])}]"
+            f"  reasons {reasons}"
+        )
 
 
 def _print_idle(idle: dict[int, tuple[float, float]], seconds: float) -> None:
     print(f"\n3. idle mesh traffic, {len(idle)} units, {seconds:g} s window, eth0 counters in each namespace (bytes/s)")
     for index, (rx, tx) in sorted(idle.items()):
         print(f"   unit {index}: rx {rx:8.0f} B/s   tx {tx:8.0f} B/s")
-    print(f"   mean per unit: rx {statistics.mean(v[0] for v in idle.values()):.0f} B/s, "
-          f"tx {statistics.mean(v[1] for v in idle.values()):.0f} B/s")
+    print(
+        f"   mean per unit: rx {statistics.mean(v[0] for v in idle.values()):.0f} B/s, "
+        f"tx {statistics.mean(v[1] for v in idle.values()):.0f} B/s"
+    )
 
 
 def _print_transports(results: dict[str, dict[str, list[dict]]], broker_peak: int) -> None:
-    print("\n4. piece transport, every piece of the model from unit 1 to unit 0, 4 requests in flight, verified; "
-          "medians (CPU: the asker / the serving unit's processes, seconds per run)")
+    print(
+        "\n4. piece transport, every piece of the model from unit 1 to unit 0, 4 requests in flight, verified; "
+        "medians (CPU: the asker / the serving unit's processes, seconds per run)"
+    )
     print(f"   {'link':30}{'transport':28}{'MB/s':>8}{'asker CPU':>11}{'serving CPU':>13}   MB/s samples")
     labels = {"http": "HTTP range (iplm serve)", "mqtt": "MQTT (mosquitto + client)"}
     for link, sides in results.items():
         for name, records in sides.items():
             rates = [r["bytes"] / r["seconds"] / MB for r in records]
-            print(f"   {link:30}{labels[name]:28}{_compute_median(rates):8.2f}{_compute_median([r['cpu_s'] for r in records]):11.2f}"
-                  f"{_compute_median([r['serve_cpu_s'] for r in records]):13.2f}   {', '.join(f'{v:.1f}' for v in rates)}")
-    print(f"   the benchmark broker's peak memory (VmHWM): {broker_peak / MB:.1f} MB (it holds every piece in flight "
-          f"whole; the mesh's own brokers refuse packets over 1 MiB)")
+            print(
+                f"   {link:30}{labels[name]:28}{_compute_median(rates):8.2f}"
+                f"{_compute_median([r['cpu_s'] for r in records]):11.2f}"
+                f"{_compute_median([r['serve_cpu_s'] for r in records]):13.2f}   {', '.join(f'{v:.1f}' for v in rates)}"
+            )
+    print(
+        f"   the benchmark broker's peak memory (VmHWM): {broker_peak / MB:.1f} MB (it holds every piece in flight "
+        f"whole; the mesh's own brokers refuse packets over 1 MiB)"
+    )
 
 
 def _say(text: str) -> None:
@@ -409,6 +488,7 @@ def _say(text: str) -> None:
 
 
 # -- main -------------------------------------------------------------------------------------------------------
+
 
 def _parse_mbit(text: str) -> float:
     from tests.netlab.start_net_lab import _parse_rate
@@ -419,13 +499,23 @@ def _parse_mbit(text: str) -> float:
 def _main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", default="40mbit", help="every serving unit's link, tc syntax (default 40mbit)")
-    parser.add_argument("--installer-rate", default=None,
-                        help="the installing unit's link (default 5 x --rate; 'none': not shaped)")
+    parser.add_argument(
+        "--installer-rate", default=None, help="the installing unit's link (default 5 x --rate; 'none': not shaped)"
+    )
     parser.add_argument("--rounds", type=int, default=2, help="alternated install rounds (default 2)")
-    parser.add_argument("--samples", type=int, default=3, help="fresh units joined then killed, and as many joined then cut off (default 3)")
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=3,
+        help="fresh units joined then killed, and as many joined then cut off (default 3)",
+    )
     parser.add_argument("--idle-seconds", type=float, default=20.0, help="idle traffic window (default 20)")
-    parser.add_argument("--transport-rounds", type=int, default=2,
-                        help="alternated transport rounds on the shaped link (default 2; 5 unshaped)")
+    parser.add_argument(
+        "--transport-rounds",
+        type=int,
+        default=2,
+        help="alternated transport rounds on the shaped link (default 2; 5 unshaped)",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench mesh: needs root (network namespaces, tc)", file=sys.stderr)
@@ -434,8 +524,11 @@ def _main() -> int:
         print("bench mesh: mosquitto is not installed", file=sys.stderr)
         return 2
     rate_mbit = _parse_mbit(args.rate)
-    installer = None if args.installer_rate == "none" else (
-        _parse_mbit(args.installer_rate) if args.installer_rate else 5 * rate_mbit)
+    installer = (
+        None
+        if args.installer_rate == "none"
+        else (_parse_mbit(args.installer_rate) if args.installer_rate else 5 * rate_mbit)
+    )
 
     from appliance.library.build_manifest import build_manifest
     from appliance.library.library_types import DEFAULT_PIECE_SIZE
@@ -470,19 +563,71 @@ def _main() -> int:
             if installer is not None:
                 lab.limit(0, rate=f"{installer * 1e6:.0f}bit")
             for i in PEERS:
-                serves[i] = _run_logged(lab, i, [sys.executable, "-m", "appliance.cli.main", "serve", "--host",
-                                                 address[i], "--port", str(PORTAL_PORT), "--data-dir",
-                                                 str(peer_dirs[i]), "--workers", "1", "--threads", "1", "--n-ctx",
-                                                 "512"], work / f"serve{i}.log")
-            source = _JsonProcess(lab, SOURCE_UNIT, [sys.executable, "-m", "benchmarks.run_bench_unit", "source",
-                                                     "--root", str(work / "hf"), "--host", address[SOURCE_UNIT],
-                                                     "--port", str(SOURCE_PORT)], work / "source.log")
+                serves[i] = _run_logged(
+                    lab,
+                    i,
+                    [
+                        sys.executable,
+                        "-m",
+                        "appliance.cli.main",
+                        "serve",
+                        "--host",
+                        address[i],
+                        "--port",
+                        str(PORTAL_PORT),
+                        "--data-dir",
+                        str(peer_dirs[i]),
+                        "--workers",
+                        "1",
+                        "--threads",
+                        "1",
+                        "--n-ctx",
+                        "512",
+                    ],
+                    work / f"serve{i}.log",
+                )
+            source = _JsonProcess(
+                lab,
+                SOURCE_UNIT,
+                [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.run_bench_unit",
+                    "source",
+                    "--root",
+                    str(work / "hf"),
+                    "--host",
+                    address[SOURCE_UNIT],
+                    "--port",
+                    str(SOURCE_PORT),
+                ],
+                work / "source.log",
+            )
             helpers.append(source)
             source.receive()
-            asker = _JsonProcess(lab, 0, [sys.executable, "-m", "benchmarks.run_bench_unit", "asker",
-                                          "--work", str(work), "--manifest", str(work / "manifest.json"),
-                                          "--key-file", str(work / "mesh_key"), "--model-id", MODEL_ID,
-                                          "--source-url", source_url, "--repo", REPO], work / "asker.log")
+            asker = _JsonProcess(
+                lab,
+                0,
+                [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.run_bench_unit",
+                    "asker",
+                    "--work",
+                    str(work),
+                    "--manifest",
+                    str(work / "manifest.json"),
+                    "--key-file",
+                    str(work / "mesh_key"),
+                    "--model-id",
+                    MODEL_ID,
+                    "--source-url",
+                    source_url,
+                    "--repo",
+                    REPO,
+                ],
+                work / "asker.log",
+            )
             helpers.append(asker)
             asker.receive()
             for i in PEERS:
@@ -494,15 +639,33 @@ def _main() -> int:
 
             _say("piece transports: HTTP range requests, MQTT")
             broker = _start_bench_broker(lab, work, key)
-            responder = _JsonProcess(lab, 1, [sys.executable, "-m", "benchmarks.run_bench_unit", "mqtt-serve",
-                                              "--data-dir", str(peer_dirs[1]), "--model-id", MODEL_ID,
-                                              "--key-file", str(work / "mesh_key"), "--port", str(MQTT_BENCH_PORT)],
-                                     work / "responder.log")
+            responder = _JsonProcess(
+                lab,
+                1,
+                [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.run_bench_unit",
+                    "mqtt-serve",
+                    "--data-dir",
+                    str(peer_dirs[1]),
+                    "--model-id",
+                    MODEL_ID,
+                    "--key-file",
+                    str(work / "mesh_key"),
+                    "--port",
+                    str(MQTT_BENCH_PORT),
+                ],
+                work / "responder.log",
+            )
             helpers.append(responder)
             responder.receive()
             serve_pids = {"http": [serves[1].pid], "mqtt": [broker.pid, responder.process.pid]}
-            transports = {f"shaped ({rate_mbit:g} Mbit/s)": _measure_transports(
-                asker, urls[1], serve_pids, address[1], args.transport_rounds)}
+            transports = {
+                f"shaped ({rate_mbit:g} Mbit/s)": _measure_transports(
+                    asker, urls[1], serve_pids, address[1], args.transport_rounds
+                )
+            }
             for i in (0, 1):
                 lab.unlimit(i)
             transports["unshaped (info)"] = _measure_transports(asker, urls[1], serve_pids, address[1], 5)
@@ -539,12 +702,16 @@ def _main() -> int:
             lab.stop()
 
     size = manifest.total_size
-    print(f"iplm mesh benchmark: {os.cpu_count()} cores; lab LAN of network namespaces (tbf shaping, no delay); "
-          f"MLC model of {size / MB:.1f} MB in {len(manifest.files)} files, {manifest.piece_count} pieces of "
-          f"{DEFAULT_PIECE_SIZE >> 20} MiB; {time.monotonic() - began:.0f} s in all")
-    print(f"\"every link alike\": each serving unit (peers 1-4, source 5) is shaped to R = {rate_mbit:g} Mbit/s both "
-          f"ways; the installer (unit 0) to {'no limit' if installer is None else f'{installer:g} Mbit/s'}, "
-          f"so that k x R can reach it (an installer link of R would cap every k at R)")
+    print(
+        f"iplm mesh benchmark: {os.cpu_count()} cores; lab LAN of network namespaces (tbf shaping, no delay); "
+        f"MLC model of {size / MB:.1f} MB in {len(manifest.files)} files, {manifest.piece_count} pieces of "
+        f"{DEFAULT_PIECE_SIZE >> 20} MiB; {time.monotonic() - began:.0f} s in all"
+    )
+    print(
+        f'"every link alike": each serving unit (peers 1-4, source 5) is shaped to R = {rate_mbit:g} Mbit/s both '
+        f"ways; the installer (unit 0) to {'no limit' if installer is None else f'{installer:g} Mbit/s'}, "
+        f"so that k x R can reach it (an installer link of R would cap every k at R)"
+    )
     _print_installs(installs, size, rate_mbit, args.rounds)
     _print_join(found, args.samples, len(PEERS))
     _print_idle(idle, args.idle_seconds)

@@ -17,6 +17,7 @@
 
 Timings are taken here, around the call itself: Python's start-up and imports are not in them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,12 +38,12 @@ import httpx
 from appliance.library.add_model import add_model
 from appliance.library.fetch_pieces import fetch_pieces
 from appliance.library.install_model import install_model
-from appliance.library.library_types import Manifest, ModelSource, PieceSpec, PieceSupplier
+from appliance.library.library_types import InstallProgress, Manifest, ModelSource, PieceSpec, PieceSupplier
 from appliance.library.parse_manifest import parse_manifest
 from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
-from appliance.mesh.pieces.install_from_peers import install_from_peers
 from appliance.mesh.key.parse_mesh_key import parse_mesh_key
 from appliance.mesh.messages.sign_peer_request import PEER_AUTH_HEADER, sign_peer_request
+from appliance.mesh.pieces.install_from_peers import install_from_peers
 from appliance.store.open_database import open_database
 
 NODE = "00000000000000b0"  # the installing unit's node id (signatures name it; nothing else does)
@@ -64,12 +65,14 @@ def _plan_pieces(manifest: Manifest) -> list[PieceSpec]:
     for file in manifest.files:
         for index, sha in enumerate(file.pieces):
             offset = index * manifest.piece_size
-            pieces.append(PieceSpec(file.path, index, offset, min(manifest.piece_size, file.size - offset),
-                                    file.size, sha))
+            pieces.append(
+                PieceSpec(file.path, index, offset, min(manifest.piece_size, file.size - offset), file.size, sha)
+            )
     return pieces
 
 
 # -- the source -------------------------------------------------------------------------------------------
+
 
 def _run_source(args) -> int:
     import tests.library.model_source_server as mss
@@ -80,7 +83,7 @@ def _run_source(args) -> int:
             self.source = source
             mss.ThreadingHTTPServer.__init__(self, (args.host, args.port), mss._Handler)
 
-    mss._SourceHTTPServer = _BoundServer
+    setattr(mss, "_SourceHTTPServer", _BoundServer)  # noqa: B010 (a module attribute, replaced for the lab)
     server = mss.start_model_source(args.root)
     for file in Path(args.root).rglob("*"):  # its ETags hash each file on first use: not in a timed install
         if file.is_file():
@@ -95,16 +98,18 @@ def _run_source(args) -> int:
 
 # -- the asker ----------------------------------------------------------------------------------------------
 
+
 def _install(args, manifest: Manifest, secrets, peers: list[str]) -> dict:
     data_dir = Path(tempfile.mkdtemp(dir=args.work, prefix="install-"))
     db = open_database(data_dir)  # binds the global database proxy to this fresh data dir
-    updates: list[dict] = []
+    updates: list[InstallProgress] = []
     try:
         add_model(args.model_id, manifest, ModelSource(kind="hf", base=args.source_url, repo=args.repo))
         started = time.perf_counter()
         if peers:
-            result = install_from_peers(args.model_id, peers, data_dir=data_dir, node_id=NODE, secrets=secrets,
-                                        progress=updates.append)
+            result = install_from_peers(
+                args.model_id, peers, data_dir=data_dir, node_id=NODE, secrets=secrets, progress=updates.append
+            )
         else:
             result = install_model(args.model_id, data_dir=data_dir, node_id=NODE, progress=updates.append)
         seconds = time.perf_counter() - started
@@ -113,22 +118,37 @@ def _install(args, manifest: Manifest, secrets, peers: list[str]) -> dict:
         shutil.rmtree(data_dir, ignore_errors=True)
     # JSON for the benchmark's log: the suppliers' reports as dicts.
     suppliers = next(([dataclasses.asdict(s) for s in u.suppliers] for u in reversed(updates) if u.suppliers), [])
-    return {"state": result["state"], "seconds": seconds, "bytes": manifest.total_size,
-            "suppliers": [{"name": s["name"], "origin": s["origin"], "bytes": s["bytes"]} for s in suppliers]}
+    return {
+        "state": result["state"],
+        "seconds": seconds,
+        "bytes": manifest.total_size,
+        "suppliers": [{"name": s["name"], "origin": s["origin"], "bytes": s["bytes"]} for s in suppliers],
+    }
 
 
 def _fetch_http(manifest: Manifest, secrets, peer: str, model_id: str) -> dict:
     """Every piece from one peer's piece service, as install_from_peers asks for them (verified, not kept)."""
+
     def sign(method: str, path: str, range_header: str) -> dict:
-        return {PEER_AUTH_HEADER: sign_peer_request(secrets, NODE, method, path, range_header,
-                                                    now_ms=int(time.time() * 1000))}
+        return {
+            PEER_AUTH_HEADER: sign_peer_request(
+                secrets, NODE, method, path, range_header, now_ms=int(time.time() * 1000)
+            )
+        }
 
     supplier = PieceSupplier(source=ModelSource(kind="peer", base=peer, repo=model_id), name=peer, sign=sign)
     pieces = _plan_pieces(manifest)
     with httpx.Client(timeout=httpx.Timeout(30.0)) as client:
         cpu, started = time.process_time(), time.perf_counter()
-        fetch_pieces(pieces, [supplier], client=client, workers=INFLIGHT, cancel=threading.Event(),
-                     on_piece=lambda piece, data: None, on_tick=lambda stats, rejected: None)
+        fetch_pieces(
+            pieces,
+            [supplier],
+            client=client,
+            workers=INFLIGHT,
+            cancel=threading.Event(),
+            on_piece=lambda piece, data: None,
+            on_tick=lambda stats, rejected: None,
+        )
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {"seconds": seconds, "bytes": sum(p.length for p in pieces), "cpu_s": cpu}
 
@@ -167,8 +187,9 @@ def _fetch_mqtt(manifest: Manifest, secrets, host: str, port: int) -> dict:
     """Every piece through the serving unit's broker: a request each, the piece back on a per-request topic."""
     me = f"asker-{uuid.uuid4().hex[:8]}"
     arrived: queue.Queue = queue.Queue()
-    client = _connect_mqtt(host, port, secrets, me, lambda c, u, msg: arrived.put((msg.topic, msg.payload)),
-                           f"bench/piece/{me}/+")
+    client = _connect_mqtt(
+        host, port, secrets, me, lambda c, u, msg: arrived.put((msg.topic, msg.payload)), f"bench/piece/{me}/+"
+    )
     pieces = _plan_pieces(manifest)
     waiting: dict[str, PieceSpec] = {}
     try:
@@ -178,8 +199,11 @@ def _fetch_mqtt(manifest: Manifest, secrets, host: str, port: int) -> dict:
         def ask() -> None:
             number, piece = todo.pop(0)
             waiting[str(number)] = piece
-            client.publish(f"bench/req/{me}", json.dumps({"id": number, "path": piece.path, "offset": piece.offset,
-                                                          "length": piece.length}), qos=_MQTT_QOS)
+            client.publish(
+                f"bench/req/{me}",
+                json.dumps({"id": number, "path": piece.path, "offset": piece.offset, "length": piece.length}),
+                qos=_MQTT_QOS,
+            )
 
         while todo and len(waiting) < INFLIGHT:
             ask()
@@ -219,6 +243,7 @@ def _run_asker(args) -> int:
 
 # -- the serving side of the MQTT transport -----------------------------------------------------------------
 
+
 def _run_mqtt_serve(args) -> int:
     secrets = _load_secrets(args.key_file)
     model_dir = Path(args.data_dir) / "models" / args.model_id
@@ -228,13 +253,16 @@ def _run_mqtt_serve(args) -> int:
     def on_message(_client, _userdata, message) -> None:
         asker = message.topic.rpartition("/")[2]
         request = json.loads(message.payload)
-        handle = files.get(request["path"]) or files.setdefault(request["path"], open(model_dir / request["path"], "rb"))
+        handle = files.get(request["path"]) or files.setdefault(
+            request["path"], open(model_dir / request["path"], "rb")
+        )
         handle.seek(request["offset"])
         data = handle.read(request["length"])
         holder["client"].publish(f"bench/piece/{asker}/{request['id']}", data, qos=_MQTT_QOS)
 
-    holder["client"] = client = _connect_mqtt("127.0.0.1", args.port, secrets, f"server-{uuid.uuid4().hex[:8]}",
-                                              on_message, "bench/req/+")
+    holder["client"] = client = _connect_mqtt(
+        "127.0.0.1", args.port, secrets, f"server-{uuid.uuid4().hex[:8]}", on_message, "bench/req/+"
+    )
     _emit({"event": "ready"})
     try:
         sys.stdin.read()

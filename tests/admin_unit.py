@@ -1,4 +1,5 @@
 """A live unit whose admin added two models served by a loopback source: a toy MLC one, a GGUF copy."""
+
 from __future__ import annotations
 
 import shutil
@@ -28,9 +29,15 @@ def start_admin_unit(source_dir, data_dir):
     source = start_model_source(source_dir)
     open_database(data_dir)
     set_admin_pin(PIN)
-    add_model("Toy-MLC", build_manifest(toy, piece_size=64 * 1024),
-              ModelSource(kind="hf", base=source.base_url, repo=TOY_REPO))
-    add_model("Smol-Copy", build_manifest(source_dir / GGUF_REPO),
-              ModelSource(kind="hf", base=source.base_url, repo=GGUF_REPO))
+    add_model(
+        "Toy-MLC",
+        build_manifest(toy, piece_size=64 * 1024),
+        ModelSource(kind="hf", base=source.base_url, repo=TOY_REPO),
+    )
+    add_model(
+        "Smol-Copy",
+        build_manifest(source_dir / GGUF_REPO),
+        ModelSource(kind="hf", base=source.base_url, repo=GGUF_REPO),
+    )
     database.close()
     return start_live_unit(data_dir), source

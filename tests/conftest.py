@@ -1,4 +1,5 @@
 """Shared fixtures: a real `iplm serve` process with the real default model."""
+
 from __future__ import annotations
 
 import socket
@@ -47,8 +48,13 @@ class LiveUnit:
 
 
 def _spawn(args: list) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "appliance.cli.main", "serve", *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "appliance.cli.main", "serve", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90) -> None:
@@ -67,8 +73,19 @@ def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90) -> N
 
 def start_live_unit(data_dir: Path, *extra: str) -> LiveUnit:
     port = _free_port()
-    args = ["--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
-            "--n-ctx", "2048", "--max-tokens", "48", *extra]
+    args = [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--n-ctx",
+        "2048",
+        "--max-tokens",
+        "48",
+        *extra,
+    ]
     process = _spawn(args)
     url = f"http://127.0.0.1:{port}"
     _wait_healthy(url, process)
@@ -90,7 +107,7 @@ def read_sse(response: httpx.Response) -> list:
     payloads = []
     for line in response.iter_lines():
         if line.startswith("data: "):
-            data = line[len("data: "):]
+            data = line[len("data: ") :]
             payloads.append(data if data == "[DONE]" else json.loads(data))
     return payloads
 

@@ -1,9 +1,10 @@
 """The `iplm` command line, run as a real process: `probe`, and `serve`'s argument and start-up errors."""
+
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -18,8 +19,14 @@ def _run_cli(*args: str, data_dir: Path | None = None, timeout: float = 120) -> 
     env = dict(os.environ)
     if data_dir is not None:
         env["IPLM_DATA"] = str(data_dir)  # nothing a test starts may write to the real data dir
-    return subprocess.run([sys.executable, "-m", "appliance.cli.main", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "appliance.cli.main", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _free_port() -> int:
@@ -53,7 +60,8 @@ def test_probe_json():
     assert set(data) == {"device", "recommendation"}
     assert {"board", "cpu_cores", "memory_bytes", "gpu_kind", "mlc_available"} <= set(data["device"])
     assert {"engine", "device", "model_id", "n_ctx", "max_tokens", "n_threads", "workers", "reason"} <= set(
-        data["recommendation"])
+        data["recommendation"]
+    )
 
 
 def test_probe_shows_the_overrides():
@@ -111,8 +119,18 @@ def test_bad_arguments_exit_2_with_a_clear_message(tmp_path, args, message):
 
 
 def test_serve_with_a_missing_model(tmp_path):
-    result = _run_cli("serve", "--model", "/nonexistent.gguf", "--host", "127.0.0.1",
-                      "--port", str(_free_port()), "--data-dir", str(tmp_path / "data"), data_dir=tmp_path / "env")
+    result = _run_cli(
+        "serve",
+        "--model",
+        "/nonexistent.gguf",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(_free_port()),
+        "--data-dir",
+        str(tmp_path / "data"),
+        data_dir=tmp_path / "env",
+    )
 
     assert result.returncode == 2
     assert "iplm: cannot start the engine: No model at /nonexistent.gguf" in result.stderr
@@ -128,8 +146,18 @@ def test_serve_on_a_port_in_use(tmp_path):
         taken.listen()
         port = taken.getsockname()[1]
 
-        result = _run_cli("serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(tmp_path),
-                          "--n-ctx", "512", data_dir=tmp_path)
+        result = _run_cli(
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path),
+            "--n-ctx",
+            "512",
+            data_dir=tmp_path,
+        )
 
     assert result.returncode == 2, result.stderr
     assert f"iplm: cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
@@ -151,6 +179,7 @@ def test_serve_prints_the_admin_pin_on_the_first_start_only(tmp_path):
     assert "admin PIN" not in outputs[1]
     from appliance.admin.check_admin_pin import check_admin_pin
     from appliance.store.open_database import open_database
+
     database = open_database(tmp_path)
     assert check_admin_pin(first[1])
     database.close()

@@ -3,10 +3,11 @@
 apply_session_event(state, event) -> (state, outcomes) is pure; the admin routes check the PIN (scrypt,
 against the stored hash) between SignInAsked and PinChecked, and act on the outcomes.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Union
 
 SESSION_SECONDS = 12 * 3600
 # Five wrong PINs per phone in five minutes, then a pause: a 6-digit PIN cannot be walked through.
@@ -50,7 +51,7 @@ class SignedOut:
     token: str
 
 
-SessionEvent = Union[SignInAsked, PinChecked, SessionPresented, SignedOut]
+SessionEvent = SignInAsked | PinChecked | SessionPresented | SignedOut
 
 
 # Outcomes.
@@ -68,7 +69,7 @@ class Admitted:
     token: str = ""
 
 
-SessionOutcome = Union[Refused, Admitted]
+SessionOutcome = Refused | Admitted
 
 
 @dataclass(frozen=True)

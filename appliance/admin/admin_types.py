@@ -1,9 +1,10 @@
 """Data shapes of the admin capability."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from appliance.admin.install_job_types import InstallJob
 

@@ -1,11 +1,23 @@
 """The background installs' transitions: one event in, the new state and the effects out (pure)."""
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 from appliance.admin.install_job_types import (
-    CancelRequested, InstallEffect, InstallEnded, InstallEvent, InstallJob, InstallJobsState, InstallProgressed,
-    InstallRequested, RefuseRequest, RunInstall, StopInstall,
+    CancelRequested,
+    InstallEffect,
+    InstallEnded,
+    InstallEvent,
+    InstallJob,
+    InstallJobsState,
+    InstallProgressed,
+    InstallRequested,
+    RefuseRequest,
+    RunInstall,
+    StopInstall,
 )
 
 Step = tuple[InstallJobsState, list[InstallEffect]]
@@ -30,17 +42,26 @@ def _progress(state: InstallJobsState, event: InstallProgressed) -> Step:
     job = _running(state, event.model)
     if job is None:
         return state, []  # a late report of an install that already ended
-    return _with_job(state, dataclasses.replace(
-        job, done_bytes=event.done_bytes, total_bytes=event.total_bytes, rate_bps=event.rate_bps, eta_s=event.eta_s,
-        rejected_pieces=event.rejected_pieces)), []
+    return _with_job(
+        state,
+        dataclasses.replace(
+            job,
+            done_bytes=event.done_bytes,
+            total_bytes=event.total_bytes,
+            rate_bps=event.rate_bps,
+            eta_s=event.eta_s,
+            rejected_pieces=event.rejected_pieces,
+        ),
+    ), []
 
 
 def _end(state: InstallJobsState, event: InstallEnded) -> Step:
     job = _running(state, event.model)
     if job is None:
         return state, []
-    return _with_job(state, dataclasses.replace(job, state=event.state, error=event.error, rate_bps=0.0,
-                                                eta_s=None)), []
+    return _with_job(
+        state, dataclasses.replace(job, state=event.state, error=event.error, rate_bps=0.0, eta_s=None)
+    ), []
 
 
 def _cancel(state: InstallJobsState, event: CancelRequested) -> Step:
@@ -50,8 +71,12 @@ def _cancel(state: InstallJobsState, event: CancelRequested) -> Step:
     return state, [StopInstall(event.model)]
 
 
-_TRANSITIONS = {InstallRequested: _request, InstallProgressed: _progress, InstallEnded: _end,
-                CancelRequested: _cancel}
+_TRANSITIONS: dict[type, Callable[[InstallJobsState, Any], Step]] = {
+    InstallRequested: _request,
+    InstallProgressed: _progress,
+    InstallEnded: _end,
+    CancelRequested: _cancel,
+}
 
 
 def apply_install_event(state: InstallJobsState, event: InstallEvent) -> Step:
@@ -59,4 +84,4 @@ def apply_install_event(state: InstallJobsState, event: InstallEvent) -> Step:
     transition = _TRANSITIONS.get(type(event))
     if transition is None:
         raise TypeError(f"not an install event: {event!r}")
-    return transition(state, event)  # type: ignore[operator]
+    return transition(state, event)

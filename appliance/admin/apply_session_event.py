@@ -1,11 +1,24 @@
 """Admin sign-in's transitions: one event in, the new sessions and the outcome out (pure)."""
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 from appliance.admin.admin_session_types import (
-    FAILURE_WINDOW_S, MAX_FAILURES, SESSION_SECONDS, AdminSessions, Admitted, PinChecked, Refused, SessionEvent,
-    SessionOutcome, SessionPresented, SignedOut, SignInAsked,
+    FAILURE_WINDOW_S,
+    MAX_FAILURES,
+    SESSION_SECONDS,
+    AdminSessions,
+    Admitted,
+    PinChecked,
+    Refused,
+    SessionEvent,
+    SessionOutcome,
+    SessionPresented,
+    SignedOut,
+    SignInAsked,
 )
 
 Step = tuple[AdminSessions, SessionOutcome]
@@ -18,8 +31,12 @@ def _recent(state: AdminSessions, client: str, at: float) -> tuple[float, ...]:
 
 def _ask(state: AdminSessions, event: SignInAsked) -> Step:
     recent = _recent(state, event.client, event.at)
-    state = dataclasses.replace(state, failures={**state.failures, event.client: recent} if recent else {
-        c: times for c, times in state.failures.items() if c != event.client})
+    state = dataclasses.replace(
+        state,
+        failures={**state.failures, event.client: recent}
+        if recent
+        else {c: times for c, times in state.failures.items() if c != event.client},
+    )
     if len(recent) >= MAX_FAILURES:
         return state, Refused(429, "too_many_attempts", "Too many wrong PINs; wait a few minutes.")
     return state, Admitted()
@@ -39,17 +56,24 @@ def _present(state: AdminSessions, event: SessionPresented) -> Step:
     if expires is None:
         return state, _NOT_SIGNED_IN
     if expires < event.at:
-        return dataclasses.replace(state, sessions={t: e for t, e in state.sessions.items()
-                                                    if t != event.token}), _NOT_SIGNED_IN
+        return dataclasses.replace(
+            state, sessions={t: e for t, e in state.sessions.items() if t != event.token}
+        ), _NOT_SIGNED_IN
     return state, Admitted(event.token)
 
 
 def _sign_out(state: AdminSessions, event: SignedOut) -> Step:
-    return dataclasses.replace(state, sessions={t: e for t, e in state.sessions.items() if t != event.token}), \
-        _NOT_SIGNED_IN
+    return dataclasses.replace(
+        state, sessions={t: e for t, e in state.sessions.items() if t != event.token}
+    ), _NOT_SIGNED_IN
 
 
-_TRANSITIONS = {SignInAsked: _ask, PinChecked: _check, SessionPresented: _present, SignedOut: _sign_out}
+_TRANSITIONS: dict[type, Callable[[AdminSessions, Any], Step]] = {
+    SignInAsked: _ask,
+    PinChecked: _check,
+    SessionPresented: _present,
+    SignedOut: _sign_out,
+}
 
 
 def apply_session_event(state: AdminSessions, event: SessionEvent) -> Step:
@@ -57,4 +81,4 @@ def apply_session_event(state: AdminSessions, event: SessionEvent) -> Step:
     transition = _TRANSITIONS.get(type(event))
     if transition is None:
         raise TypeError(f"not an admin session event: {event!r}")
-    return transition(state, event)  # type: ignore[operator]
+    return transition(state, event)

@@ -1,4 +1,5 @@
 """Check a PIN an admin typed."""
+
 from __future__ import annotations
 
 import hmac

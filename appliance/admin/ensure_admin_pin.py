@@ -1,4 +1,5 @@
 """The unit's admin PIN exists from its first start."""
+
 from __future__ import annotations
 
 import secrets

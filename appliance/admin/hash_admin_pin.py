@@ -1,4 +1,5 @@
 """How the admin PIN is kept: never in clear, only a salted scrypt hash."""
+
 from __future__ import annotations
 
 import hashlib

@@ -3,10 +3,11 @@
 apply_install_event(state, event) -> (state, effects) is pure; start_install_jobs runs the installs in
 threads, feeds their progress and outcome back as events, and performs the effects.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 JobPhase = Literal["running", "installed", "failed", "cancelled"]
 
@@ -64,7 +65,7 @@ class CancelRequested:
     model: str
 
 
-InstallEvent = Union[InstallRequested, InstallProgressed, InstallEnded, CancelRequested]
+InstallEvent = InstallRequested | InstallProgressed | InstallEnded | CancelRequested
 
 
 # Effects.
@@ -86,4 +87,4 @@ class RefuseRequest:
     message: str
 
 
-InstallEffect = Union[RunInstall, StopInstall, RefuseRequest]
+InstallEffect = RunInstall | StopInstall | RefuseRequest

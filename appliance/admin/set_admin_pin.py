@@ -1,4 +1,5 @@
 """Set the admin PIN."""
+
 from __future__ import annotations
 
 import re
@@ -11,7 +12,7 @@ from appliance.store.write_setting import write_setting
 _PIN = re.compile(r"[0-9]{4,12}")
 
 
-def set_admin_pin(pin: str) -> None:
+def set_admin_pin(pin: object) -> None:
     """Store `pin` (4 to 12 digits) hashed; ValueError for anything else."""
     if not isinstance(pin, str) or not _PIN.fullmatch(pin):
         raise ValueError("the PIN must be 4 to 12 digits")

@@ -1,4 +1,5 @@
 """The unit's admin sign-in state, in memory: sessions end when `iplm serve` stops."""
+
 from __future__ import annotations
 
 import threading

@@ -3,19 +3,30 @@
 The decisions are apply_install_event's (pure); this module runs each install in a thread of its own,
 feeds its progress and outcome back as events, and performs the effects.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from appliance.admin.admin_types import InstallJobs
 from appliance.admin.apply_install_event import apply_install_event
 from appliance.admin.install_job_types import (
-    CancelRequested, InstallEffect, InstallEnded, InstallEvent, InstallJob, InstallJobsState, InstallProgressed,
-    InstallRequested, JobError, RefuseRequest, RunInstall, StopInstall,
+    CancelRequested,
+    InstallEffect,
+    InstallEnded,
+    InstallEvent,
+    InstallJob,
+    InstallJobsState,
+    InstallProgressed,
+    InstallRequested,
+    JobError,
+    RefuseRequest,
+    RunInstall,
+    StopInstall,
 )
 from appliance.library.install_model import install_model
 from appliance.library.library_errors import LibraryError
@@ -32,21 +43,33 @@ class _Edge:
     cancels: dict[str, threading.Event] = field(default_factory=dict)
 
 
-def _install(model_id: str, cancel: threading.Event, report: Callable[[dict], None], *, data_dir: Path,
-             node_id: str, find_peers, load_secrets, install_options: dict) -> InstallEnded:
+def _install(
+    model_id: str,
+    cancel: threading.Event,
+    report: Callable[[InstallProgress], None],
+    *,
+    data_dir: Path,
+    node_id: str,
+    find_peers,
+    load_secrets,
+    install_options: dict,
+) -> InstallEnded:
     try:
         peers = find_peers(model_id) if find_peers else []
         secrets = load_secrets() if peers and load_secrets else None
         if peers and secrets is not None:
-            install_from_peers(model_id, peers, data_dir=data_dir, node_id=node_id, secrets=secrets,
-                               progress=report, cancel=cancel)
+            install_from_peers(
+                model_id, peers, data_dir=data_dir, node_id=node_id, secrets=secrets, progress=report, cancel=cancel
+            )
         else:
-            install_model(model_id, data_dir=data_dir, node_id=node_id, progress=report, cancel=cancel,
-                          **install_options)
+            install_model(
+                model_id, data_dir=data_dir, node_id=node_id, progress=report, cancel=cancel, **install_options
+            )
         return InstallEnded(model_id, "installed")
     except LibraryError as exc:
-        return InstallEnded(model_id, "cancelled" if exc.code == "cancelled" else "failed",
-                            JobError(exc.code, exc.message))
+        return InstallEnded(
+            model_id, "cancelled" if exc.code == "cancelled" else "failed", JobError(exc.code, exc.message)
+        )
     except Exception as exc:  # a bug must show on the admin page, not kill the thread silently
         _log.exception("install of %s failed", model_id)
         return InstallEnded(model_id, "failed", JobError("install_failed", str(exc)))
@@ -58,15 +81,17 @@ def _apply(edge: _Edge, event: InstallEvent, run: Callable[[str, threading.Event
         for effect in effects:
             if isinstance(effect, RunInstall):
                 edge.cancels[effect.model] = cancel = threading.Event()
-                threading.Thread(target=run, args=(effect.model, cancel), name=f"install-{effect.model}",
-                                 daemon=True).start()
+                threading.Thread(
+                    target=run, args=(effect.model, cancel), name=f"install-{effect.model}", daemon=True
+                ).start()
             elif isinstance(effect, StopInstall):
                 edge.cancels[effect.model].set()
     return effects
 
 
-def start_install_jobs(data_dir: Path, node_id: str, *, find_peers=None, load_secrets=None,
-                       **install_options) -> InstallJobs:
+def start_install_jobs(
+    data_dir: Path, node_id: str, *, find_peers=None, load_secrets=None, **install_options
+) -> InstallJobs:
     """An InstallJobs for this unit; `install_options` go to install_model (tests pass piece sizes).
 
     With `find_peers(model_id) -> [portal URL]` and `load_secrets() -> MeshSecrets | None`, a model some
@@ -76,11 +101,29 @@ def start_install_jobs(data_dir: Path, node_id: str, *, find_peers=None, load_se
 
     def run(model_id: str, cancel: threading.Event) -> None:
         def report(update: InstallProgress) -> None:
-            _apply(edge, InstallProgressed(model_id, update.done_bytes, update.total_bytes, update.rate_bps,
-                                           update.eta_s, update.rejected_pieces), run)
+            _apply(
+                edge,
+                InstallProgressed(
+                    model_id,
+                    update.done_bytes,
+                    update.total_bytes,
+                    update.rate_bps,
+                    update.eta_s,
+                    update.rejected_pieces,
+                ),
+                run,
+            )
 
-        outcome = _install(model_id, cancel, report, data_dir=data_dir, node_id=node_id, find_peers=find_peers,
-                           load_secrets=load_secrets, install_options=install_options)
+        outcome = _install(
+            model_id,
+            cancel,
+            report,
+            data_dir=data_dir,
+            node_id=node_id,
+            find_peers=find_peers,
+            load_secrets=load_secrets,
+            install_options=install_options,
+        )
         _apply(edge, outcome, run)
 
     def start(model_id: str) -> InstallJob:

@@ -1,4 +1,5 @@
 """Apply the user's command-line overrides to the probe's recommendation."""
+
 from __future__ import annotations
 
 import dataclasses

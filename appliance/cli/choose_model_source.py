@@ -1,4 +1,5 @@
 """Where to install from, as the user said on the command line (default: the model's own source)."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """`iplm`: serve the appliance, probe the device."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,12 +12,12 @@ from appliance.cli.run_mesh_create import run_mesh_create
 from appliance.cli.run_mesh_join import run_mesh_join
 from appliance.cli.run_mesh_status import run_mesh_status
 from appliance.cli.run_models_add import run_models_add
-from appliance.cli.run_network_apply import run_network_apply
 from appliance.cli.run_models_install import run_models_install
 from appliance.cli.run_models_list import run_models_list
 from appliance.cli.run_models_manifest import run_models_manifest
 from appliance.cli.run_models_remove import run_models_remove
 from appliance.cli.run_models_verify import run_models_verify
+from appliance.cli.run_network_apply import run_network_apply
 from appliance.cli.run_probe import run_probe
 from appliance.cli.run_serve import run_serve
 
@@ -86,8 +87,9 @@ def _add_source_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_models_commands(commands) -> None:
-    models = commands.add_parser("models", help="the model library").add_subparsers(dest="models_command",
-                                                                                     required=True)
+    models = commands.add_parser("models", help="the model library").add_subparsers(
+        dest="models_command", required=True
+    )
     data_dir = argparse.ArgumentParser(add_help=False)
     data_dir.add_argument("--data-dir", help="data directory (default: $IPLM_DATA or the XDG data dir)")
     listing = models.add_parser("list", parents=[data_dir], help="installed, partial and installable models")
@@ -99,8 +101,10 @@ def _add_models_commands(commands) -> None:
     install.add_argument("--manifest", help="verify against this manifest file")
     _add_source_options(install)
     install.set_defaults(run=run_models_install)
-    for name, run, text in (("remove", run_models_remove, "remove a model's files"),
-                            ("verify", run_models_verify, "re-hash a model's pieces on disk")):
+    for name, run, text in (
+        ("remove", run_models_remove, "remove a model's files"),
+        ("verify", run_models_verify, "re-hash a model's pieces on disk"),
+    ):
         command = models.add_parser(name, parents=[data_dir], help=text)
         command.add_argument("model_id")
         command.set_defaults(run=run)
@@ -139,20 +143,33 @@ def _add_network_commands(commands) -> None:
     network_commands = network.add_subparsers(dest="network_command", required=True)
     apply = network_commands.add_parser("apply", help="set up links, addresses, configs and nftables (idempotent)")
     apply.add_argument("--ap-interface", default="wlan0", help="the access point's interface (default wlan0)")
-    apply.add_argument("--ap-subnet", default="198.18.0.0/24",
-                       help="the phones' subnet, /16 to /28 (default 198.18.0.0/24; the unit is its first address)")
+    apply.add_argument(
+        "--ap-subnet",
+        default="198.18.0.0/24",
+        help="the phones' subnet, /16 to /28 (default 198.18.0.0/24; the unit is its first address)",
+    )
     secret = apply.add_mutually_exclusive_group()
     secret.add_argument("--passphrase", help="WPA2 passphrase, 8-63 printable ASCII characters (default: open)")
     secret.add_argument("--passphrase-file", help="read the WPA2 passphrase from the first line of this file")
     apply.add_argument("--country", default="US", help="two-letter country code for the radio (default US)")
     apply.add_argument("--channel", type=_positive_int, default=6, help="2.4 GHz channel, 1-13 (default 6)")
-    apply.add_argument("--mesh-interface",
-                       help="Ethernet interface for the mesh (when the radio cannot run AP and mesh point together)")
-    apply.add_argument("--mesh-address", help="the unit's mesh address with prefix (default: link-local from the node id)")
-    apply.add_argument("--mesh-radio", choices=("auto", "yes", "no"), default="auto",
-                       help="whether the AP's radio also runs an 802.11s mesh point (default: ask `iw list`)")
+    apply.add_argument(
+        "--mesh-interface",
+        help="Ethernet interface for the mesh (when the radio cannot run AP and mesh point together)",
+    )
+    apply.add_argument(
+        "--mesh-address", help="the unit's mesh address with prefix (default: link-local from the node id)"
+    )
+    apply.add_argument(
+        "--mesh-radio",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="whether the AP's radio also runs an 802.11s mesh point (default: ask `iw list`)",
+    )
     apply.add_argument("--config-dir", default="/etc/iplm", help="where the config files go (default /etc/iplm)")
-    apply.add_argument("--lease-file", default="/run/iplm/dnsmasq.leases", help="dnsmasq's lease file (default on tmpfs)")
+    apply.add_argument(
+        "--lease-file", default="/run/iplm/dnsmasq.leases", help="dnsmasq's lease file (default on tmpfs)"
+    )
     apply.add_argument("--data-dir", help="data directory (default: $IPLM_DATA or the XDG data dir)")
     apply.add_argument("--netns", help="apply inside this network namespace (`ip netns`; for labs and tests)")
     apply.add_argument("--dry-run", action="store_true", help="print the plan and the rendered files; change nothing")
@@ -166,14 +183,21 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
     serve.add_argument("--port", type=_port, default=8080, help="TCP port (default 8080; 80 on the image)")
     serve.add_argument("--data-dir", help="data directory (default: $IPLM_DATA or the XDG data dir)")
-    serve.add_argument("--portal-url", type=_portal_url,
-                       help="on the unit's access point: the portal's URL (e.g. http://198.18.0.1/); turns on "
-                            "captive-portal answers. Leave it out in development")
+    serve.add_argument(
+        "--portal-url",
+        type=_portal_url,
+        help="on the unit's access point: the portal's URL (e.g. http://198.18.0.1/); turns on "
+        "captive-portal answers. Leave it out in development",
+    )
     serve.add_argument("--mesh-address", help="this unit's address on the mesh link (no mesh without it)")
     serve.add_argument("--mesh-port", type=_port, default=1883, help="the mesh broker's port (default 1883)")
     serve.add_argument("--no-mesh-broker", action="store_true", help="mosquitto is run by systemd, not by iplm")
-    serve.add_argument("--hang-timeout", type=_seconds, default=120.0,
-                       help="seconds without a token before the engine counts as hung and restarts")
+    serve.add_argument(
+        "--hang-timeout",
+        type=_seconds,
+        default=120.0,
+        help="seconds without a token before the engine counts as hung and restarts",
+    )
     _add_engine_overrides(serve)
     serve.set_defaults(run=run_serve)
     probe = commands.add_parser("probe", help="print what the device probe finds and recommends")

@@ -1,4 +1,5 @@
 """What every command that touches the unit's data needs first."""
+
 from __future__ import annotations
 
 from pathlib import Path

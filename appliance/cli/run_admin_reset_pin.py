@@ -1,4 +1,5 @@
 """`iplm admin reset-pin`: for an owner who lost the PIN (needs access to the unit's data dir)."""
+
 from __future__ import annotations
 
 from appliance.admin.ensure_admin_pin import ensure_admin_pin

@@ -1,11 +1,12 @@
 """`iplm mesh add HOST[:PORT]`: a peer to connect to where mDNS does not reach (another subnet, a VPN)."""
+
 from __future__ import annotations
 
 import sys
 
 from appliance.cli.open_unit_store import open_unit_store
-from appliance.mesh.discovery.format_peer_address import format_peer_address
 from appliance.mesh.agent.mesh_agent_types import MANUAL_PEERS_SETTING
+from appliance.mesh.discovery.format_peer_address import format_peer_address
 from appliance.mesh.discovery.parse_peer_address import parse_peer_address
 from appliance.store.read_setting import read_setting
 from appliance.store.write_setting import write_setting

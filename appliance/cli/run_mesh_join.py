@@ -1,12 +1,13 @@
 """`iplm mesh join KEY`: put this unit in the mesh whose key a person carried over."""
+
 from __future__ import annotations
 
 import sys
 
 from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
-from appliance.mesh.mesh_errors import MeshKeyError
 from appliance.mesh.key.parse_mesh_key import parse_mesh_key
 from appliance.mesh.key.store_mesh_key import store_mesh_key
+from appliance.mesh.mesh_errors import MeshKeyError
 from appliance.store.resolve_data_dir import resolve_data_dir
 
 

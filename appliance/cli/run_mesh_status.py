@@ -1,13 +1,14 @@
 """`iplm mesh status`: the mesh as this unit's running agent sees it."""
+
 from __future__ import annotations
 
 import json
 import sys
 import time
 
+from appliance.mesh.agent.mesh_agent_types import MESH_DIR, MESH_STATUS_FILE
 from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
 from appliance.mesh.key.load_mesh_key import load_mesh_key
-from appliance.mesh.agent.mesh_agent_types import MESH_DIR, MESH_STATUS_FILE
 from appliance.mesh.mesh_errors import MeshKeyError
 from appliance.store.resolve_data_dir import resolve_data_dir
 
@@ -45,11 +46,14 @@ def run_mesh_status(args) -> int:
     print(f"{'node':18} {'name':16} {'state':7} {'via':22} {'seen':10} models")
     for node, peer in sorted(status["peers"].items()):
         presence = peer.get("presence", {})
-        models = ", ".join(f"{m['id']}{'' if m['state'] == 'installed' else ' (partial)'}"
-                           for m in presence.get("models", []))
+        models = ", ".join(
+            f"{m['id']}{'' if m['state'] == 'installed' else ' (partial)'}" for m in presence.get("models", [])
+        )
         state = peer["state"] if peer["state"] == "online" else f"{peer['state']}:{peer.get('reason')}"
-        print(f"{node:18} {str(presence.get('name', ''))[:16]:16} {state:7} {peer['via']:22} "
-              f"{_ago(now, peer.get('last_seen')):10} {models}")
+        print(
+            f"{node:18} {str(presence.get('name', ''))[:16]:16} {state:7} {peer['via']:22} "
+            f"{_ago(now, peer.get('last_seen')):10} {models}"
+        )
     for address, link in sorted(status["links"].items()):
         print(f"link {address}: {link['state']} ({link['via']})")
     return 0

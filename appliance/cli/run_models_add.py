@@ -1,4 +1,5 @@
 """`iplm models add ID --manifest FILE`: an admin makes a model installable by vouching for its manifest."""
+
 from __future__ import annotations
 
 import json
@@ -24,5 +25,7 @@ def run_models_add(args) -> int:
     except (OSError, ValueError) as exc:
         print(f"iplm: cannot read the manifest {args.manifest}: {exc}", file=sys.stderr)
         return 2
-    print(f"{added['id']} added: {added['format']}, {added['total_bytes'] / 1e6:.1f} MB, root hash {added['root_hash']}")
+    print(
+        f"{added['id']} added: {added['format']}, {added['total_bytes'] / 1e6:.1f} MB, root hash {added['root_hash']}"
+    )
     return 0

@@ -1,4 +1,5 @@
 """`iplm models install ID`: fetch, verify, write, with a progress line; Ctrl-C stops (resumable)."""
+
 from __future__ import annotations
 
 import json
@@ -26,9 +27,11 @@ def _print_progress(update: InstallProgress, last: list) -> None:
     last[0] = now
     total = update.total_bytes or 1
     eta = update.eta_s
-    line = (f"\r{update.model}: {update.state} {100 * update.done_bytes / total:5.1f}% "
-            f"{update.done_bytes / 1e6:.1f}/{total / 1e6:.1f} MB  {update.rate_bps / 1e6:.1f} MB/s"
-            f"  ETA {'?' if eta is None else f'{eta:.0f}s'}")
+    line = (
+        f"\r{update.model}: {update.state} {100 * update.done_bytes / total:5.1f}% "
+        f"{update.done_bytes / 1e6:.1f}/{total / 1e6:.1f} MB  {update.rate_bps / 1e6:.1f} MB/s"
+        f"  ETA {'?' if eta is None else f'{eta:.0f}s'}"
+    )
     if update.rejected_pieces:
         line += f"  ({update.rejected_pieces} bad pieces refetched)"
     print(line + "   ", end="", file=sys.stderr, flush=True)
@@ -44,15 +47,33 @@ def run_models_install(args) -> int:
         entry = find_model_entry(args.model_id)
         engines = list_runnable_engines(probe_device())
         if entry.engine not in engines:
-            print(f"iplm: note: this unit runs {' and '.join(engines)}, not {entry.engine}: it will hold "
-                  f"{entry.id} (for the units of its mesh) but cannot serve it", file=sys.stderr)
+            print(
+                f"iplm: note: this unit runs {' and '.join(engines)}, not {entry.engine}: it will hold "
+                f"{entry.id} (for the units of its mesh) but cannot serve it",
+                file=sys.stderr,
+            )
         manifest = parse_manifest(json.loads(Path(args.manifest).read_text())) if args.manifest else None
-        result = install_model(args.model_id, data_dir=data_dir, node_id=node_id, source=choose_model_source(args, entry.source),
-                               manifest=manifest, workers=args.workers, cancel=cancel,
-                               progress=lambda update: _print_progress(update, last))
+        result = install_model(
+            args.model_id,
+            data_dir=data_dir,
+            node_id=node_id,
+            source=choose_model_source(args, entry.source),
+            manifest=manifest,
+            workers=args.workers,
+            cancel=cancel,
+            progress=lambda update: _print_progress(update, last),
+        )
     except LibraryError as exc:
-        print(f"\niplm: {exc.message}" + ("; run the same command again to resume" if exc.code not in
-              ("model_unknown", "root_mismatch", "source_mismatch", "manifest_invalid", "install_running") else ""), file=sys.stderr)
+        print(
+            f"\niplm: {exc.message}"
+            + (
+                "; run the same command again to resume"
+                if exc.code
+                not in ("model_unknown", "root_mismatch", "source_mismatch", "manifest_invalid", "install_running")
+                else ""
+            ),
+            file=sys.stderr,
+        )
         return 2 if exc.code in ("model_unknown", "manifest_invalid") else 1
     except (OSError, ValueError) as exc:
         print(f"\niplm: cannot read the manifest: {exc}", file=sys.stderr)

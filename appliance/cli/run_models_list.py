@@ -1,4 +1,5 @@
 """`iplm models list`: installed, partial and installable models."""
+
 from __future__ import annotations
 
 import json

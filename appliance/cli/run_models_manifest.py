@@ -1,4 +1,5 @@
 """`iplm models manifest DIR`: hash a model directory (or a .gguf file) and print or write its manifest."""
+
 from __future__ import annotations
 
 import json
@@ -41,6 +42,9 @@ def run_models_manifest(args) -> int:
     except OSError as error:
         print(f"iplm: cannot write {args.output}: {error.strerror or error}", file=sys.stderr)
         return 1
-    print(f"manifest of {args.dir} ({manifest.format}, {len(manifest.files)} files, root {manifest.root}) "
-          f"written to {args.output}", file=sys.stderr)
+    print(
+        f"manifest of {args.dir} ({manifest.format}, {len(manifest.files)} files, root {manifest.root}) "
+        f"written to {args.output}",
+        file=sys.stderr,
+    )
     return 0

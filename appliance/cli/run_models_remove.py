@@ -1,4 +1,5 @@
 """`iplm models remove ID`."""
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """`iplm models verify ID`: re-hash every piece on disk."""
+
 from __future__ import annotations
 
 import sys
@@ -19,8 +20,10 @@ def run_models_verify(args) -> int:
     if report["bad_pieces"]:
         for path, index in report["bad_pieces"]:
             print(f"bad piece: {path} #{index}")
-        print(f"{args.model_id}: {len(report['bad_pieces'])} of {report['checked_pieces']} pieces are bad; "
-              f"it is now {report['state']}: `iplm models install {args.model_id}` fetches them again")
+        print(
+            f"{args.model_id}: {len(report['bad_pieces'])} of {report['checked_pieces']} pieces are bad; "
+            f"it is now {report['state']}: `iplm models install {args.model_id}` fetches them again"
+        )
         return 1
     print(f"{args.model_id}: all {report['checked_pieces']} pieces verified")
     return 0

@@ -1,4 +1,5 @@
 """`iplm network apply`: set up the access point, the mesh link and the firewall from one plan."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -48,8 +49,7 @@ def _detect_radio(ap_interface: str) -> tuple[bool, str]:
     if iw is None:
         return False, "iw is not installed (Debian: iw): Ethernet mesh"
     result = subprocess.run([iw, "list"], capture_output=True, text=True, timeout=30)
-    supported = result.returncode == 0 and detect_ap_and_mesh_support(
-        read_interface_combinations(result.stdout), phy)
+    supported = result.returncode == 0 and detect_ap_and_mesh_support(read_interface_combinations(result.stdout), phy)
     return supported, f"{phy} {'can' if supported else 'cannot'} run AP and mesh point together (iw list)"
 
 
@@ -68,8 +68,9 @@ def _mask(text: str, plan: NetworkPlan) -> str:
 def _render_value(value) -> str:
     # Tuples read as lists (a listener is address:port); no Python reprs in the output.
     if isinstance(value, tuple):
-        return ", ".join(":".join(map(str, item)) if isinstance(item, tuple) else str(item)
-                         for item in value) or "(none)"
+        return (
+            ", ".join(":".join(map(str, item)) if isinstance(item, tuple) else str(item) for item in value) or "(none)"
+        )
     return "(none)" if value is None else str(value)
 
 
@@ -105,8 +106,9 @@ def _write_mesh_point_conf(plan, config_dir: Path, data_dir) -> list[str]:
     key = load_mesh_key(data_dir)
     if key is None:
         return ["no mesh key yet: the 802.11s mesh point config is written once the unit joins a mesh"]
-    text = render_mesh_point_conf(plan, mesh_id=derive_mesh_secrets(key).mesh_id,
-                                  sae_password=derive_mesh_link_password(key))
+    text = render_mesh_point_conf(
+        plan, mesh_id=derive_mesh_secrets(key).mesh_id, sae_password=derive_mesh_link_password(key)
+    )
     path = Path(config_dir) / MESH_POINT_CONF
     if path.exists() and path.read_text(encoding="utf-8") == text:
         return []
@@ -129,10 +131,17 @@ def run_network_apply(args) -> int:
     else:
         radio_supports = mesh_radio == "yes"
     try:
-        plan = plan_network(_read_node_id(data_dir, args.dry_run), ap_interface=args.ap_interface,
-                            ap_subnet=args.ap_subnet, passphrase=_read_passphrase(args), country=args.country,
-                            channel=args.channel, mesh_interface=args.mesh_interface,
-                            radio_supports_ap_and_mesh=radio_supports, mesh_address=args.mesh_address)
+        plan = plan_network(
+            _read_node_id(data_dir, args.dry_run),
+            ap_interface=args.ap_interface,
+            ap_subnet=args.ap_subnet,
+            passphrase=_read_passphrase(args),
+            country=args.country,
+            channel=args.channel,
+            mesh_interface=args.mesh_interface,
+            radio_supports_ap_and_mesh=radio_supports,
+            mesh_address=args.mesh_address,
+        )
         texts = render_network_files(plan, config_dir=config_dir, lease_file=lease_file)
     except (ValueError, OSError) as exc:
         print(f"iplm network apply: {exc}", file=sys.stderr)
@@ -142,20 +151,20 @@ def run_network_apply(args) -> int:
         return 0
     complaints = _check_texts(texts)
     if complaints:
-        print("iplm network apply: the rendered configs do not pass their own programs' checks; nothing changed",
-              file=sys.stderr)
+        print(
+            "iplm network apply: the rendered configs do not pass their own programs' checks; nothing changed",
+            file=sys.stderr,
+        )
         for complaint in complaints:
             print(_mask(complaint, plan), file=sys.stderr)
         return 1
     try:
-        result = apply_network(plan, config_dir=config_dir, netns=getattr(args, "netns", None),
-                               lease_file=lease_file)
+        result = apply_network(plan, config_dir=config_dir, netns=getattr(args, "netns", None), lease_file=lease_file)
     except NetworkError as exc:
         print(f"iplm network apply: {exc.message}", file=sys.stderr)
         return 1
     except (PermissionError, NetlinkError) as exc:
-        print(f"iplm network apply: {exc} (it changes links, addresses and nftables: run it as root)",
-              file=sys.stderr)
+        print(f"iplm network apply: {exc} (it changes links, addresses and nftables: run it as root)", file=sys.stderr)
         return 1
     for line in list(result.changes) + _write_mesh_point_conf(plan, config_dir, data_dir):
         print(line)

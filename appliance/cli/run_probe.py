@@ -1,4 +1,5 @@
 """`iplm probe`: what the device is and what the unit would run on it."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,8 +19,11 @@ def run_probe(args) -> int:
     profile = probe_device()
     recommendation = apply_overrides(recommend_settings(profile), args)
     if args.json:
-        print(json.dumps({"device": dataclasses.asdict(profile),
-                          "recommendation": dataclasses.asdict(recommendation)}, indent=2))
+        print(
+            json.dumps(
+                {"device": dataclasses.asdict(profile), "recommendation": dataclasses.asdict(recommendation)}, indent=2
+            )
+        )
         return 0
     rows = [
         ("board", profile.board),

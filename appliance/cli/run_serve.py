@@ -1,4 +1,5 @@
 """`iplm serve`: the portal and the engine workers, until SIGINT/SIGTERM."""
+
 from __future__ import annotations
 
 import argparse
@@ -21,19 +22,19 @@ from appliance.engine.choose_engine_spec import choose_engine_spec
 from appliance.engine.device_profile import Recommendation
 from appliance.engine.engine_types import Engine, EngineError
 from appliance.engine.list_runnable_engines import list_runnable_engines
+from appliance.engine.pool.start_engine_pool import start_engine_pool
 from appliance.engine.probe_device import probe_device
 from appliance.engine.recommend_settings import recommend_settings
-from appliance.engine.pool.start_engine_pool import start_engine_pool
-from appliance.portal.create_app import create_app
-from appliance.portal.portal_types import ChatDefaults, UnitInfo
 from appliance.library.library_errors import LibraryError
 from appliance.library.locate_installed_model import locate_installed_model
 from appliance.mesh.agent.describe_unit_presence import describe_unit_presence
 from appliance.mesh.agent.find_model_holders import find_model_holders
-from appliance.mesh.key.load_mesh_secrets import load_mesh_secrets
 from appliance.mesh.agent.mesh_agent_types import UnitMesh
-from appliance.mesh.mesh_errors import BrokerError
 from appliance.mesh.agent.start_unit_mesh import start_unit_mesh
+from appliance.mesh.key.load_mesh_secrets import load_mesh_secrets
+from appliance.mesh.mesh_errors import BrokerError
+from appliance.portal.create_app import create_app
+from appliance.portal.portal_types import ChatDefaults, UnitInfo
 from appliance.store.load_node_id import load_node_id
 from appliance.store.open_database import open_database
 from appliance.store.read_setting import read_setting
@@ -66,12 +67,19 @@ def _start_mesh(args, data_dir, node_id: str, name: str, board: str, current_eng
 
     def describe_unit() -> dict:
         engine = current_engine()
-        return describe_unit_presence(node_id, name=name, engine=engine.kind, device_class=board,
-                                      load=engine.describe_status())
+        return describe_unit_presence(
+            node_id, name=name, engine=engine.kind, device_class=board, load=engine.describe_status()
+        )
 
-    mesh = start_unit_mesh(data_dir=data_dir, node_id=node_id, mesh_address=args.mesh_address, portal_port=args.port,
-                           broker_port=args.mesh_port, run_broker=not args.no_mesh_broker,
-                           describe_unit=describe_unit)
+    mesh = start_unit_mesh(
+        data_dir=data_dir,
+        node_id=node_id,
+        mesh_address=args.mesh_address,
+        portal_port=args.port,
+        broker_port=args.mesh_port,
+        run_broker=not args.no_mesh_broker,
+        describe_unit=describe_unit,
+    )
     if mesh is None:
         _log.warning("--mesh-address given but this unit has no mesh key: `iplm mesh create` or `iplm mesh join`")
     return mesh
@@ -88,37 +96,48 @@ def _close_when_idle(engine, patience: float = 300.0) -> None:
     engine.close()
 
 
+@dataclass(frozen=True)
+class _EngineRecipe:
+    """How this unit opens an engine for a model: the probe's recommendation and the command line."""
+
+    args: argparse.Namespace
+    data_dir: Path
+    recommendation: Recommendation
+
+
 @dataclass(eq=False)
 class _Running:
     """What the running unit swaps while it serves: the engine (an admin may switch models) and the mesh
     (started after the app: installs look it up when they start)."""
 
-    args: argparse.Namespace
-    data_dir: Path
-    recommendation: Recommendation
-    engine: Engine | None = None
+    recipe: _EngineRecipe
+    engine: Engine
     mesh: UnitMesh | None = None
     switching: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _open_engine(running: _Running, model_path: str | None, model_id: str | None) -> Engine:
-    spec = choose_engine_spec(running.recommendation, model_path=model_path, model_lib=running.args.model_lib,
-                              model_id=model_id, data_dir=str(running.data_dir))
-    return start_engine_pool(spec, workers=running.recommendation.workers, hang_timeout=running.args.hang_timeout)
+def _open_engine(recipe: _EngineRecipe, model_path: str | None, model_id: str | None) -> Engine:
+    spec = choose_engine_spec(
+        recipe.recommendation,
+        model_path=model_path,
+        model_lib=recipe.args.model_lib,
+        model_id=model_id,
+        data_dir=str(recipe.data_dir),
+    )
+    return start_engine_pool(spec, workers=recipe.recommendation.workers, hang_timeout=recipe.args.hang_timeout)
 
 
 def _switch_model(running: _Running, model_id: str) -> None:
     with running.switching:
         old = running.engine
-        if old is not None and old.model_id == model_id:
+        if old.model_id == model_id:
             write_setting(DEFAULT_MODEL_SETTING, model_id)
             return
-        new = _open_engine(running, str(locate_installed_model(running.data_dir, model_id)), model_id)
+        new = _open_engine(running.recipe, str(locate_installed_model(running.recipe.data_dir, model_id)), model_id)
         running.engine = new
         write_setting(DEFAULT_MODEL_SETTING, model_id)
     _log.info("now serving %s on %s", new.model_id, new.kind)
-    if old is not None:
-        threading.Thread(target=_close_when_idle, args=(old,), daemon=True).start()
+    threading.Thread(target=_close_when_idle, args=(old,), daemon=True).start()
 
 
 def _find_peers(running: _Running, model_id: str) -> list[str]:
@@ -140,8 +159,11 @@ def _build_unit_info(node_id: str, profile, recommendation: Recommendation, engi
 def _announce(unit: UnitInfo, engine: Engine, data_dir: Path, args, port: int) -> None:
     pin = ensure_admin_pin()
     if pin:
-        print(f"iplm: the admin PIN is {pin} (shown once; change it on the admin page, or reset it with "
-              f"`iplm admin reset-pin`)", flush=True)
+        print(
+            f"iplm: the admin PIN is {pin} (shown once; change it on the admin page, or reset it with "
+            f"`iplm admin reset-pin`)",
+            flush=True,
+        )
     print(f"iplm {unit.name}: {engine.model_id} on {engine.kind}; data in {data_dir}", flush=True)
     print(f"iplm: serving on http://{args.host}:{port}/ (admin: /admin)", flush=True)
 
@@ -153,26 +175,44 @@ def run_serve(args) -> int:
     open_database(data_dir)
     node_id = load_node_id(data_dir)
     profile = probe_device()
-    running = _Running(args=args, data_dir=data_dir, recommendation=apply_overrides(recommend_settings(profile), args))
+    recipe = _EngineRecipe(
+        args=args, data_dir=data_dir, recommendation=apply_overrides(recommend_settings(profile), args)
+    )
     try:
-        _log.info("starting %d %s worker(s): %s", running.recommendation.workers, running.recommendation.engine,
-                  running.recommendation.reason)
-        engine = running.engine = _open_engine(running, *_choose_model_path(args, data_dir))
+        _log.info(
+            "starting %d %s worker(s): %s",
+            recipe.recommendation.workers,
+            recipe.recommendation.engine,
+            recipe.recommendation.reason,
+        )
+        engine = _open_engine(recipe, *_choose_model_path(args, data_dir))
     except EngineError as exc:
         print(f"iplm: cannot start the engine: {exc.message}", file=sys.stderr)
         return 2
-    unit = _build_unit_info(node_id, profile, running.recommendation, engine, args)
-    jobs = start_install_jobs(data_dir, node_id, find_peers=lambda model_id: _find_peers(running, model_id),
-                              load_secrets=lambda: load_mesh_secrets(data_dir))
-    admin = AdminHooks(data_dir=data_dir, node_id=node_id, memory_bytes=profile.memory_bytes, jobs=jobs,
-                       switch_model=lambda model_id: _switch_model(running, model_id),
-                       engines=list_runnable_engines(profile))
-    app = create_app(lambda: running.engine, unit, admin, portal_url=args.portal_url,
-                     mesh_status=lambda: _read_mesh_peers(running))
+    running = _Running(recipe=recipe, engine=engine)
+    unit = _build_unit_info(node_id, profile, recipe.recommendation, engine, args)
+    jobs = start_install_jobs(
+        data_dir,
+        node_id,
+        find_peers=lambda model_id: _find_peers(running, model_id),
+        load_secrets=lambda: load_mesh_secrets(data_dir),
+    )
+    admin = AdminHooks(
+        data_dir=data_dir,
+        node_id=node_id,
+        memory_bytes=profile.memory_bytes,
+        jobs=jobs,
+        switch_model=lambda model_id: _switch_model(running, model_id),
+        engines=list_runnable_engines(profile),
+    )
+    app = create_app(
+        lambda: running.engine, unit, admin, portal_url=args.portal_url, mesh_status=lambda: _read_mesh_peers(running)
+    )
     try:
         # channel_request_lookahead lets waitress notice a phone that hung up while its prompt is evaluated.
-        server = create_server(app, host=args.host, port=args.port, threads=_SERVER_THREADS,
-                               channel_request_lookahead=1, ident="iplm")
+        server = create_server(
+            app, host=args.host, port=args.port, threads=_SERVER_THREADS, channel_request_lookahead=1, ident="iplm"
+        )
     except OSError as exc:
         engine.close()
         print(f"iplm: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)

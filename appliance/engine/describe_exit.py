@@ -1,4 +1,5 @@
 """Say in words how a process ended, from its Popen return code."""
+
 from __future__ import annotations
 
 import signal

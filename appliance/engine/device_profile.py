@@ -1,4 +1,5 @@
 """Data shapes of the device probe: what the board has, and what the unit recommends for it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,11 +3,12 @@
 Both engines (llama.cpp, MLC LLM) are opened into an `Engine`; everything above the engine layer
 (worker process, portal, deep thinking) only sees these shapes.
 """
+
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Literal
+from typing import Literal, Protocol
 
 from appliance.errors import UnitError
 
@@ -67,7 +68,14 @@ class EngineError(UnitError):
         self.status = status
 
 
-StreamChat = Callable[[ChatRequest, threading.Event], Iterator[ChatEvent]]
+class CancelSignal(Protocol):
+    """What ends a stream early: a threading.Event, or anything else that can say it is set."""
+
+    def is_set(self) -> bool: ...
+
+
+ChatStream = Generator[ChatEvent, None, None]
+StreamChat = Callable[[ChatRequest, CancelSignal], ChatStream]
 
 
 @dataclass(frozen=True)
@@ -85,4 +93,4 @@ class Engine:
     stream_chat: StreamChat
     close: Callable[[], None]
     # A small dict for /healthz and the admin page (workers alive, queue length...).
-    describe_status: Callable[[], dict] = lambda: {}
+    describe_status: Callable[[], dict] = dict

@@ -1,4 +1,5 @@
 """Which engines can run models on this device."""
+
 from __future__ import annotations
 
 from appliance.engine.device_profile import DeviceProfile

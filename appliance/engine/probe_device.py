@@ -1,4 +1,5 @@
 """Find out what board this is: CPU cores, memory, GPU kind, and whether MLC LLM is installed."""
+
 from __future__ import annotations
 
 import glob
@@ -46,9 +47,7 @@ def _read_memory_bytes(root: str) -> int:
 
 def _count_cpu_cores(root: str) -> int:
     text = _read_text(root, "/proc/cpuinfo")
-    count = sum(
-        1 for line in text.splitlines() if line.partition(":")[0].strip() == "processor" and ":" in line
-    )
+    count = sum(1 for line in text.splitlines() if line.partition(":")[0].strip() == "processor" and ":" in line)
     if count == 0 and root == "/":
         # Only the live system may fall back to Python's view; a fake tree speaks for itself.
         count = os.cpu_count() or 1

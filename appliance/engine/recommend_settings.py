@@ -1,4 +1,5 @@
 """Choose the engine, model and defaults a unit runs on the device the probe found."""
+
 from __future__ import annotations
 
 from appliance.engine.default_model import DEFAULT_MODEL_ID

@@ -6,6 +6,7 @@ costs one request and a restart, not the web app. Protocol: JSON lines.
   worker -> parent: {"type": "ready", "kind", "model_id", "n_ctx"} | {"type": "failed", "code", "message"}
                     {"id": N, "event": {...ChatEvent}} | {"id": N, "error": {"code", "message", "status"}}
 """
+
 from __future__ import annotations
 
 import importlib

@@ -4,13 +4,31 @@ Rarest pieces first (fetched while the few peers holding them are still there), 
 more requests to faster suppliers, a piece that failed somewhere tried elsewhere, a supplier that serves
 bad bytes or keeps failing dropped (pure).
 """
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 from appliance.library.fetch_types import (
-    PIECE_ATTEMPTS, RETRYABLE, SUPPLIER_FAILURES, SUPPLIER_INFLIGHT, Carry, Fetch, FetchDecision, FetchEvent,
-    FetchState, PieceDelivered, PieceFailed, PieceKey, Stop, SupplierStanding, Wait, WorkerBroke, WorkWanted,
+    PIECE_ATTEMPTS,
+    RETRYABLE,
+    SUPPLIER_FAILURES,
+    SUPPLIER_INFLIGHT,
+    Carry,
+    Fetch,
+    FetchDecision,
+    FetchEvent,
+    FetchState,
+    PieceDelivered,
+    PieceFailed,
+    PieceKey,
+    Stop,
+    SupplierStanding,
+    Wait,
+    WorkerBroke,
+    WorkWanted,
 )
 from appliance.library.library_errors import InstallError, LibraryError
 from appliance.library.library_types import PieceSpec
@@ -23,8 +41,9 @@ def _key(piece: PieceSpec) -> PieceKey:
 
 
 def _with_supplier(state: FetchState, index: int, standing: SupplierStanding) -> FetchState:
-    return dataclasses.replace(state, suppliers=tuple(standing if i == index else s
-                                                      for i, s in enumerate(state.suppliers)))
+    return dataclasses.replace(
+        state, suppliers=tuple(standing if i == index else s for i, s in enumerate(state.suppliers))
+    )
 
 
 def _rate(standing: SupplierStanding) -> float | None:
@@ -33,8 +52,9 @@ def _rate(standing: SupplierStanding) -> float | None:
 
 def _pick(state: FetchState, piece: PieceSpec) -> int | None:
     avoid = state.avoided.get(_key(piece), frozenset())
-    usable = [i for i, s in enumerate(state.suppliers)
-              if not s.dropped and s.holds(piece) and s.inflight < SUPPLIER_INFLIGHT]
+    usable = [
+        i for i, s in enumerate(state.suppliers) if not s.dropped and s.holds(piece) and s.inflight < SUPPLIER_INFLIGHT
+    ]
     peers = [i for i in usable if not state.suppliers[i].is_origin and i not in avoid]
     candidates = peers or [i for i in usable if i not in avoid] or usable
     if not candidates:
@@ -59,38 +79,48 @@ def _want(state: FetchState, event: WorkWanted) -> Step:
             continue
         standing = state.suppliers[index]
         state = _with_supplier(state, index, dataclasses.replace(standing, inflight=standing.inflight + 1))
-        state = dataclasses.replace(state, queue=state.queue[:position] + state.queue[position + 1:])
+        state = dataclasses.replace(state, queue=state.queue[:position] + state.queue[position + 1 :])
         tries = state.attempts.get(_key(piece), 0)
         return state, Fetch(piece, index, delay_s=min(2.0, 0.1 * 2 ** (tries - 1)) if tries else 0.0)
     if not any(s.inflight for s in state.suppliers):
         path, index = _key(state.queue[0])
-        failure = InstallError(code="no_source", message=f"no source can serve piece {index} of {path}: every "
-                                                         f"supplier holding it was dropped")
+        failure = InstallError(
+            code="no_source",
+            message=f"no source can serve piece {index} of {path}: every supplier holding it was dropped",
+        )
         return dataclasses.replace(state, failure=failure), Stop()
     return state, Wait()
 
 
 def _deliver(state: FetchState, event: PieceDelivered) -> Step:
     standing = state.suppliers[event.supplier]
-    standing = dataclasses.replace(standing, inflight=standing.inflight - 1, failures_in_row=0,
-                                   fetched_bytes=standing.fetched_bytes + event.piece.length,
-                                   busy_seconds=standing.busy_seconds + event.seconds)
+    standing = dataclasses.replace(
+        standing,
+        inflight=standing.inflight - 1,
+        failures_in_row=0,
+        fetched_bytes=standing.fetched_bytes + event.piece.length,
+        busy_seconds=standing.busy_seconds + event.seconds,
+    )
     return dataclasses.replace(_with_supplier(state, event.supplier, standing), remaining=state.remaining - 1), Carry()
 
 
 def _judge(standing: SupplierStanding, piece: PieceSpec, error: LibraryError) -> tuple[SupplierStanding, bool]:
     """The supplier after this failure, and whether the failure ends the whole fetch."""
     if error.code == "piece_corrupt":
-        dropped = None if standing.is_origin else f"served a piece that failed verification ({piece.path} " \
-                                                  f"#{piece.index})"
+        dropped = (
+            None if standing.is_origin else f"served a piece that failed verification ({piece.path} #{piece.index})"
+        )
         return dataclasses.replace(standing, dropped=dropped or standing.dropped), False
     if error.code == "source_unavailable" and not standing.is_origin:
         # A peer on the local link that cannot be reached has left or broken: stop asking it.
         return dataclasses.replace(standing, dropped=f"unreachable: {error.message}"), False
     if error.code in RETRYABLE:
         failures = standing.failures_in_row + 1
-        dropped = f"failed {failures} pieces in a row: {error.message}" if (
-            failures >= SUPPLIER_FAILURES and not standing.is_origin) else standing.dropped
+        dropped = (
+            f"failed {failures} pieces in a row: {error.message}"
+            if (failures >= SUPPLIER_FAILURES and not standing.is_origin)
+            else standing.dropped
+        )
         return dataclasses.replace(standing, failures_in_row=failures, dropped=dropped), False
     if not standing.is_origin:
         return dataclasses.replace(standing, dropped=error.message), False  # wrong size, missing file: no use
@@ -101,13 +131,19 @@ def _fail(state: FetchState, event: PieceFailed) -> Step:
     key = _key(event.piece)
     standing = state.suppliers[event.supplier]
     standing = dataclasses.replace(standing, inflight=standing.inflight - 1)
-    error = event.error if isinstance(event.error, LibraryError) else InstallError(code="install_failed",
-                                                                                   message=str(event.error))
+    error = (
+        event.error
+        if isinstance(event.error, LibraryError)
+        else InstallError(code="install_failed", message=str(event.error))
+    )
     standing, fatal = _judge(standing, event.piece, error)
     attempts = {**state.attempts, key: state.attempts.get(key, 0) + 1}
-    state = dataclasses.replace(_with_supplier(state, event.supplier, standing), attempts=attempts,
-                                avoided={**state.avoided, key: state.avoided.get(key, frozenset()) | {event.supplier}},
-                                rejected=state.rejected + (error.code == "piece_corrupt"))
+    state = dataclasses.replace(
+        _with_supplier(state, event.supplier, standing),
+        attempts=attempts,
+        avoided={**state.avoided, key: state.avoided.get(key, frozenset()) | {event.supplier}},
+        rejected=state.rejected + (error.code == "piece_corrupt"),
+    )
     if fatal or attempts[key] >= PIECE_ATTEMPTS * max(1, len(state.suppliers)):
         return dataclasses.replace(state, failure=state.failure or error), Carry()
     if state.failure is None:
@@ -121,7 +157,12 @@ def _break(state: FetchState, event: WorkerBroke) -> Step:
     return dataclasses.replace(state, failure=state.failure or event.error), Carry()
 
 
-_TRANSITIONS = {WorkWanted: _want, PieceDelivered: _deliver, PieceFailed: _fail, WorkerBroke: _break}
+_TRANSITIONS: dict[type, Callable[[FetchState, Any], Step]] = {
+    WorkWanted: _want,
+    PieceDelivered: _deliver,
+    PieceFailed: _fail,
+    WorkerBroke: _break,
+}
 
 
 def apply_fetch_event(state: FetchState, event: FetchEvent) -> Step:
@@ -129,4 +170,4 @@ def apply_fetch_event(state: FetchState, event: FetchEvent) -> Step:
     transition = _TRANSITIONS.get(type(event))
     if transition is None:
         raise TypeError(f"not a fetch event: {event!r}")
-    return transition(state, event)  # type: ignore[operator]
+    return transition(state, event)

@@ -1,11 +1,12 @@
 """Build the manifest of a model directory (MLC) or of a single GGUF file, hashing every byte once."""
+
 from __future__ import annotations
 
 import hashlib
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from appliance.library.check_relative_path import check_relative_path
 from appliance.library.check_tensor_cache import check_tensor_cache
@@ -58,7 +59,8 @@ def _detect_format(files: list[tuple[str, int]], model_dir: Path) -> str:
     if len(paths) == 1 and "/" not in paths[0] and paths[0].lower().endswith(".gguf"):
         return "gguf"
     raise ManifestError(
-        f"{model_dir} is not a model: no mlc-chat-config.json, and not exactly one .gguf file at its top")
+        f"{model_dir} is not a model: no mlc-chat-config.json, and not exactly one .gguf file at its top"
+    )
 
 
 def _open_regular_file(path: Path, relative: str) -> int:
@@ -77,7 +79,7 @@ def _hash_file(path: Path, relative: str, size: int, piece_size: int, on_read: C
     with open(_open_regular_file(path, relative), "rb", buffering=0) as file:
         while True:
             # Never read across a piece boundary, so each block feeds exactly one piece.
-            count = file.readinto(buffer[:min(_BLOCK_SIZE, piece_size - piece_filled)])
+            count = file.readinto(buffer[: min(_BLOCK_SIZE, piece_size - piece_filled)])
             if not count:
                 break
             block = buffer[:count]

@@ -1,4 +1,5 @@
 """The URL of one model file on an HTTP source."""
+
 from __future__ import annotations
 
 from urllib.parse import quote

@@ -1,4 +1,5 @@
 """The pure name rules for a path inside a model directory (no file system access)."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """Cross-check an MLC model's tensor cache (tensor-cache.json / ndarray-cache.json) against its files."""
+
 from __future__ import annotations
 
 import hashlib

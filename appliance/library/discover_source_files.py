@@ -1,4 +1,5 @@
 """List a model's files and sizes on its source, for an install that has no manifest yet."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,14 @@ from appliance.library.resolve_model_path import resolve_model_path
 _MLC_CONFIG = "mlc-chat-config.json"
 _TENSOR_CACHES = ("tensor-cache.json", "ndarray-cache.json")  # the older name last
 # Tokenizer files an MLC directory may carry, when its config does not list them.
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "merges.txt",
-                    "added_tokens.json")
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+)
 _MAX_CONFIG_BYTES = 16 * 1024 * 1024
 _ATTEMPTS = 4
 
@@ -82,10 +89,13 @@ def _mlc_file_names(source: ModelSource, client) -> list[str]:
             cache_name, cache = name, _read_json(source, name, client)
             break
     if cache is None:
-        raise ManifestError(code="manifest_invalid", message="the source has neither tensor-cache.json nor ndarray-cache.json")
+        raise ManifestError(
+            code="manifest_invalid", message="the source has neither tensor-cache.json nor ndarray-cache.json"
+        )
     records = cache.get("records")
-    if not isinstance(records, list) or not all(isinstance(r, dict) and isinstance(r.get("dataPath"), str)
-                                                for r in records):
+    if not isinstance(records, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("dataPath"), str) for r in records
+    ):
         raise ManifestError(code="manifest_invalid", message=f"{cache_name} has no usable records list")
     listed = config.get("tokenizer_files")
     tokenizers = [t for t in listed if isinstance(t, str)] if isinstance(listed, list) else list(_TOKENIZER_FILES)
@@ -93,8 +103,9 @@ def _mlc_file_names(source: ModelSource, client) -> list[str]:
     return [_MLC_CONFIG, cache_name, *[r["dataPath"] for r in records], *present]
 
 
-def discover_source_files(model_format: str, known_files: tuple[str, ...], source: ModelSource,
-                          client: httpx.Client | None) -> tuple[tuple[tuple[str, int], ...], str | None]:
+def discover_source_files(
+    model_format: str, known_files: tuple[str, ...], source: ModelSource, client: httpx.Client | None
+) -> tuple[tuple[tuple[str, int], ...], str | None]:
     """((path, size) for every file of the model, the source's commit id or None).
 
     GGUF models name their file in the whitelist; MLC models are listed by their own configs.

@@ -1,16 +1,25 @@
 """Fetch many pieces from several suppliers at once: rarest first, more from faster peers, bad peers dropped."""
+
 from __future__ import annotations
 
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from appliance.library.apply_fetch_event import apply_fetch_event
 from appliance.library.fetch_source_range import fetch_source_range
 from appliance.library.fetch_types import (
-    Fetch, FetchDecision, FetchEvent, FetchState, PieceDelivered, PieceFailed, Stop, SupplierStanding, WorkerBroke,
+    Fetch,
+    FetchDecision,
+    FetchEvent,
+    FetchState,
+    PieceDelivered,
+    PieceFailed,
+    Stop,
+    SupplierStanding,
+    WorkerBroke,
     WorkWanted,
 )
 from appliance.library.library_errors import InstallError, LibraryError, SourceError
@@ -26,9 +35,16 @@ class _Edge:
 
 
 def _report(state: FetchState) -> list[SupplierReport]:
-    return [SupplierReport(name=s.supplier.name or s.supplier.source.base, origin=s.is_origin, bytes=s.fetched_bytes,
-                           rate_bps=s.fetched_bytes / s.busy_seconds if s.busy_seconds else 0.0, dropped=s.dropped)
-            for s in state.suppliers]
+    return [
+        SupplierReport(
+            name=s.supplier.name or s.supplier.source.base,
+            origin=s.is_origin,
+            bytes=s.fetched_bytes,
+            rate_bps=s.fetched_bytes / s.busy_seconds if s.busy_seconds else 0.0,
+            dropped=s.dropped,
+        )
+        for s in state.suppliers
+    ]
 
 
 def _apply(edge: _Edge, event: FetchEvent) -> FetchDecision:
@@ -57,11 +73,19 @@ def _work(edge: _Edge, client, cancel: threading.Event, on_piece: Callable[[Piec
             time.sleep(job.delay_s)
         started = time.monotonic()
         try:
-            data = fetch_source_range(supplier.source, piece.path, piece.offset, piece.length,
-                                      file_size=piece.file_size, client=client, sign=supplier.sign)
+            data = fetch_source_range(
+                supplier.source,
+                piece.path,
+                piece.offset,
+                piece.length,
+                file_size=piece.file_size,
+                client=client,
+                sign=supplier.sign,
+            )
             if piece.sha256 and hashlib.sha256(data).hexdigest() != piece.sha256:
-                raise SourceError(code="piece_corrupt", message=f"piece {piece.index} of {piece.path} failed "
-                                                                f"verification")
+                raise SourceError(
+                    code="piece_corrupt", message=f"piece {piece.index} of {piece.path} failed verification"
+                )
             on_piece(piece, data)
         except LibraryError as exc:
             _apply(edge, PieceFailed(piece, job.supplier, exc))
@@ -94,8 +118,10 @@ def fetch_pieces(
     # Rarest first: pieces few peers hold are fetched while those peers are still there.
     queue = tuple(sorted(pieces, key=lambda p: (holders[(p.path, p.index)], p.path, p.index)))
     edge = _Edge(FetchState(suppliers=standings, queue=queue, remaining=len(queue)))
-    threads = [threading.Thread(target=_work, args=(edge, client, cancel, on_piece), daemon=True, name=f"fetch-{i}")
-               for i in range(max(1, workers))]
+    threads = [
+        threading.Thread(target=_work, args=(edge, client, cancel, on_piece), daemon=True, name=f"fetch-{i}")
+        for i in range(max(1, workers))
+    ]
     for thread in threads:
         thread.start()
     while any(thread.is_alive() for thread in threads):

@@ -1,9 +1,11 @@
 """Read one byte range of one model file from a source: HTTP range request, or a local directory."""
+
 from __future__ import annotations
 
 import os
 import re
 from urllib.parse import unquote, urlsplit
+
 import httpx
 
 from appliance.library.build_source_url import build_source_url
@@ -21,20 +23,26 @@ def _read_local(source: ModelSource, path: str, offset: int, length: int, file_s
         with open(local, "rb") as handle:
             actual = os.fstat(handle.fileno()).st_size
             if actual != file_size:
-                raise SourceError(code="source_wrong_size", message=f"{path} on {source.base} is {actual} bytes; the manifest says {file_size}")
+                raise SourceError(
+                    code="source_wrong_size",
+                    message=f"{path} on {source.base} is {actual} bytes; the manifest says {file_size}",
+                )
             handle.seek(offset)
             data = handle.read(length)
     except FileNotFoundError:
         raise SourceError(code="source_missing_file", message=f"{path} is not on {source.base}") from None
     except OSError as exc:
-        raise SourceError(code="source_unavailable", message=f"cannot read {path} on {source.base}: {exc.strerror}") from exc
+        raise SourceError(
+            code="source_unavailable", message=f"cannot read {path} on {source.base}: {exc.strerror}"
+        ) from exc
     if len(data) != length:
         raise SourceError(code="source_short_read", message=f"{path} on {source.base} ended early")
     return data
 
 
-def _read_http(client: httpx.Client, source: ModelSource, path: str, offset: int, length: int,
-               file_size: int, sign) -> bytes:
+def _read_http(
+    client: httpx.Client, source: ModelSource, path: str, offset: int, length: int, file_size: int, sign
+) -> bytes:
     url = build_source_url(source, path)
     headers = {"Range": f"bytes={offset}-{offset + length - 1}", "Accept-Encoding": "identity"}
     if sign is not None:
@@ -46,21 +54,35 @@ def _read_http(client: httpx.Client, source: ModelSource, path: str, offset: int
                 raise SourceError(code="source_missing_file", message=f"{url} is not on the source (404)")
             if response.status_code == 416:
                 announced = response.headers.get("content-range", "").rpartition("/")[2]
-                raise SourceError(code="source_wrong_size", message=f"{url} is {announced or 'of unknown size'} "
-                                  f"bytes on the source; the manifest says {file_size}")
+                raise SourceError(
+                    code="source_wrong_size",
+                    message=f"{url} is {announced or 'of unknown size'} "
+                    f"bytes on the source; the manifest says {file_size}",
+                )
             if response.status_code != 206:
-                raise SourceError(code="source_bad_response", message=f"{url} answered {response.status_code} to a range request (expected 206)")
+                raise SourceError(
+                    code="source_bad_response",
+                    message=f"{url} answered {response.status_code} to a range request (expected 206)",
+                )
             match = _CONTENT_RANGE.fullmatch(response.headers.get("content-range", ""))
             if not match or (int(match[1]), int(match[2])) != (offset, offset + length - 1):
-                raise SourceError(code="source_bad_response", message=f"{url} sent the wrong range: "
-                                  f"{response.headers.get('content-range')!r} for bytes {offset}-{offset + length - 1}")
+                raise SourceError(
+                    code="source_bad_response",
+                    message=f"{url} sent the wrong range: "
+                    f"{response.headers.get('content-range')!r} for bytes {offset}-{offset + length - 1}",
+                )
             if match[3] != "*" and int(match[3]) != file_size:
-                raise SourceError(code="source_wrong_size", message=f"{url} is {match[3]} bytes on the source; the manifest says {file_size}")
+                raise SourceError(
+                    code="source_wrong_size",
+                    message=f"{url} is {match[3]} bytes on the source; the manifest says {file_size}",
+                )
             body = bytearray()
             for chunk in response.iter_raw():
                 body += chunk
                 if len(body) > length:
-                    raise SourceError(code="source_bad_response", message=f"{url} sent more bytes than the range asked for")
+                    raise SourceError(
+                        code="source_bad_response", message=f"{url} sent more bytes than the range asked for"
+                    )
     except httpx.HTTPError as exc:
         raise SourceError(code="source_unavailable", message=f"{url}: {exc.__class__.__name__}: {exc}") from exc
     if len(body) != length:
@@ -68,8 +90,16 @@ def _read_http(client: httpx.Client, source: ModelSource, path: str, offset: int
     return bytes(body)
 
 
-def fetch_source_range(source: ModelSource, path: str, offset: int, length: int, *, file_size: int,
-                       client: httpx.Client | None = None, sign=None) -> bytes:
+def fetch_source_range(
+    source: ModelSource,
+    path: str,
+    offset: int,
+    length: int,
+    *,
+    file_size: int,
+    client: httpx.Client | None = None,
+    sign=None,
+) -> bytes:
     """Exactly `length` bytes of `path` from `offset`, or SourceError saying what the source did wrong.
 
     `sign(method, path, range) -> headers` authenticates requests to mesh peers.

@@ -3,10 +3,10 @@
 apply_fetch_event(state, event) -> (state, decision) is pure; fetch_pieces' worker threads ask it for work,
 fetch and verify the piece they are given, and report back.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 from appliance.library.library_types import PieceSpec, PieceSupplier
 
@@ -79,7 +79,7 @@ class WorkerBroke:
     error: Exception
 
 
-FetchEvent = Union[WorkWanted, PieceDelivered, PieceFailed, WorkerBroke]
+FetchEvent = WorkWanted | PieceDelivered | PieceFailed | WorkerBroke
 
 
 # Decisions (for WorkWanted; other events answer Carry).
@@ -105,4 +105,4 @@ class Carry:
     """Go on (the answer to a report)."""
 
 
-FetchDecision = Union[Fetch, Wait, Stop, Carry]
+FetchDecision = Fetch | Wait | Stop | Carry

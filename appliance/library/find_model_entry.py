@@ -1,4 +1,5 @@
 """Which models may be installed: the whitelist, plus what an admin added with its manifest."""
+
 from __future__ import annotations
 
 import json
@@ -20,6 +21,16 @@ def find_model_entry(model_id: str) -> WhitelistEntry:
         raise LibraryError(code="model_unknown", message=f"{model_id!r} is neither whitelisted nor added by an admin")
     manifest = parse_manifest(json.loads(row.manifest))
     source = ModelSource(**json.loads(row.source)) if row.source else ModelSource(kind="dir", base="")
-    return WhitelistEntry(id=row.id, format=row.format, engine=row.engine, source=source,
-                          size_bytes=manifest.total_size, license="", min_memory_bytes=0, boards=(),
-                          root_hash=manifest.root, files=tuple(f.path for f in manifest.files), manifest=manifest)
+    return WhitelistEntry(
+        id=row.id,
+        format=row.format,
+        engine=row.engine,
+        source=source,
+        size_bytes=manifest.total_size,
+        license="",
+        min_memory_bytes=0,
+        boards=(),
+        root_hash=manifest.root,
+        files=tuple(f.path for f in manifest.files),
+        manifest=manifest,
+    )

@@ -1,7 +1,8 @@
 """Stop counting pieces of a model as held (their bytes are gone, stale or bad)."""
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from appliance.store.store_models import HeldPiece, database
 

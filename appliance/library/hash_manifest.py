@@ -1,9 +1,10 @@
 """The root hash of a manifest: SHA-256 over its canonical JSON."""
+
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Iterable
+from collections.abc import Iterable
 
 from appliance.library.library_types import MANIFEST_VERSION, ManifestFile
 

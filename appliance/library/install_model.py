@@ -1,9 +1,9 @@
 """Install a model from a source as verified pieces: parallel range requests, resumable, atomic at the end."""
+
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-from dataclasses import dataclass, field
 import errno
 import hashlib
 import json
@@ -11,21 +11,28 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import httpx
 
 from appliance.library.build_manifest import build_manifest
 from appliance.library.discover_source_files import discover_source_files
-from appliance.library.find_model_entry import find_model_entry
-from appliance.library.library_errors import InstallError, LibraryError, ManifestError
 from appliance.library.fetch_pieces import fetch_pieces
+from appliance.library.find_model_entry import find_model_entry
 from appliance.library.forget_held_pieces import forget_held_pieces
-from appliance.library.list_held_pieces import list_held_pieces
+from appliance.library.library_errors import InstallError, LibraryError, ManifestError
 from appliance.library.library_types import (
-    DEFAULT_PIECE_SIZE, InstallProgress, Manifest, ModelSource, PieceSpec, PieceSupplier, SupplierReport,
+    DEFAULT_PIECE_SIZE,
+    InstallProgress,
+    Manifest,
+    ModelSource,
+    PieceSpec,
+    PieceSupplier,
+    SupplierReport,
 )
+from appliance.library.list_held_pieces import list_held_pieces
 from appliance.library.lock_model_install import lock_model_install
 from appliance.library.parse_manifest import parse_manifest
 from appliance.library.render_manifest import render_manifest
@@ -40,19 +47,30 @@ def _plan(files: tuple[tuple[str, int], ...], piece_size: int, hashes: dict[str,
     for path, size in files:
         expected = hashes.get(path)
         for index, offset in enumerate(range(0, size, piece_size)):
-            pieces.append(PieceSpec(path, index, offset, min(piece_size, size - offset), size,
-                                    expected[index] if expected else None))
+            pieces.append(
+                PieceSpec(
+                    path, index, offset, min(piece_size, size - offset), size, expected[index] if expected else None
+                )
+            )
     return pieces
 
 
 def _describe(row: LibraryModel, node_id: str) -> dict:
     held = len(list_held_pieces(row.id, node_id))
-    return {"id": row.id, "state": row.state, "root_hash": row.root_hash, "pinned_by": row.pinned_by,
-            "total_bytes": row.total_bytes, "held_pieces": held, "source_revision": row.source_revision}
+    return {
+        "id": row.id,
+        "state": row.state,
+        "root_hash": row.root_hash,
+        "pinned_by": row.pinned_by,
+        "total_bytes": row.total_bytes,
+        "held_pieces": held,
+        "source_revision": row.source_revision,
+    }
 
 
-def _known_manifest(entry, row: LibraryModel | None, given: Manifest | None,
-                    vouched_by: str) -> tuple[Manifest | None, str | None]:
+def _known_manifest(
+    entry, row: LibraryModel | None, given: Manifest | None, vouched_by: str
+) -> tuple[Manifest | None, str | None]:
     """The manifest to verify against, and who vouched for its root hash."""
     manifest = given
     if manifest is None and row is not None and row.manifest and row.root_hash:
@@ -60,8 +78,11 @@ def _known_manifest(entry, row: LibraryModel | None, given: Manifest | None,
     if manifest is None:
         manifest = entry.manifest
     if manifest is not None and entry.root_hash and manifest.root != entry.root_hash:
-        raise ManifestError(code="root_mismatch", message=f"the manifest's root hash {manifest.root} is not the one "
-                                                          f"pinned for {entry.id} ({entry.root_hash})")
+        raise ManifestError(
+            code="root_mismatch",
+            message=f"the manifest's root hash {manifest.root} is not the one "
+            f"pinned for {entry.id} ({entry.root_hash})",
+        )
     if row is not None and row.pinned_by and row.root_hash == (manifest.root if manifest else None):
         return manifest, row.pinned_by
     return manifest, "whitelist" if entry.root_hash else vouched_by
@@ -76,10 +97,17 @@ def _reset_stale_pieces(row: LibraryModel, node_id: str, files, piece_size: int,
         if row.piece_size and row.piece_size != piece_size:
             forget_held_pieces(row.id, node_id)
         else:
-            forget_held_pieces(row.id, node_id, [
-                (path, index) for (path, index), sha256 in list_held_pieces(row.id, node_id).items()
-                if path in stale or path not in sizes or (
-                    hashes.get(path) and (index >= len(hashes[path]) or hashes[path][index] != sha256))])
+            forget_held_pieces(
+                row.id,
+                node_id,
+                [
+                    (path, index)
+                    for (path, index), sha256 in list_held_pieces(row.id, node_id).items()
+                    if path in stale
+                    or path not in sizes
+                    or (hashes.get(path) and (index >= len(hashes[path]) or hashes[path][index] != sha256))
+                ],
+            )
         ModelFile.delete().where(ModelFile.model == row.id).execute()
         for path, size in files:
             ModelFile.create(model=row.id, path=path, size=size, sha256=None)
@@ -93,8 +121,10 @@ def _reset_stale_pieces(row: LibraryModel, node_id: str, files, piece_size: int,
 def _open_files(model_dir: Path, files, needed_bytes: int) -> dict[str, int]:
     free = shutil.disk_usage(model_dir).free
     if needed_bytes > free:
-        raise InstallError(code="disk_full", message=f"the model needs {needed_bytes / 1e6:.0f} MB more; "
-                                        f"{free / 1e6:.0f} MB are free on {model_dir}")
+        raise InstallError(
+            code="disk_full",
+            message=f"the model needs {needed_bytes / 1e6:.0f} MB more; {free / 1e6:.0f} MB are free on {model_dir}",
+        )
     fds = {}
     try:
         for path, size in files:
@@ -149,8 +179,9 @@ def _record(writer: _Writer) -> int:
     if batch:
         with database.atomic():
             for piece, digest in batch:
-                HeldPiece.insert(node_id=writer.node_id, model=writer.model_id, path=piece.path, piece=piece.index,
-                                 sha256=digest).on_conflict_replace().execute()
+                HeldPiece.insert(
+                    node_id=writer.node_id, model=writer.model_id, path=piece.path, piece=piece.index, sha256=digest
+                ).on_conflict_replace().execute()
     return sum(piece.length for piece, _ in batch)
 
 
@@ -165,23 +196,52 @@ class _Meter:
     started_at: float = field(default_factory=time.monotonic)
 
 
-def _report_download(meter: _Meter, progress: Callable[[InstallProgress], None] | None, flushed: int,
-                     rejected: int, suppliers: list[SupplierReport]) -> None:
+def _report_download(
+    meter: _Meter,
+    progress: Callable[[InstallProgress], None] | None,
+    flushed: int,
+    rejected: int,
+    suppliers: list[SupplierReport],
+) -> None:
     meter.done += flushed
     if progress is None:
         return
     rate = (meter.done - meter.started_done) / max(1e-6, time.monotonic() - meter.started_at)
-    progress(InstallProgress(meter.model_id, "downloading", meter.done, meter.total, rate,
-                             (meter.total - meter.done) / rate if rate > 0 else None, rejected, tuple(suppliers)))
+    progress(
+        InstallProgress(
+            meter.model_id,
+            "downloading",
+            meter.done,
+            meter.total,
+            rate,
+            (meter.total - meter.done) / rate if rate > 0 else None,
+            rejected,
+            tuple(suppliers),
+        )
+    )
 
 
-def _download(pieces: list[PieceSpec], suppliers: list[PieceSupplier], writer: _Writer, client, *, workers: int,
-              cancel: threading.Event, report: Callable[[int, int, list[SupplierReport]], None]) -> None:
+def _download(
+    pieces: list[PieceSpec],
+    suppliers: list[PieceSupplier],
+    writer: _Writer,
+    client,
+    *,
+    workers: int,
+    cancel: threading.Event,
+    report: Callable[[int, int, list[SupplierReport]], None],
+) -> None:
     try:
-        fetch_pieces(pieces, suppliers, client=client, workers=workers, cancel=cancel,
-                     on_piece=lambda piece, data: _keep(writer, piece, data),
-                     on_tick=lambda stats, rejected: report(_record(writer), rejected, stats),
-                     tick_seconds=_FLUSH_SECONDS)
+        fetch_pieces(
+            pieces,
+            suppliers,
+            client=client,
+            workers=workers,
+            cancel=cancel,
+            on_piece=lambda piece, data: _keep(writer, piece, data),
+            on_tick=lambda stats, rejected: report(_record(writer), rejected, stats),
+            tick_seconds=_FLUSH_SECONDS,
+        )
     except LibraryError:
         raise
     except OSError as exc:
@@ -202,21 +262,35 @@ def _check_source_files(entry, files, manifest: Manifest | None = None) -> None:
     expected = {f.path: f for f in entry.source_files}
     sizes = dict(files)
     if set(sizes) != set(expected) or any(sizes[p] != f.size for p, f in expected.items()):
-        raise ManifestError(code="source_mismatch", message=f"the source offers files for {entry.id} that differ from "
-                                                            f"the published ones ({_describe_files(sizes)} instead of "
-                                                            f"{_describe_files({p: f.size for p, f in expected.items()})})")
+        raise ManifestError(
+            code="source_mismatch",
+            message=f"the source offers files for {entry.id} that differ from "
+            f"the published ones ({_describe_files(sizes)} instead of "
+            f"{_describe_files({p: f.size for p, f in expected.items()})})",
+        )
     wrong = [f.path for f in manifest.files if f.sha256 != expected[f.path].sha256] if manifest else []
     if wrong:
-        raise ManifestError(code="source_mismatch", message=f"the source served {', '.join(wrong)} with content that is "
-                                                            f"not the published one (SHA-256 differs); nothing was kept")
+        raise ManifestError(
+            code="source_mismatch",
+            message=f"the source served {', '.join(wrong)} with content that is "
+            f"not the published one (SHA-256 differs); nothing was kept",
+        )
 
 
 def _describe_files(sizes: dict[str, int]) -> str:
     return ", ".join(f"{path} ({size} bytes)" for path, size in sorted(sizes.items())) or "no files"
 
 
-def _finish(row: LibraryModel, model_dir: Path, files, manifest: Manifest | None, pinned_by: str | None,
-            entry, node_id: str, revision: str | None) -> None:
+def _finish(
+    row: LibraryModel,
+    model_dir: Path,
+    files,
+    manifest: Manifest | None,
+    pinned_by: str | None,
+    entry,
+    node_id: str,
+    revision: str | None,
+) -> None:
     if manifest is None:
         # First install of an unpinned model: the manifest is made from what was written, and pinned now.
         manifest = build_manifest(model_dir, piece_size=row.piece_size)
@@ -227,8 +301,11 @@ def _finish(row: LibraryModel, model_dir: Path, files, manifest: Manifest | None
             raise InstallError(code="install_failed", message="the files on disk changed while installing; start again")
         if entry.root_hash and manifest.root != entry.root_hash:
             forget_held_pieces(row.id, node_id)
-            raise ManifestError(code="root_mismatch", message=f"the source served content whose root hash {manifest.root} is "
-                                                 f"not the one pinned for {entry.id} ({entry.root_hash})")
+            raise ManifestError(
+                code="root_mismatch",
+                message=f"the source served content whose root hash {manifest.root} is "
+                f"not the one pinned for {entry.id} ({entry.root_hash})",
+            )
         try:
             _check_source_files(entry, files, manifest)
         except ManifestError:
@@ -307,9 +384,15 @@ def install_model(
             _report_download(meter, progress, 0, 0, [])
             # Peers can only serve verified pieces: without a manifest, everything comes from the source.
             suppliers = [*(peers if known is not None else ()), PieceSupplier(source=source, name=source.base)]
-            _download(todo, suppliers, writer, client, workers=max(workers, 2 * (len(suppliers) - 1)), cancel=cancel,
-                      report=lambda flushed, rejected, stats: _report_download(meter, progress, flushed, rejected,
-                                                                               stats))
+            _download(
+                todo,
+                suppliers,
+                writer,
+                client,
+                workers=max(workers, 2 * (len(suppliers) - 1)),
+                cancel=cancel,
+                report=lambda flushed, rejected, stats: _report_download(meter, progress, flushed, rejected, stats),
+            )
         finally:
             for fd in writer.fds.values():
                 os.close(fd)

@@ -2,6 +2,7 @@
 
 Each carries a machine-readable `code` (for the admin API and the CLI) and a human `message`.
 """
+
 from __future__ import annotations
 
 from appliance.errors import UnitError

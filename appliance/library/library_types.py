@@ -4,6 +4,7 @@ A model is a set of files. Its manifest lists every file (path, size, SHA-256) a
 fixed-size pieces with their SHA-256; the root hash is the SHA-256 of the manifest's canonical JSON
 (see hash_manifest). Pieces are what units verify, store, and (later) exchange with peers.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

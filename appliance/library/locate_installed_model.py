@@ -1,4 +1,5 @@
 """Where an installed model's files are, in the form its engine opens."""
+
 from __future__ import annotations
 
 from pathlib import Path

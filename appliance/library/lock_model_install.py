@@ -1,4 +1,5 @@
 """One writer per model at a time: installs, removals and repairs of a model exclude each other."""
+
 from __future__ import annotations
 
 import contextlib
@@ -18,8 +19,9 @@ def lock_model_install(models_dir: Path, model_id: str):
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise InstallError(code="install_running", message=f"{model_id} is already being installed or removed") \
-            from None
+        raise InstallError(
+            code="install_running", message=f"{model_id} is already being installed or removed"
+        ) from None
     try:
         yield
     finally:

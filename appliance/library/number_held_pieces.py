@@ -1,4 +1,5 @@
 """Number the pieces of a model across its files, and say which of them this unit holds."""
+
 from __future__ import annotations
 
 from appliance.library.list_held_pieces import list_held_pieces

@@ -1,4 +1,5 @@
 """Validate an untrusted manifest (admin upload, peer, file) into a Manifest."""
+
 from __future__ import annotations
 
 import re
@@ -65,7 +66,8 @@ def _parse_file(index: int, entry, piece_size: int) -> ManifestFile:
 
 def _check_paths(files: list[ManifestFile]) -> None:
     paths = [file.path for file in files]
-    seen, duplicates = set(), set()
+    seen: set[str] = set()
+    duplicates: set[str] = set()
     for path in paths:
         (duplicates if path in seen else seen).add(path)
     if duplicates:
@@ -105,8 +107,9 @@ def parse_manifest(data) -> Manifest:
     piece_size = _check_piece_size(data["piece_size"])
     if not isinstance(data["files"], list) or not data["files"]:
         raise ManifestError("manifest files must be a non-empty list")
-    files = sorted((_parse_file(index, entry, piece_size) for index, entry in enumerate(data["files"])),
-                   key=lambda file: file.path)
+    files = sorted(
+        (_parse_file(index, entry, piece_size) for index, entry in enumerate(data["files"])), key=lambda file: file.path
+    )
     _check_paths(files)
     _check_format(format, files)
     root = data["root"]

@@ -1,4 +1,5 @@
 """Read a byte range of a model file, only where every piece it touches is held and verified."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,8 +11,9 @@ from appliance.library.resolve_model_path import resolve_model_path
 MAX_RANGE_BYTES = 64 * 1024 * 1024  # a few pieces: a peer never makes this unit read a whole model at once
 
 
-def read_held_range(data_dir: str | Path, node_id: str, model_id: str, path: str, start: int,
-                    end: int) -> tuple[bytes, int]:
+def read_held_range(
+    data_dir: str | Path, node_id: str, model_id: str, path: str, start: int, end: int
+) -> tuple[bytes, int]:
     """(bytes start..end (inclusive) of `path` in `model_id`, the file's size).
 
     LibraryError codes: "model_not_held", "file_not_found", "piece_not_held"; RangeError ("range_invalid")

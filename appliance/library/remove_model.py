@@ -1,4 +1,5 @@
 """Remove an installed or partial model: its files and its records."""
+
 from __future__ import annotations
 
 import shutil

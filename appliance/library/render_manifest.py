@@ -1,4 +1,5 @@
 """The JSON form of a manifest, as served to peers, written by `iplm models manifest`, read by parse_manifest."""
+
 from __future__ import annotations
 
 from appliance.library.library_types import MANIFEST_VERSION, Manifest

@@ -1,4 +1,5 @@
 """The safe join of a model directory and a manifest path, used before every read or write."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Re-read a model's files and check every piece against what this unit recorded."""
+
 from __future__ import annotations
 
 import hashlib
@@ -33,7 +34,7 @@ def verify_model(model_id: str, *, data_dir: str | Path, node_id: str) -> dict:
         expected = _expected_pieces(row, node_id)
         held = set(list_held_pieces(row.id, node_id))
         sizes = {f.path: f.size for f in ModelFile.select().where(ModelFile.model == row.id)}
-        bad = []
+        bad: list[tuple[str, int]] = []
         for path in sorted(sizes):
             try:
                 handle = open(resolve_model_path(models_dir / model_id, path), "rb")
@@ -41,7 +42,7 @@ def verify_model(model_id: str, *, data_dir: str | Path, node_id: str) -> dict:
                 bad.extend((path, i) for (p, i) in sorted(held) if p == path)
                 continue
             with handle:
-                for (p, index) in sorted(k for k in held if k[0] == path):
+                for p, index in sorted(k for k in held if k[0] == path):
                     handle.seek(index * row.piece_size)
                     data = handle.read(min(row.piece_size, sizes[path] - index * row.piece_size))
                     if hashlib.sha256(data).hexdigest() != expected.get((p, index)):

@@ -14,6 +14,7 @@ fit" checks. The GGUF files' exact sizes and SHA-256 are those of Hugging Face's
 (as recorded by several public projects that agree; not read from Hugging Face here): their first
 install must match them, so even unpinned they install only the published bytes.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,8 +59,9 @@ _GGUF_CONTEXT = 4096
 _GGUF_OVERHEAD_BYTES = 768 * 1024**2
 
 
-def _gguf(name: str, repo: str, file: str, size: int, sha256: str, kv_bytes_per_token: int, license_: str,
-          description: str) -> WhitelistEntry:
+def _gguf(
+    name: str, repo: str, file: str, size: int, sha256: str, kv_bytes_per_token: int, license_: str, description: str
+) -> WhitelistEntry:
     # kv_bytes_per_token = 2 (K and V) x layers x KV heads x head size x 2 bytes (f16), from the model's config.
     return WhitelistEntry(
         id=f"{name}-Q4_K_M",
@@ -101,22 +103,64 @@ WHITELIST: tuple[WhitelistEntry, ...] = (
     _mlc("SmolLM2-1.7B-Instruct", 960, "Apache-2.0", 4, "Small English assistant, strong for its size."),
     _mlc("gemma-2-2b-it", 1480, "Gemma Terms of Use", 6, "Google's small instruction-tuned model."),
     _mlc("Phi-3.5-mini-instruct", 2180, "MIT", 8, "Microsoft's 3.8B model; reasoning and code."),
-    _gguf("Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-0.5B-Instruct-GGUF", "qwen2.5-0.5b-instruct-q4_k_m.gguf",
-          491_400_032, "74a4da8c9fdbcd15bd1f6d01d621410d31c6fc00986f5eb687824e7b93d7a9db", 2 * 24 * 2 * 64 * 2,
-          "Apache-2.0", "Small multilingual assistant for CPU units; fast on any of them."),
-    _gguf("Qwen2.5-1.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct-GGUF", "qwen2.5-1.5b-instruct-q4_k_m.gguf",
-          1_117_320_736, "6a1a2eb6d15622bf3c96857206351ba97e1af16c30d7a74ee38970e434e9407e", 2 * 28 * 2 * 128 * 2,
-          "Apache-2.0", "Multilingual assistant for CPU units; good quality for its size."),
-    _gguf("Llama-3.2-1B-Instruct", "bartowski/Llama-3.2-1B-Instruct-GGUF", "Llama-3.2-1B-Instruct-Q4_K_M.gguf",
-          807_694_464, "6f85a640a97cf2bf5b8e764087b1e83da0fdb51d7c9fab7d0fece9385611df83", 2 * 16 * 8 * 64 * 2,
-          "Llama 3.2 Community License", "Meta's small assistant, for CPU units."),
-    _gguf("Llama-3.2-3B-Instruct", "bartowski/Llama-3.2-3B-Instruct-GGUF", "Llama-3.2-3B-Instruct-Q4_K_M.gguf",
-          2_019_377_696, "6c1a2b41161032677be168d354123594c0e6e67d2b9227c84f296ad037c728ff", 2 * 28 * 8 * 128 * 2,
-          "Llama 3.2 Community License", "Meta's mid-size assistant; slow on small CPUs, better answers."),
-    _gguf("SmolLM2-360M-Instruct", "bartowski/SmolLM2-360M-Instruct-GGUF", "SmolLM2-360M-Instruct-Q4_K_M.gguf",
-          270_590_880, "2fa3f013dcdd7b99f9b237717fa0b12d75bbb89984cc1274be1471a465bac9c2", 2 * 32 * 5 * 64 * 2,
-          "Apache-2.0", "Very small English assistant, a step up from the built-in one."),
-    _gguf("SmolLM2-1.7B-Instruct", "HuggingFaceTB/SmolLM2-1.7B-Instruct-GGUF", "smollm2-1.7b-instruct-q4_k_m.gguf",
-          1_055_609_536, "decd2598bc2c8ed08c19adc3c8fdd461ee19ed5708679d1c54ef54a5a30d4f33", 2 * 24 * 32 * 64 * 2,
-          "Apache-2.0", "Small English assistant for CPU units, strong for its size."),
+    _gguf(
+        "Qwen2.5-0.5B-Instruct",
+        "Qwen/Qwen2.5-0.5B-Instruct-GGUF",
+        "qwen2.5-0.5b-instruct-q4_k_m.gguf",
+        491_400_032,
+        "74a4da8c9fdbcd15bd1f6d01d621410d31c6fc00986f5eb687824e7b93d7a9db",
+        2 * 24 * 2 * 64 * 2,
+        "Apache-2.0",
+        "Small multilingual assistant for CPU units; fast on any of them.",
+    ),
+    _gguf(
+        "Qwen2.5-1.5B-Instruct",
+        "Qwen/Qwen2.5-1.5B-Instruct-GGUF",
+        "qwen2.5-1.5b-instruct-q4_k_m.gguf",
+        1_117_320_736,
+        "6a1a2eb6d15622bf3c96857206351ba97e1af16c30d7a74ee38970e434e9407e",
+        2 * 28 * 2 * 128 * 2,
+        "Apache-2.0",
+        "Multilingual assistant for CPU units; good quality for its size.",
+    ),
+    _gguf(
+        "Llama-3.2-1B-Instruct",
+        "bartowski/Llama-3.2-1B-Instruct-GGUF",
+        "Llama-3.2-1B-Instruct-Q4_K_M.gguf",
+        807_694_464,
+        "6f85a640a97cf2bf5b8e764087b1e83da0fdb51d7c9fab7d0fece9385611df83",
+        2 * 16 * 8 * 64 * 2,
+        "Llama 3.2 Community License",
+        "Meta's small assistant, for CPU units.",
+    ),
+    _gguf(
+        "Llama-3.2-3B-Instruct",
+        "bartowski/Llama-3.2-3B-Instruct-GGUF",
+        "Llama-3.2-3B-Instruct-Q4_K_M.gguf",
+        2_019_377_696,
+        "6c1a2b41161032677be168d354123594c0e6e67d2b9227c84f296ad037c728ff",
+        2 * 28 * 8 * 128 * 2,
+        "Llama 3.2 Community License",
+        "Meta's mid-size assistant; slow on small CPUs, better answers.",
+    ),
+    _gguf(
+        "SmolLM2-360M-Instruct",
+        "bartowski/SmolLM2-360M-Instruct-GGUF",
+        "SmolLM2-360M-Instruct-Q4_K_M.gguf",
+        270_590_880,
+        "2fa3f013dcdd7b99f9b237717fa0b12d75bbb89984cc1274be1471a465bac9c2",
+        2 * 32 * 5 * 64 * 2,
+        "Apache-2.0",
+        "Very small English assistant, a step up from the built-in one.",
+    ),
+    _gguf(
+        "SmolLM2-1.7B-Instruct",
+        "HuggingFaceTB/SmolLM2-1.7B-Instruct-GGUF",
+        "smollm2-1.7b-instruct-q4_k_m.gguf",
+        1_055_609_536,
+        "decd2598bc2c8ed08c19adc3c8fdd461ee19ed5708679d1c54ef54a5a30d4f33",
+        2 * 24 * 32 * 64 * 2,
+        "Apache-2.0",
+        "Small English assistant for CPU units, strong for its size.",
+    ),
 )

@@ -13,12 +13,13 @@ Last wills. A will is sealed when the client connects and published by the broke
 always old and its counter is below the sender's later messages. It is sealed with will=True, and a
 will is checked for its MAC, topic and "not from the future" only, not for age or counter.
 """
+
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 MESH_KEY_PREFIX = "iplm1-"
 MESH_KEY_BYTES = 32

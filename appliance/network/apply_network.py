@@ -8,9 +8,9 @@ shared (a venue's LAN, an admin's DHCP address): the mesh address is added and n
 Only the AP and mesh interfaces and table inet iplm are touched. Services are not started or restarted:
 systemd runs them; NetworkChanges.reload names those whose config file changed.
 """
+
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -27,10 +27,10 @@ from appliance.network.render_network_files import render_network_files
 from appliance.write_file_atomically import write_file_atomically
 
 _IFF_UP = 0x1
-_SCOPE_LINK = 253       # RT_SCOPE_LINK: a link-local address is never a source for routed traffic
+_SCOPE_LINK = 253  # RT_SCOPE_LINK: a link-local address is never a source for routed traffic
 # hostapd.conf holds the Wi-Fi passphrase.
 _FILE_MODES = {"hostapd": 0o600, "dnsmasq": 0o644, "nftables": 0o644, "mosquitto": 0o644}
-_SERVICES = ("hostapd", "dnsmasq", "mosquitto")   # nftables is loaded here, not by a service restart
+_SERVICES = ("hostapd", "dnsmasq", "mosquitto")  # nftables is loaded here, not by a service restart
 _TABLE = ("inet", "iplm")
 _NFT_TIMEOUT_S = 30
 
@@ -48,8 +48,10 @@ def _ensure_up(ipr: IPRoute, index: int, ifname: str) -> list[str]:
 
 
 def _list_ipv4(ipr: IPRoute, index: int) -> list[tuple[str, int]]:
-    return [(msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS"), msg["prefixlen"])
-            for msg in ipr.get_addr(family=socket.AF_INET, index=index)]
+    return [
+        (msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS"), msg["prefixlen"])
+        for msg in ipr.get_addr(family=socket.AF_INET, index=index)
+    ]
 
 
 def _ensure_address(ipr: IPRoute, index: int, ifname: str, address, *, exclusive: bool) -> list[str]:
@@ -65,8 +67,14 @@ def _ensure_address(ipr: IPRoute, index: int, ifname: str, address, *, exclusive
                 changes.append(f"removed {local}/{prefixlen} from {ifname}")
     if wanted not in present:
         scope = {"scope": _SCOPE_LINK} if address.is_link_local else {}
-        ipr.addr("add", index=index, address=wanted[0], prefixlen=wanted[1],
-                 broadcast=str(address.network.broadcast_address), **scope)
+        ipr.addr(
+            "add",
+            index=index,
+            address=wanted[0],
+            prefixlen=wanted[1],
+            broadcast=str(address.network.broadcast_address),
+            **scope,
+        )
         changes.append(f"added {address} to {ifname}")
     return changes
 
@@ -77,19 +85,23 @@ def _ensure_ap(ipr: IPRoute, plan: NetworkPlan) -> list[str]:
         raise NetworkError("no_interface", f"the access point interface {plan.ap_interface} does not exist")
     unit = IPv4Interface(f"{plan.unit_address}/{plan.ap_subnet.prefixlen}")
     return _ensure_address(ipr, index, plan.ap_interface, unit, exclusive=True) + _ensure_up(
-        ipr, index, plan.ap_interface)
+        ipr, index, plan.ap_interface
+    )
 
 
-def _ensure_batman(ipr: IPRoute, plan: NetworkPlan) -> tuple[list[str], list[str]]:
-    changes, pending = [], []
-    bat = _find_index(ipr, plan.mesh_interface)
+def _ensure_batman(ipr: IPRoute, plan: NetworkPlan, bat_name: str, address) -> tuple[list[str], list[str]]:
+    changes: list[str] = []
+    pending: list[str] = []
+    bat = _find_index(ipr, bat_name)
     if bat is None:
         try:
-            ipr.link("add", ifname=plan.mesh_interface, kind="batadv")
+            ipr.link("add", ifname=bat_name, kind="batadv")
         except NetlinkError as exc:
-            return [], [f"cannot create {plan.mesh_interface} (batman-adv: modprobe batman-adv): {exc}"]
-        bat = _find_index(ipr, plan.mesh_interface)
-        changes.append(f"created batman-adv interface {plan.mesh_interface}")
+            return [], [f"cannot create {bat_name} (batman-adv: modprobe batman-adv): {exc}"]
+        bat = _find_index(ipr, bat_name)
+        if bat is None:
+            return [], [f"{bat_name} vanished right after it was created"]
+        changes.append(f"created batman-adv interface {bat_name}")
     for position, port in enumerate(plan.mesh_ports):
         index = _find_index(ipr, port)
         ap_index = _find_index(ipr, plan.ap_interface)
@@ -104,27 +116,28 @@ def _ensure_batman(ipr: IPRoute, plan: NetworkPlan) -> tuple[list[str], list[str
                 pending.append(exc.message)
                 continue
         if index is None:
-            pending.append(f"{port} does not exist yet: not added to {plan.mesh_interface}")
+            pending.append(f"{port} does not exist yet: not added to {bat_name}")
             continue
         if ipr.get_links(index)[0].get_attr("IFLA_MASTER") != bat:
             ipr.link("set", index=index, master=bat)
-            changes.append(f"added {port} to {plan.mesh_interface}")
+            changes.append(f"added {port} to {bat_name}")
         changes += _ensure_up(ipr, index, port)
-    changes += _ensure_address(ipr, bat, plan.mesh_interface, plan.mesh_address, exclusive=True)
-    changes += _ensure_up(ipr, bat, plan.mesh_interface)
+    changes += _ensure_address(ipr, bat, bat_name, address, exclusive=True)
+    changes += _ensure_up(ipr, bat, bat_name)
     return changes, pending
 
 
 def _ensure_mesh(ipr: IPRoute, plan: NetworkPlan) -> tuple[list[str], list[str]]:
-    if plan.mesh_mode is None:
+    interface, address = plan.mesh_interface, plan.mesh_address
+    if plan.mesh_mode is None or interface is None or address is None:
         return [], []
     if plan.mesh_mode == "batman":
-        return _ensure_batman(ipr, plan)
-    index = _find_index(ipr, plan.mesh_interface)
+        return _ensure_batman(ipr, plan, interface, address)
+    index = _find_index(ipr, interface)
     if index is None:
-        return [], [f"the mesh interface {plan.mesh_interface} does not exist: no mesh address"]
-    changes = _ensure_address(ipr, index, plan.mesh_interface, plan.mesh_address, exclusive=False)
-    return changes + _ensure_up(ipr, index, plan.mesh_interface), []
+        return [], [f"the mesh interface {interface} does not exist: no mesh address"]
+    changes = _ensure_address(ipr, index, interface, address, exclusive=False)
+    return changes + _ensure_up(ipr, index, interface), []
 
 
 def _write_file(path: Path, text: str, mode: int) -> bool:
@@ -162,8 +175,7 @@ def _list_wanted_table(nft: str, script: str) -> str:
     # The canonical listing of the wanted table, made by loading it where it harms nothing: a throwaway
     # network namespace. Comparing listings (not files) also catches a table changed or flushed by hand.
     unshare = shutil.which("unshare") or "/usr/bin/unshare"
-    result = _run_nft([unshare, "--net", "sh", "-c", '"$0" -f - && "$0" list table inet iplm', nft],
-                      script=script)
+    result = _run_nft([unshare, "--net", "sh", "-c", '"$0" -f - && "$0" list table inet iplm', nft], script=script)
     if result.returncode != 0:
         raise NetworkError("nft_failed", f"the ruleset does not load: {result.stderr.strip()}")
     return result.stdout
@@ -182,9 +194,14 @@ def _ensure_ruleset(path: Path, script: str, netns: str | None) -> list[str]:
     return [f"loaded nftables table {' '.join(_TABLE)} from {path}"]
 
 
-def apply_network(plan: NetworkPlan, *, config_dir: Path | str, netns: str | None = None,
-                  lease_file: Path | str = DEFAULT_LEASE_FILE, broker_user: str | None = "mosquitto"
-                  ) -> NetworkChanges:
+def apply_network(
+    plan: NetworkPlan,
+    *,
+    config_dir: Path | str,
+    netns: str | None = None,
+    lease_file: Path | str = DEFAULT_LEASE_FILE,
+    broker_user: str | None = "mosquitto",
+) -> NetworkChanges:
     """Make links, addresses, config files and table inet iplm match `plan`; idempotent.
 
     netns: a named network namespace (`ip netns`) instead of this one. Returns what changed; a second
@@ -204,5 +221,6 @@ def apply_network(plan: NetworkPlan, *, config_dir: Path | str, netns: str | Non
             written.append(name)
             changes.append(f"wrote {path}")
     changes += _ensure_ruleset(config_dir / CONFIG_FILES["nftables"], texts["nftables"], netns)
-    return NetworkChanges(changes=tuple(changes), reload=tuple(name for name in _SERVICES if name in written),
-                          pending=tuple(pending))
+    return NetworkChanges(
+        changes=tuple(changes), reload=tuple(name for name in _SERVICES if name in written), pending=tuple(pending)
+    )

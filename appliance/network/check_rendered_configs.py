@@ -11,6 +11,7 @@
 - mosquitto (2.0) has no check-only option either: it runs in a throwaway network namespace, where its
   listeners cannot bind (loopback is down); a bad file stops it with "Error found at FILE:LINE" first.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,7 +23,7 @@ from pathlib import Path
 from appliance.network.network_types import ConfigCheck
 
 _TIMEOUT_S = 10.0
-_MOSQUITTO_RUN_S = 3.0         # a good file leaves mosquitto running (or failing to bind): stop it then
+_MOSQUITTO_RUN_S = 3.0  # a good file leaves mosquitto running (or failing to bind): stop it then
 _DETAIL_LINES = 12
 
 
@@ -43,8 +44,9 @@ def _isolate(argv: list[str]) -> list[str] | None:
 
 def _run(argv: list[str], timeout: float) -> tuple[int | None, str]:
     """(exit status or None when it was stopped at the timeout, stdout and stderr together)."""
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               errors="replace", start_new_session=True)
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True
+    )
     try:
         output, _ = process.communicate(timeout=timeout)
         return process.returncode, output
@@ -93,8 +95,9 @@ def _check_hostapd(path: Path) -> ConfigCheck:
         return ConfigCheck("hostapd", "hostapd", None, f"no network namespace to check in: {output.strip()}")
     read = f"Configuration file: {path}" in output
     bad = "errors found in configuration file" in output or "Failed to set up interface with" in output
-    detail = _summarize(output, lambda line: line.startswith(("Line ", "Failed", "Configuration file")) or
-                        "error" in line.lower())
+    detail = _summarize(
+        output, lambda line: line.startswith(("Line ", "Failed", "Configuration file")) or "error" in line.lower()
+    )
     return ConfigCheck("hostapd", "hostapd (no radio)", read and not bad, detail)
 
 
@@ -106,14 +109,23 @@ def _check_mosquitto(path: Path) -> ConfigCheck:
     status, output = _run(argv, _MOSQUITTO_RUN_S)
     if _detect_unshare_failure(status, output):
         return ConfigCheck("mosquitto", "mosquitto", None, f"no network namespace to check in: {output.strip()}")
-    bad = any(sign in output for sign in ("Error found at", "Unknown configuration variable",
-                                          "Unable to open config file"))
-    return ConfigCheck("mosquitto", "mosquitto (isolated)", not bad,
-                       _summarize(output, lambda line: "Error" in line or "Config loaded" in line))
+    bad = any(
+        sign in output for sign in ("Error found at", "Unknown configuration variable", "Unable to open config file")
+    )
+    return ConfigCheck(
+        "mosquitto",
+        "mosquitto (isolated)",
+        not bad,
+        _summarize(output, lambda line: "Error" in line or "Config loaded" in line),
+    )
 
 
-_CHECKERS = {"dnsmasq": _check_dnsmasq, "nftables": _check_nftables, "hostapd": _check_hostapd,
-             "mosquitto": _check_mosquitto}
+_CHECKERS = {
+    "dnsmasq": _check_dnsmasq,
+    "nftables": _check_nftables,
+    "hostapd": _check_hostapd,
+    "mosquitto": _check_mosquitto,
+}
 
 
 def check_rendered_configs(files: Mapping[str, Path | str]) -> tuple[ConfigCheck, ...]:

@@ -1,4 +1,5 @@
 """Create the 802.11s mesh point interface on the access point's radio."""
+
 from __future__ import annotations
 
 from pyroute2 import IW

@@ -1,4 +1,5 @@
 """Tell whether a radio can run an access point and an 802.11s mesh point at the same time."""
+
 from __future__ import annotations
 
 from appliance.network.network_types import InterfaceCombination, RadioCapabilities
@@ -13,10 +14,10 @@ def _fits_ap_and_mesh(combination: InterfaceCombination) -> bool:
         if _AP not in types_i or count_i < 1:
             continue
         if _MESH in types_i and count_i >= 2:
-            return True       # one group holds both: #{ AP, mesh point } <= 8
+            return True  # one group holds both: #{ AP, mesh point } <= 8
         for j, (types_j, count_j) in enumerate(combination.limits):
             if j != i and _MESH in types_j and count_j >= 1:
-                return True   # separate groups: #{ AP } <= 1, #{ mesh point } <= 1
+                return True  # separate groups: #{ AP } <= 1, #{ mesh point } <= 1
     return False
 
 

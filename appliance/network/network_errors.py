@@ -1,4 +1,5 @@
 """Errors of the unit's network setup. Each carries a machine-readable `code` and a human `message`."""
+
 from __future__ import annotations
 
 from appliance.errors import UnitError

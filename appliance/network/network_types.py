@@ -4,6 +4,7 @@ The access point (AP) is the phones' network: the unit answers DHCP and DNS ther
 the unit, port 80 goes to the portal, everything else is refused at once. The mesh link carries the units'
 own traffic (MQTT between brokers, model pieces); AP rules never apply to it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -35,22 +36,22 @@ class NetworkPlan:
     node_id: str
     ap_interface: str
     ap_subnet: IPv4Network
-    unit_address: IPv4Address        # the unit on the AP: router, DNS server, portal
+    unit_address: IPv4Address  # the unit on the AP: router, DNS server, portal
     dhcp_range: tuple[IPv4Address, IPv4Address]
     lease_seconds: int
     ssid: str
-    passphrase: str | None = field(repr=False)   # None: an open network
-    country: str                     # ISO 3166-1 alpha-2, upper case
-    channel: int                     # 2.4 GHz, hw_mode g
-    mesh_mode: str | None            # "batman" (802.11s + batman-adv), "ethernet", None (no mesh)
-    mesh_interface: str | None       # the interface that carries the mesh's IP: bat0, or the Ethernet port
-    mesh_ports: tuple[str, ...]      # batman only: batman-adv's hard interfaces (802.11s, and Ethernet if given)
+    passphrase: str | None = field(repr=False)  # None: an open network
+    country: str  # ISO 3166-1 alpha-2, upper case
+    channel: int  # 2.4 GHz, hw_mode g
+    mesh_mode: str | None  # "batman" (802.11s + batman-adv), "ethernet", None (no mesh)
+    mesh_interface: str | None  # the interface that carries the mesh's IP: bat0, or the Ethernet port
+    mesh_ports: tuple[str, ...]  # batman only: batman-adv's hard interfaces (802.11s, and Ethernet if given)
     mesh_address: IPv4Interface | None
     portal_port: int
     broker_port: int
-    captive_api_url: str             # RFC 8908 API, handed out in DHCP option 114 (RFC 8910)
-    admin_ports: tuple[int, ...]     # TCP/UDP ports AP clients must not reach (silently dropped)
-    broker_listeners: tuple[tuple[str, int], ...]   # mosquitto: localhost and the mesh address only
+    captive_api_url: str  # RFC 8908 API, handed out in DHCP option 114 (RFC 8910)
+    admin_ports: tuple[int, ...]  # TCP/UDP ports AP clients must not reach (silently dropped)
+    broker_listeners: tuple[tuple[str, int], ...]  # mosquitto: localhost and the mesh address only
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,9 @@ class NetworkChanges:
     pending is not a change: it repeats on every call until the missing piece (an interface) is there.
     """
 
-    changes: tuple[str, ...] = ()    # one human line per change made
-    reload: tuple[str, ...] = ()     # services whose config changed: restart them (systemd runs them)
-    pending: tuple[str, ...] = ()    # what could not be done yet, e.g. a mesh point interface not created
+    changes: tuple[str, ...] = ()  # one human line per change made
+    reload: tuple[str, ...] = ()  # services whose config changed: restart them (systemd runs them)
+    pending: tuple[str, ...] = ()  # what could not be done yet, e.g. a mesh point interface not created
 
     def __bool__(self) -> bool:
         return bool(self.changes or self.reload)
@@ -72,10 +73,10 @@ class NetworkChanges:
 class ConfigCheck:
     """One rendered file checked by its own program. ok None: not checked (program missing, no isolation)."""
 
-    name: str        # "hostapd", "dnsmasq", "nftables", "mosquitto"
-    program: str     # the command that checked it
+    name: str  # "hostapd", "dnsmasq", "nftables", "mosquitto"
+    program: str  # the command that checked it
     ok: bool | None
-    detail: str      # the program's own words: its error lines, or why it was not checked
+    detail: str  # the program's own words: its error lines, or why it was not checked
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
 """Plan the unit's network from a few choices: the AP, its subnet and Wi-Fi settings, the mesh link."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,12 +10,12 @@ from appliance.network.network_types import NetworkPlan
 
 _NODE_ID = re.compile(r"[0-9a-f]{4,64}")
 _COUNTRY = re.compile(r"[A-Z]{2}")
-_MAX_IFNAME = 15                       # IFNAMSIZ - 1
+_MAX_IFNAME = 15  # IFNAMSIZ - 1
 _SMALLEST_PREFIX, _LARGEST_PREFIX = 28, 16
 # 2.4 GHz, hw_mode g: 1-13 (14 is 802.11b-only, Japan). 12 and 13 are not for FCC/ISED countries.
 _CHANNELS = range(1, 14)
 _NO_CHANNELS_12_13 = {"US", "CA"}
-_MIN_LEASE_S = 120                     # dnsmasq's own minimum
+_MIN_LEASE_S = 120  # dnsmasq's own minimum
 # Ports the AP must keep working: DNS, DHCP, HTTP (redirected to the portal).
 _AP_SERVICE_PORTS = {53, 67, 80}
 _LINK_LOCAL = IPv4Network("169.254.0.0/16")
@@ -28,10 +29,15 @@ def _check_node_id(node_id: str) -> str:
 
 def _check_interface(role: str, name: str) -> str:
     # The kernel's dev_valid_name, plus printable ASCII so that a name can go on a config line.
-    if (not isinstance(name, str) or not 1 <= len(name) <= _MAX_IFNAME or name in (".", "..")
-            or any(ch in "/:" or not "!" <= ch <= "~" for ch in name)):
-        raise ValueError(f"{role} {name!r} is not an interface name (1-{_MAX_IFNAME} characters, "
-                         f"printable, no spaces, '/' or ':')")
+    if (
+        not isinstance(name, str)
+        or not 1 <= len(name) <= _MAX_IFNAME
+        or name in (".", "..")
+        or any(ch in "/:" or not "!" <= ch <= "~" for ch in name)
+    ):
+        raise ValueError(
+            f"{role} {name!r} is not an interface name (1-{_MAX_IFNAME} characters, printable, no spaces, '/' or ':')"
+        )
     return name
 
 
@@ -39,13 +45,19 @@ def _check_subnet(text) -> IPv4Network:
     try:
         subnet = IPv4Network(text)
     except ValueError as exc:
-        raise ValueError(f"access point subnet {text!r} is not an IPv4 network such as 198.18.0.0/24 "
-                         f"({exc})") from None
+        raise ValueError(f"access point subnet {text!r} is not an IPv4 network such as 198.18.0.0/24 ({exc})") from None
     if not _LARGEST_PREFIX <= subnet.prefixlen <= _SMALLEST_PREFIX:
-        raise ValueError(f"access point subnet {subnet} must be from /{_LARGEST_PREFIX} to "
-                         f"/{_SMALLEST_PREFIX} (at least 16 addresses)")
-    if (subnet.is_loopback or subnet.is_link_local or subnet.is_multicast or subnet.is_reserved
-            or subnet.overlaps(IPv4Network("0.0.0.0/8"))):
+        raise ValueError(
+            f"access point subnet {subnet} must be from /{_LARGEST_PREFIX} to "
+            f"/{_SMALLEST_PREFIX} (at least 16 addresses)"
+        )
+    if (
+        subnet.is_loopback
+        or subnet.is_link_local
+        or subnet.is_multicast
+        or subnet.is_reserved
+        or subnet.overlaps(IPv4Network("0.0.0.0/8"))
+    ):
         # Link-local is the mesh's default range; the others cannot be routed to a phone.
         raise ValueError(f"access point subnet {subnet} is loopback, link-local, multicast or reserved")
     return subnet
@@ -104,22 +116,26 @@ def _check_mesh_address(text, subnet: IPv4Network) -> IPv4Interface:
             raise ValueError("no prefix length")
         address = IPv4Interface(text)
     except ValueError:
-        raise ValueError(f"mesh address {text!r} is not an IPv4 address with a prefix length, such as "
-                         f"169.254.7.9/16") from None
+        raise ValueError(
+            f"mesh address {text!r} is not an IPv4 address with a prefix length, such as 169.254.7.9/16"
+        ) from None
     if address.is_loopback or address.is_multicast or address.is_reserved or address.is_unspecified:
         raise ValueError(f"mesh address {address} is loopback, multicast or reserved")
-    if address.network.prefixlen < 31 and address.ip in (address.network.network_address,
-                                                         address.network.broadcast_address):
+    if address.network.prefixlen < 31 and address.ip in (
+        address.network.network_address,
+        address.network.broadcast_address,
+    ):
         raise ValueError(f"mesh address {address} is its network's network or broadcast address")
     if address.network.overlaps(subnet):
         raise ValueError(f"mesh address {address} overlaps the access point subnet {subnet}")
     return address
 
 
-def _plan_mesh(node_id, subnet, mesh_interface, radio_supports_ap_and_mesh, mesh_point_interface,
-               batman_interface, mesh_address):
+def _plan_mesh(
+    node_id, subnet, mesh_interface, radio_supports_ap_and_mesh, mesh_point_interface, batman_interface, mesh_address
+):
     if radio_supports_ap_and_mesh:
-        ports = (_check_interface("mesh point interface", mesh_point_interface),)
+        ports: tuple[str, ...] = (_check_interface("mesh point interface", mesh_point_interface),)
         if mesh_interface is not None:
             # A cable too: batman-adv joins both into one mesh.
             ports += (_check_interface("mesh interface", mesh_interface),)
@@ -128,21 +144,34 @@ def _plan_mesh(node_id, subnet, mesh_interface, radio_supports_ap_and_mesh, mesh
         mode, interface, ports = "ethernet", _check_interface("mesh interface", mesh_interface), ()
     else:
         if mesh_address is not None:
-            raise ValueError("a mesh address needs a mesh link: a mesh interface, or a radio that does "
-                             "access point and mesh point together")
+            raise ValueError(
+                "a mesh address needs a mesh link: a mesh interface, or a radio that does "
+                "access point and mesh point together"
+            )
         return None, None, (), None
     # The derived address is link-local, which an AP subnet never is (_check_subnet).
-    address = (_derive_mesh_address(node_id) if mesh_address is None
-               else _check_mesh_address(mesh_address, subnet))
+    address = _derive_mesh_address(node_id) if mesh_address is None else _check_mesh_address(mesh_address, subnet)
     return mode, interface, ports, address
 
 
-def plan_network(node_id: str, *, ap_interface: str = "wlan0", ap_subnet: str | IPv4Network = "198.18.0.0/24",
-                 passphrase: str | None = None, country: str = "US", channel: int = 6,
-                 lease_seconds: int = 12 * 3600, mesh_interface: str | None = None,
-                 radio_supports_ap_and_mesh: bool = False, mesh_point_interface: str = "mesh0",
-                 batman_interface: str = "bat0", mesh_address: str | None = None, portal_port: int = 8080,
-                 broker_port: int = 1883, admin_ports: tuple[int, ...] = (22, 8883)) -> NetworkPlan:
+def plan_network(
+    node_id: str,
+    *,
+    ap_interface: str = "wlan0",
+    ap_subnet: str | IPv4Network = "198.18.0.0/24",
+    passphrase: str | None = None,
+    country: str = "US",
+    channel: int = 6,
+    lease_seconds: int = 12 * 3600,
+    mesh_interface: str | None = None,
+    radio_supports_ap_and_mesh: bool = False,
+    mesh_point_interface: str = "mesh0",
+    batman_interface: str = "bat0",
+    mesh_address: str | None = None,
+    portal_port: int = 8080,
+    broker_port: int = 1883,
+    admin_ports: tuple[int, ...] = (22, 8883),
+) -> NetworkPlan:
     """The validated network plan of unit `node_id`; raises ValueError naming the first bad input.
 
     Mesh: batman-adv over an 802.11s interface on the AP's radio when `radio_supports_ap_and_mesh` (learn it
@@ -164,22 +193,44 @@ def plan_network(node_id: str, *, ap_interface: str = "wlan0", ap_subnet: str | 
     blocked = tuple(sorted({broker_port, *(_check_port("admin port", port) for port in admin_ports)}))
     clash = set(blocked) & (_AP_SERVICE_PORTS | {portal_port})
     if clash:
-        raise ValueError(f"port(s) {sorted(clash)} must stay open to phones (DNS 53, DHCP 67, HTTP 80, the "
-                         f"portal {portal_port}): they cannot be the broker's or admin ports")
+        raise ValueError(
+            f"port(s) {sorted(clash)} must stay open to phones (DNS 53, DHCP 67, HTTP 80, the "
+            f"portal {portal_port}): they cannot be the broker's or admin ports"
+        )
     mesh_mode, mesh_link, mesh_ports, address = _plan_mesh(
-        node_id, subnet, mesh_interface, radio_supports_ap_and_mesh, mesh_point_interface,
-        batman_interface, mesh_address)
+        node_id,
+        subnet,
+        mesh_interface,
+        radio_supports_ap_and_mesh,
+        mesh_point_interface,
+        batman_interface,
+        mesh_address,
+    )
     names = [ap_interface, *([mesh_link] if mesh_link else []), *mesh_ports]
     if len(set(names)) != len(names):
         raise ValueError(f"the access point and mesh interfaces must differ: {names}")
     unit_address = subnet.network_address + 1
-    listeners = (("127.0.0.1", broker_port),)
+    listeners: tuple[tuple[str, int], ...] = (("127.0.0.1", broker_port),)
     if address is not None:
         listeners += ((str(address.ip), broker_port),)
     return NetworkPlan(
-        node_id=node_id, ap_interface=ap_interface, ap_subnet=subnet, unit_address=unit_address,
-        dhcp_range=_choose_dhcp_range(subnet), lease_seconds=lease_seconds, ssid=f"iplm-{node_id[-4:]}",
-        passphrase=passphrase, country=country, channel=channel, mesh_mode=mesh_mode,
-        mesh_interface=mesh_link, mesh_ports=mesh_ports, mesh_address=address, portal_port=portal_port,
-        broker_port=broker_port, captive_api_url=f"http://{unit_address}/captive-portal/api",
-        admin_ports=blocked, broker_listeners=listeners)
+        node_id=node_id,
+        ap_interface=ap_interface,
+        ap_subnet=subnet,
+        unit_address=unit_address,
+        dhcp_range=_choose_dhcp_range(subnet),
+        lease_seconds=lease_seconds,
+        ssid=f"iplm-{node_id[-4:]}",
+        passphrase=passphrase,
+        country=country,
+        channel=channel,
+        mesh_mode=mesh_mode,
+        mesh_interface=mesh_link,
+        mesh_ports=mesh_ports,
+        mesh_address=address,
+        portal_port=portal_port,
+        broker_port=broker_port,
+        captive_api_url=f"http://{unit_address}/captive-portal/api",
+        admin_ports=blocked,
+        broker_listeners=listeners,
+    )

@@ -1,4 +1,5 @@
 """Read each radio's interface modes and valid interface combinations from `iw list` output."""
+
 from __future__ import annotations
 
 import re
@@ -14,13 +15,16 @@ _COMBINATIONS_SECTION = "valid interface combinations:"
 
 
 def _parse_combination(text: str) -> InterfaceCombination | None:
-    limits = tuple((frozenset(name.strip() for name in names.split(",") if name.strip()), int(count))
-                   for names, count in _LIMIT.findall(text))
+    limits = tuple(
+        (frozenset(name.strip() for name in names.split(",") if name.strip()), int(count))
+        for names, count in _LIMIT.findall(text)
+    )
     total, channels = _TOTAL.search(text), _CHANNELS.search(text)
     if not limits or total is None:
-        return None           # not a combination line: ignore rather than guess
-    return InterfaceCombination(limits=limits, total=int(total.group(1)),
-                                channels=int(channels.group(1)) if channels else 1)
+        return None  # not a combination line: ignore rather than guess
+    return InterfaceCombination(
+        limits=limits, total=int(total.group(1)), channels=int(channels.group(1)) if channels else 1
+    )
 
 
 def _collect_radio(phy: str, modes: list[str], bullets: list[str]) -> RadioCapabilities:
@@ -31,7 +35,10 @@ def _collect_radio(phy: str, modes: list[str], bullets: list[str]) -> RadioCapab
 def read_interface_combinations(iw_list_output: str) -> tuple[RadioCapabilities, ...]:
     """Every radio in `iw list` output: its phy name, supported interface modes, valid combinations."""
     radios: list[RadioCapabilities] = []
-    phy, section, modes, bullets = None, None, [], []
+    phy: str | None = None
+    section: str | None = None
+    modes: list[str] = []
+    bullets: list[str] = []
     for line in iw_list_output.splitlines():
         found = _WIPHY.match(line)
         if found:
@@ -52,7 +59,7 @@ def read_interface_combinations(iw_list_output: str) -> tuple[RadioCapabilities,
             if text.startswith("* "):
                 bullets.append(text[2:])
             elif bullets:
-                bullets[-1] += " " + text          # a combination wraps onto indented lines
+                bullets[-1] += " " + text  # a combination wraps onto indented lines
     if phy is not None:
         radios.append(_collect_radio(phy, modes, bullets))
     return tuple(radios)

@@ -1,4 +1,5 @@
 """Render dnsmasq.conf: DHCP and DNS for the access point's phones, with every name answered by the unit."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Render hostapd.conf for the unit's access point."""
+
 from __future__ import annotations
 
 from appliance.network.network_types import NetworkPlan

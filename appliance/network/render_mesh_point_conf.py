@@ -1,4 +1,5 @@
 """wpa_supplicant's config for the unit's 802.11s mesh point (the Wi-Fi mesh link under batman-adv)."""
+
 from __future__ import annotations
 
 from appliance.network.network_types import NetworkPlan

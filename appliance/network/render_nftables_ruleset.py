@@ -1,4 +1,5 @@
 """Render the nftables ruleset of the access point: table inet iplm, replaced whole on every load."""
+
 from __future__ import annotations
 
 from appliance.network.network_types import NetworkPlan

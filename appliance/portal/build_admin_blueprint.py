@@ -3,12 +3,13 @@
 Every route here, and in the blueprints nested in it (the mesh), needs an open admin session: the
 guard is this blueprint's own before_request.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import shutil
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from flask import Blueprint, jsonify, request
 
@@ -25,8 +26,13 @@ from appliance.portal.build_admin_session_blueprint import ADMIN_COOKIE
 from appliance.portal.portal_types import ApiError
 from appliance.portal.read_json_object import read_json_object
 
-_LIBRARY_ERROR_STATUS = {"model_unknown": 404, "model_not_installed": 404, "install_running": 409,
-                         "invalid_model_id": 400, "model_exists": 409}
+_LIBRARY_ERROR_STATUS = {
+    "model_unknown": 404,
+    "model_not_installed": 404,
+    "install_running": 409,
+    "invalid_model_id": 400,
+    "model_exists": 409,
+}
 
 
 def _library_error(exc: LibraryError) -> ApiError:
@@ -35,12 +41,17 @@ def _library_error(exc: LibraryError) -> ApiError:
 
 def _describe_engine(engine: Engine) -> dict:
     status = engine.describe_status()
-    return {"kind": engine.kind, "model": engine.model_id, "state": status.get("state", "ready"),
-            "failure": status.get("failure")}
+    return {
+        "kind": engine.kind,
+        "model": engine.model_id,
+        "state": status.get("state", "ready"),
+        "failure": status.get("failure"),
+    }
 
 
-def build_admin_blueprint(hooks: AdminHooks, current_engine: Callable[[], Engine], sessions: SessionKeeper,
-                          nested: tuple[Blueprint, ...] = ()) -> Blueprint:
+def build_admin_blueprint(
+    hooks: AdminHooks, current_engine: Callable[[], Engine], sessions: SessionKeeper, nested: tuple[Blueprint, ...] = ()
+) -> Blueprint:
     """The guarded admin routes; `nested` blueprints (the mesh admin) sit under /api/admin behind the same guard."""
     admin = Blueprint("admin", __name__, url_prefix="/api/admin")
 
@@ -64,11 +75,19 @@ def build_admin_blueprint(hooks: AdminHooks, current_engine: Callable[[], Engine
     @admin.get("/models")
     def list_library():
         jobs = hooks.jobs.describe()
-        models = [{**model, "job": dataclasses.asdict(jobs[model["id"]]) if model["id"] in jobs else None}
-                  for model in list_models(hooks.node_id, hooks.memory_bytes, hooks.engines)]
+        models = [
+            {**model, "job": dataclasses.asdict(jobs[model["id"]]) if model["id"] in jobs else None}
+            for model in list_models(hooks.node_id, hooks.memory_bytes, hooks.engines)
+        ]
         engine = current_engine()
-        return jsonify({"models": models, "default_model": engine.model_id, "engine": _describe_engine(engine),
-                        "disk_free_bytes": shutil.disk_usage(hooks.data_dir).free})
+        return jsonify(
+            {
+                "models": models,
+                "default_model": engine.model_id,
+                "engine": _describe_engine(engine),
+                "disk_free_bytes": shutil.disk_usage(hooks.data_dir).free,
+            }
+        )
 
     @admin.post("/models/<model_id>/install")
     def start_install(model_id: str):
@@ -88,8 +107,9 @@ def build_admin_blueprint(hooks: AdminHooks, current_engine: Callable[[], Engine
     @admin.delete("/models/<model_id>")
     def remove_installed(model_id: str):
         if model_id == current_engine().model_id:
-            raise ApiError(409, f"{model_id} is the model serving chats; choose another default first.",
-                           code="model_in_use")
+            raise ApiError(
+                409, f"{model_id} is the model serving chats; choose another default first.", code="model_in_use"
+            )
         job = hooks.jobs.describe().get(model_id)
         if job is not None and job.state == "running":
             raise ApiError(409, f"{model_id} is being installed; cancel that first.", code="install_running")

@@ -1,4 +1,5 @@
 """Admin sign-in (/api/admin/session): the one admin route open to everyone."""
+
 from __future__ import annotations
 
 import secrets
@@ -6,8 +7,15 @@ import time
 
 from flask import Blueprint, g, jsonify, request
 
-from appliance.admin.admin_session_types import SESSION_SECONDS, Refused, SessionKeeper
-from appliance.admin.admin_session_types import PinChecked, SessionPresented, SignedOut, SignInAsked
+from appliance.admin.admin_session_types import (
+    SESSION_SECONDS,
+    PinChecked,
+    Refused,
+    SessionKeeper,
+    SessionPresented,
+    SignedOut,
+    SignInAsked,
+)
 from appliance.admin.check_admin_pin import check_admin_pin
 from appliance.portal.portal_types import ApiError
 from appliance.portal.read_json_object import read_json_object

@@ -1,4 +1,5 @@
 """Captive-portal answers: platform probes, foreign hosts (DNS sends every name to the unit) and RFC 8908's API."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -8,8 +9,13 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, request
 
-from appliance.portal.captive_types import (CAPTIVE_API_PATH, CAPTIVE_JSON_TYPE, CAPTIVE_OPEN_PATH, CaptiveState,
-                                             ProbeAnswer)
+from appliance.portal.captive_types import (
+    CAPTIVE_API_PATH,
+    CAPTIVE_JSON_TYPE,
+    CAPTIVE_OPEN_PATH,
+    CaptiveState,
+    ProbeAnswer,
+)
 from appliance.portal.match_captive_probe import match_captive_probe
 
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -36,8 +42,10 @@ def _is_address(host: str) -> bool:
 def _send_to_portal(portal_url: str) -> Response:
     # Some OSes show the body of the redirect rather than follow it: give them a link.
     link = escape(portal_url, quote=True)
-    body = (f'<!doctype html><meta charset=utf-8><title>iplm</title>'
-            f'<p><a href="{link}">Open the chat on this unit: {link}</a></p>')
+    body = (
+        f"<!doctype html><meta charset=utf-8><title>iplm</title>"
+        f'<p><a href="{link}">Open the chat on this unit: {link}</a></p>'
+    )
     response = Response(body, status=302, mimetype="text/html")
     response.headers["Location"] = portal_url
     response.headers["Cache-Control"] = "no-store"
@@ -64,8 +72,9 @@ def build_captive_blueprint(*, portal_url: str, state: CaptiveState, own_hosts: 
     `own_hosts` adds names the unit answers to besides portal_url's host, loopback and `*.local` (mDNS).
     """
     captive = Blueprint("captive", __name__)
-    unit_names = frozenset({_read_host_name(urlsplit(portal_url).netloc), *_LOOPBACK_NAMES,
-                            *(_read_host_name(name) for name in own_hosts)})
+    unit_names = frozenset(
+        {_read_host_name(urlsplit(portal_url).netloc), *_LOOPBACK_NAMES, *(_read_host_name(name) for name in own_hosts)}
+    )
 
     def is_unit_host(host: str) -> bool:
         # *.local: mesh peers and laptops reach the unit by its mDNS name; DNS never sends a phone's web page there.

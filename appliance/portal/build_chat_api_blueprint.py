@@ -1,13 +1,14 @@
 """OpenAI-compatible API: POST /v1/chat/completions (streaming and not) and GET /v1/models."""
+
 from __future__ import annotations
 
 import time
 import uuid
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from flask import Blueprint, Response, jsonify
 
-from appliance.engine.engine_types import ChatEvent, ChatRequest, Engine, EngineError
+from appliance.engine.engine_types import ChatEvent, ChatRequest, ChatStream, Engine, EngineError
 from appliance.portal.open_chat_stream import open_chat_stream
 from appliance.portal.parse_chat_request import parse_chat_request
 from appliance.portal.read_json_object import read_json_object
@@ -15,16 +16,25 @@ from appliance.portal.stream_sse_response import DONE, stream_sse_response
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
 
 
-def _stream_chunks(model: str, start: ChatEvent, events: Iterator[ChatEvent], include_usage: bool) -> Iterator:
+def _stream_chunks(model: str, start: ChatEvent, events: ChatStream, include_usage: bool) -> Iterator:
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
     def chunk(delta: dict, finish_reason=None, **extra) -> dict:
-        return {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}], **extra}
+        return {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+            **extra,
+        }
 
     try:
         yield chunk({"role": "assistant", "content": ""})
@@ -44,22 +54,29 @@ def _stream_chunks(model: str, start: ChatEvent, events: Iterator[ChatEvent], in
     yield DONE
 
 
-def _complete_response(model: str, start: ChatEvent, events: Iterator[ChatEvent]) -> Response:
+def _complete_response(model: str, start: ChatEvent, events: ChatStream) -> Response:
     text, done = [], None
     for event in events:
         if event.kind == "delta":
             text.append(event.text)
         elif event.kind == "done":
             done = event
-    return jsonify({
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(text)},
-                     "finish_reason": done.finish_reason if done else "stop"}],
-        "usage": _usage(start.prompt_tokens, done.completion_tokens if done else 0),
-    })
+    return jsonify(
+        {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "".join(text)},
+                    "finish_reason": done.finish_reason if done else "stop",
+                }
+            ],
+            "usage": _usage(start.prompt_tokens, done.completion_tokens if done else 0),
+        }
+    )
 
 
 def build_chat_api_blueprint(current_engine: Callable[[], Engine], client_key: Callable[[], str]) -> Blueprint:
@@ -69,15 +86,17 @@ def build_chat_api_blueprint(current_engine: Callable[[], Engine], client_key: C
     @api.get("/models")
     def list_models():
         engine = current_engine()
-        return jsonify({"object": "list",
-                        "data": [{"id": engine.model_id, "object": "model", "created": 0, "owned_by": "iplm"}]})
+        return jsonify(
+            {"object": "list", "data": [{"id": engine.model_id, "object": "model", "created": 0, "owned_by": "iplm"}]}
+        )
 
     @api.post("/chat/completions")
     def create_chat_completion():
         engine = current_engine()
         parsed = parse_chat_request(read_json_object(), models=(engine.model_id,), n_ctx=engine.n_ctx)
-        start, events = open_chat_stream(engine, ChatRequest(messages=parsed.messages, params=parsed.params,
-                                                             client_key=client_key()))
+        start, events = open_chat_stream(
+            engine, ChatRequest(messages=parsed.messages, params=parsed.params, client_key=client_key())
+        )
         if parsed.stream:
             return stream_sse_response(_stream_chunks(parsed.model, start, events, parsed.include_usage))
         return _complete_response(parsed.model, start, events)

@@ -1,14 +1,15 @@
 """The web app's conversation API: list, create, read, rename, delete, and send a message (SSE reply)."""
+
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from flask import Blueprint, g, jsonify
 
-from appliance.engine.engine_types import ChatEvent, ChatParams, ChatRequest, Engine, EngineError
+from appliance.engine.engine_types import ChatEvent, ChatParams, ChatRequest, ChatStream, Engine, EngineError
 from appliance.portal.open_chat_stream import open_chat_stream
 from appliance.portal.parse_chat_request import parse_chat_request
-from appliance.portal.portal_types import ApiError
+from appliance.portal.portal_types import ApiError, ParsedChat
 from appliance.portal.read_json_object import read_json_object
 from appliance.portal.stream_sse_response import stream_sse_response
 from appliance.store.create_conversation import create_conversation
@@ -31,8 +32,12 @@ def _title(body: dict, *, required: bool) -> str:
     if title is None and not required:
         return ""
     if not isinstance(title, str) or len(title) > _MAX_TITLE or (required and not title.strip()):
-        raise ApiError(400, f"'title' must be a non-empty string of at most {_MAX_TITLE} characters.",
-                       param="title", code="invalid_value")
+        raise ApiError(
+            400,
+            f"'title' must be a non-empty string of at most {_MAX_TITLE} characters.",
+            param="title",
+            code="invalid_value",
+        )
     return title.strip()
 
 
@@ -56,22 +61,29 @@ def _open_trimmed(engine: Engine, history: list[dict], question: str, params: Ch
     raise EngineError("context_length_exceeded", "The conversation does not fit the model's context.")
 
 
-def _read_chat_body(engine: Engine) -> tuple[str, object]:
+def _read_chat_body(engine: Engine) -> tuple[str, ParsedChat]:
     body = read_json_object()
     content = body.get("content")
     if not isinstance(content, str) or not content.strip() or len(content) > _MAX_CONTENT:
-        raise ApiError(400, f"'content' must be a non-empty string of at most {_MAX_CONTENT} characters.",
-                       param="content", code="invalid_value")
+        raise ApiError(
+            400,
+            f"'content' must be a non-empty string of at most {_MAX_CONTENT} characters.",
+            param="content",
+            code="invalid_value",
+        )
     params = body.get("params", {})
     params = {} if params is None else params
     if not isinstance(params, dict):
         raise ApiError(400, "'params' must be an object.", param="params", code="invalid_type")
-    openai_body = {"model": body.get("model", engine.model_id), "messages": [{"role": "user", "content": content}],
-                   **{k: params[k] for k in ("max_tokens", "temperature", "top_p") if k in params}}
+    openai_body = {
+        "model": body.get("model", engine.model_id),
+        "messages": [{"role": "user", "content": content}],
+        **{k: params[k] for k in ("max_tokens", "temperature", "top_p") if k in params},
+    }
     return content, parse_chat_request(openai_body, models=(engine.model_id,), n_ctx=engine.n_ctx)
 
 
-def _reply(row, content: str, model: str, start: ChatEvent, events: Iterator[ChatEvent]) -> Iterator[dict]:
+def _reply(row, content: str, model: str, start: ChatEvent, events: ChatStream) -> Iterator[dict]:
     pieces, done, failed = [], None, False
     try:
         for event in events:
@@ -88,14 +100,22 @@ def _reply(row, content: str, model: str, start: ChatEvent, events: Iterator[Cha
         events.close()
         if done is None and not failed and pieces:
             # The phone left mid-reply: keep what it was shown.
-            record_exchange(row, content, "".join(pieces), finish_reason="cancelled", completion_tokens=0,
-                            model=model)
+            record_exchange(row, content, "".join(pieces), finish_reason="cancelled", completion_tokens=0, model=model)
     if failed or done is None:
         return
-    message, conversation = record_exchange(row, content, "".join(pieces), finish_reason=done.finish_reason,
-                                            completion_tokens=done.completion_tokens, model=model)
-    usage = {"prompt_tokens": start.prompt_tokens, "completion_tokens": done.completion_tokens,
-             "total_tokens": start.prompt_tokens + done.completion_tokens}
+    message, conversation = record_exchange(
+        row,
+        content,
+        "".join(pieces),
+        finish_reason=done.finish_reason or "stop",
+        completion_tokens=done.completion_tokens,
+        model=model,
+    )
+    usage = {
+        "prompt_tokens": start.prompt_tokens,
+        "completion_tokens": done.completion_tokens,
+        "total_tokens": start.prompt_tokens + done.completion_tokens,
+    }
     yield {"type": "done", "message": message, "usage": usage, "conversation": conversation}
 
 
@@ -113,8 +133,9 @@ def build_conversations_blueprint(current_engine: Callable[[], Engine]) -> Bluep
         body = read_json_object(allow_empty=True)
         model = body.get("model", engine.model_id)
         if model != engine.model_id:
-            raise ApiError(404, f"The model '{model}' does not exist on this unit.", param="model",
-                           code="model_not_found")
+            raise ApiError(
+                404, f"The model '{model}' does not exist on this unit.", param="model", code="model_not_found"
+            )
         return jsonify(create_conversation(g.client_id, title=_title(body, required=False), model=model)), 201
 
     @conversations.get("/<conversation_id>")

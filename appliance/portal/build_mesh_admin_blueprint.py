@@ -4,27 +4,28 @@ Every route sits behind the admin cookie: this blueprint only registers nested i
 whose before_request guards it.
 The key leaves the unit only through GET /api/admin/mesh/key (the admin asks for it, to show it as a QR code).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from flask import Blueprint, jsonify
 from flask.sansio.blueprints import BlueprintSetupState
 
-from appliance.mesh.key.create_mesh_key import create_mesh_key
-from appliance.mesh.pieces.decode_piece_set import decode_piece_set
-from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
-from appliance.mesh.key.load_mesh_key import load_mesh_key
 from appliance.mesh.agent.mesh_agent_types import MESH_KEY_FILE
 from appliance.mesh.agent.parse_presence import parse_presence
 from appliance.mesh.agent.presence_types import PeerEntry, Presence, PresenceModel
-from appliance.mesh.mesh_errors import MeshKeyError
+from appliance.mesh.key.create_mesh_key import create_mesh_key
+from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
+from appliance.mesh.key.load_mesh_key import load_mesh_key
 from appliance.mesh.key.parse_mesh_key import parse_mesh_key
 from appliance.mesh.key.store_mesh_key import store_mesh_key
+from appliance.mesh.mesh_errors import MeshKeyError
+from appliance.mesh.pieces.decode_piece_set import decode_piece_set
 from appliance.portal.portal_types import ApiError
 from appliance.portal.read_json_object import read_json_object
 
@@ -60,15 +61,26 @@ def _describe_models(models: tuple[PresenceModel, ...]) -> list[dict]:
 
 
 def _describe_unit(presence: Presence) -> dict:
-    return {"name": presence.name or None, "address": presence.address or None,
-            "engine": presence.engine or None, "device": presence.device or None,
-            "memory_free": presence.memory_free, "load": dataclasses.asdict(presence.load),
-            "models": _describe_models(presence.models)}
+    return {
+        "name": presence.name or None,
+        "address": presence.address or None,
+        "engine": presence.engine or None,
+        "device": presence.device or None,
+        "memory_free": presence.memory_free,
+        "load": dataclasses.asdict(presence.load),
+        "models": _describe_models(presence.models),
+    }
 
 
 def _describe_peer(entry: PeerEntry) -> dict:
-    peer = {"state": entry.state, **_describe_unit(entry.presence), "via": entry.via, "last_seen": entry.last_seen,
-            "since": entry.since, "reason": entry.reason}
+    peer = {
+        "state": entry.state,
+        **_describe_unit(entry.presence),
+        "via": entry.via,
+        "last_seen": entry.last_seen,
+        "since": entry.since,
+        "reason": entry.reason,
+    }
     if entry.rssi is not None:
         peer["rssi"] = entry.rssi
     return peer
@@ -91,8 +103,13 @@ def _require_admin_parent(state: BlueprintSetupState) -> None:
         raise RuntimeError("the mesh admin blueprint must be nested in the admin blueprint (its guard)")
 
 
-def build_mesh_admin_blueprint(*, data_dir, node_id: str, mesh_status: Callable[[], dict[str, PeerEntry] | None],
-                               describe_self: Callable[[], dict] | None = None) -> Blueprint:
+def build_mesh_admin_blueprint(
+    *,
+    data_dir,
+    node_id: str,
+    mesh_status: Callable[[], dict[str, PeerEntry] | None],
+    describe_self: Callable[[], dict] | None = None,
+) -> Blueprint:
     """GET /api/admin/mesh, GET /api/admin/mesh/key, POST /api/admin/mesh/create and /join (nested in admin).
 
     mesh_status(): the running agent's peer table, None when no agent runs. describe_self(): this unit's
@@ -117,12 +134,19 @@ def build_mesh_admin_blueprint(*, data_dir, node_id: str, mesh_status: Callable[
                 unit = _describe_unit(parse_presence({**describe_self(), "node": node_id}, node_id))
             except Exception:
                 _log.exception("describing this unit for the admin page failed")
-        response = jsonify({
-            "mesh_id": mesh_id, "self": node_id, "running": peers is not None,
-            "key_set": (data_dir / MESH_KEY_FILE).exists(), "key_error": key_error,
-            "restart_needed": mesh_id != started_mesh_id, "unit": unit, "peers": peers or {},
-            "now": time.time(),  # the unit's clock, which last_seen and since use: the phone's may differ
-        })
+        response = jsonify(
+            {
+                "mesh_id": mesh_id,
+                "self": node_id,
+                "running": peers is not None,
+                "key_set": (data_dir / MESH_KEY_FILE).exists(),
+                "key_error": key_error,
+                "restart_needed": mesh_id != started_mesh_id,
+                "unit": unit,
+                "peers": peers or {},
+                "now": time.time(),  # the unit's clock, which last_seen and since use: the phone's may differ
+            }
+        )
         response.headers["Cache-Control"] = "no-store"
         return response
 
@@ -143,8 +167,11 @@ def build_mesh_admin_blueprint(*, data_dir, node_id: str, mesh_status: Callable[
         force = read_json_object(allow_empty=True).get("force") is True
         current, _ = _read_mesh_id(data_dir)  # a damaged key file is nothing worth keeping (as the CLI does)
         if current is not None and not force:
-            raise ApiError(409, f"This unit is already in mesh {current}; a new mesh replaces its key "
-                                "(the unit leaves that mesh).", code="mesh_exists")
+            raise ApiError(
+                409,
+                f"This unit is already in mesh {current}; a new mesh replaces its key (the unit leaves that mesh).",
+                code="mesh_exists",
+            )
         key_text = create_mesh_key()
         store_mesh_key(data_dir, key_text)
         mesh_id = derive_mesh_secrets(parse_mesh_key(key_text)).mesh_id
@@ -155,8 +182,9 @@ def build_mesh_admin_blueprint(*, data_dir, node_id: str, mesh_status: Callable[
     def join_mesh():
         text = read_json_object(allow_empty=True).get("key")
         if not isinstance(text, str) or not text.strip():
-            raise ApiError(400, "'key' must be the mesh key (it starts with 'iplm1-').", param="key",
-                           code="invalid_value")
+            raise ApiError(
+                400, "'key' must be the mesh key (it starts with 'iplm1-').", param="key", code="invalid_value"
+            )
         try:
             key = parse_mesh_key(text)
         except MeshKeyError as exc:

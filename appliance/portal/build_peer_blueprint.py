@@ -2,12 +2,13 @@
 
 Every request carries a mesh signature (sign_peer_request); phones and units of other meshes get 403.
 """
+
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -33,8 +34,14 @@ def build_peer_blueprint(*, data_dir: Path, node_id: str, load_secrets: Callable
         if secrets is None:
             raise ApiError(404, "This unit is in no mesh.", code="no_mesh")
         try:
-            return verify_peer_request(secrets, request.headers.get(PEER_AUTH_HEADER), request.method,
-                                       request.path, request.headers.get("Range", ""), now_ms=int(time.time() * 1000))
+            return verify_peer_request(
+                secrets,
+                request.headers.get(PEER_AUTH_HEADER),
+                request.method,
+                request.path,
+                request.headers.get("Range", ""),
+                now_ms=int(time.time() * 1000),
+            )
         except MeshMessageError as exc:
             raise ApiError(403, exc.message, code=exc.code) from exc
 
@@ -44,9 +51,16 @@ def build_peer_blueprint(*, data_dir: Path, node_id: str, load_secrets: Callable
         model = describe_held_model(model_id, node_id)
         if model is None:
             raise ApiError(404, f"This unit holds no verified pieces of {model_id}.", code="model_not_held")
-        return jsonify({"model": model_id, "format": model.format, "engine": model.engine,
-                        "root_hash": model.root_hash, "manifest": model.manifest,
-                        "held": [list(piece) for piece in sorted(model.held)]})
+        return jsonify(
+            {
+                "model": model_id,
+                "format": model.format,
+                "engine": model.engine,
+                "root_hash": model.root_hash,
+                "manifest": model.manifest,
+                "held": [list(piece) for piece in sorted(model.held)],
+            }
+        )
 
     @peers.get("/models/<model_id>/files/<path:path>")
     def serve_piece_range(model_id: str, path: str):

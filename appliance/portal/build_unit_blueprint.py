@@ -1,9 +1,10 @@
 """What the unit says about itself: /healthz (for monitors and the mesh) and /api/unit (for the web app)."""
+
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from flask import Blueprint, jsonify
 
@@ -22,8 +23,13 @@ def build_unit_blueprint(current_engine: Callable[[], Engine], unit: UnitInfo) -
         healthy = status.get("workers_ready", 1) > 0
         # "failed": the engine cannot run on this unit (status["failure"] says why); "degraded": it is restarting.
         verdict = "ok" if healthy else "failed" if status.get("state") == "failed" else "degraded"
-        return jsonify({"status": verdict, "time": time.time(),
-                        "engine": {"kind": engine.kind, "model": engine.model_id, **status}}), 200 if healthy else 503
+        return jsonify(
+            {
+                "status": verdict,
+                "time": time.time(),
+                "engine": {"kind": engine.kind, "model": engine.model_id, **status},
+            }
+        ), 200 if healthy else 503
 
     @about.get("/api/unit")
     def describe_unit():
@@ -31,17 +37,19 @@ def build_unit_blueprint(current_engine: Callable[[], Engine], unit: UnitInfo) -
         status = engine.describe_status()
         defaults = dataclasses.asdict(unit.defaults)
         defaults["max_tokens"] = min(defaults["max_tokens"], engine.n_ctx)
-        return jsonify({
-            "name": unit.name,
-            "engine": engine.kind,
-            # "failed" when the engine cannot run here: the chat says so before anyone types.
-            "engine_state": status.get("state", "ready"),
-            "engine_failure": status.get("failure"),
-            "default_model": engine.model_id,
-            "models": [{"id": engine.model_id, "engine": engine.kind, "n_ctx": engine.n_ctx}],
-            "defaults": defaults,
-            "limits": {"max_tokens": [1, engine.n_ctx], "temperature": [0, 2], "top_p": [0, 1]},
-            "device": unit.device,
-        })
+        return jsonify(
+            {
+                "name": unit.name,
+                "engine": engine.kind,
+                # "failed" when the engine cannot run here: the chat says so before anyone types.
+                "engine_state": status.get("state", "ready"),
+                "engine_failure": status.get("failure"),
+                "default_model": engine.model_id,
+                "models": [{"id": engine.model_id, "engine": engine.kind, "n_ctx": engine.n_ctx}],
+                "defaults": defaults,
+                "limits": {"max_tokens": [1, engine.n_ctx], "temperature": [0, 2], "top_p": [0, 1]},
+                "device": unit.device,
+            }
+        )
 
     return about

@@ -4,6 +4,7 @@ The build leaves a .br and a .gz beside every text file (webui/vite.config.js): 
 one it accepts, with Content-Encoding, and hashed assets are cached for good. A phone on a busy unit's
 Wi-Fi feels every kilobyte.
 """
+
 from __future__ import annotations
 
 import mimetypes
@@ -33,7 +34,7 @@ def _send(folder: Path, name: str, cache_control: str) -> Response:
     encoding = request.accept_encodings.best_match([coding for coding, _ in _ENCODINGS])
     suffix = dict(_ENCODINGS).get(encoding) if encoding else None
     packed = safe_join(str(folder), name + suffix) if suffix else None
-    if packed is not None and Path(packed).is_file():
+    if encoding and suffix and packed is not None and Path(packed).is_file():
         response = send_from_directory(folder, name + suffix, mimetype=_guess_type(name))
         response.headers["Content-Encoding"] = encoding
     else:

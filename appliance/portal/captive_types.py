@@ -9,10 +9,11 @@ the browser is opened on www.msftconnecttest.com/redirect); Firefox prefs (capti
 canonicalContent compared with ===, network.connectivity-service …/success.txt → "success\\n"); IANA's RFC 8908 key
 registry. Vendor hosts (Xiaomi, Huawei, Samsung, vivo) come from ROM patches and third-party lists, not vendor docs.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 CAPTIVE_API_PATH = "/captive-portal/api"  # DHCP option 114 (RFC 8910) points here
 CAPTIVE_JSON_TYPE = "application/captive+json"  # RFC 8908
@@ -47,7 +48,8 @@ ANDROID_SUCCESS = ProbeAnswer(204, None, b"")
 WINDOWS_CONNECTTEST_SUCCESS = ProbeAnswer(200, "text/plain", b"Microsoft Connect Test")
 WINDOWS_NCSI_SUCCESS = ProbeAnswer(200, "text/plain", b"Microsoft NCSI")
 FIREFOX_CANONICAL_SUCCESS = ProbeAnswer(
-    200, "text/html", b'<meta http-equiv="refresh" content="0;url=https://support.mozilla.org/kb/captive-portal"/>')
+    200, "text/html", b'<meta http-equiv="refresh" content="0;url=https://support.mozilla.org/kb/captive-portal"/>'
+)
 FIREFOX_SUCCESS_TXT = ProbeAnswer(200, "text/plain", b"success\n")
 
 _GENERATE_204 = ("/generate_204", "/gen_204")
@@ -57,16 +59,36 @@ _MSFT_CONNECTTEST_HOSTS = ("www.msftconnecttest.com", "ipv6.msftconnecttest.com"
 # General sites (www.google.com, www.apple.com) are not listed as hosts: only their probe paths count, so a
 # person who types them still gets the portal rather than an empty success page.
 PROBE_RULES: tuple[ProbeRule, ...] = (
-    ProbeRule("android", ("connectivitycheck.gstatic.com", "connectivitycheck.android.com", "play.googleapis.com",
-                          "clients4.google.com", "www.gstatic.com"), _GENERATE_204, ANDROID_SUCCESS),
+    ProbeRule(
+        "android",
+        (
+            "connectivitycheck.gstatic.com",
+            "connectivitycheck.android.com",
+            "play.googleapis.com",
+            "clients4.google.com",
+            "www.gstatic.com",
+        ),
+        _GENERATE_204,
+        ANDROID_SUCCESS,
+    ),
     ProbeRule("chromeos", ("clients3.google.com",), _GENERATE_204, ANDROID_SUCCESS),
     ProbeRule("android-xiaomi", ("connect.rom.miui.com",), _GENERATE_204, ANDROID_SUCCESS),
     ProbeRule("android-huawei", ("connectivitycheck.platform.hicloud.com",), _GENERATE_204, ANDROID_SUCCESS),
     ProbeRule("android-samsung", ("connectivitycheck.samsung.com",), _GENERATE_204, ANDROID_SUCCESS),
     ProbeRule("android-vivo", ("wifi.vivo.com.cn",), _GENERATE_204, ANDROID_SUCCESS),
-    ProbeRule("apple", ("captive.apple.com", "www.appleiphonecell.com", "www.itools.info", "www.ibook.info",
-                        "www.airport.us", "www.thinkdifferent.us"),
-              ("/hotspot-detect.html", "/library/test/success.html"), APPLE_SUCCESS),
+    ProbeRule(
+        "apple",
+        (
+            "captive.apple.com",
+            "www.appleiphonecell.com",
+            "www.itools.info",
+            "www.ibook.info",
+            "www.airport.us",
+            "www.thinkdifferent.us",
+        ),
+        ("/hotspot-detect.html", "/library/test/success.html"),
+        APPLE_SUCCESS,
+    ),
     ProbeRule("windows", _MSFT_CONNECTTEST_HOSTS, ("/connecttest.txt",), WINDOWS_CONNECTTEST_SUCCESS),
     ProbeRule("windows-legacy", ("www.msftncsi.com", "msftncsi.com"), ("/ncsi.txt",), WINDOWS_NCSI_SUCCESS),
     ProbeRule("firefox", ("detectportal.firefox.com",), ("/canonical.html",), FIREFOX_CANONICAL_SUCCESS),

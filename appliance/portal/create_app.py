@@ -1,10 +1,13 @@
 """The Flask application factory: the portal's blueprints, one per area, and its error handlers."""
+
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
+from typing import cast
 
 from flask import Flask, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from appliance.admin.admin_types import AdminHooks
@@ -44,15 +47,21 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def render_http_error(exc: HTTPException):
-        return jsonify(ApiError(exc.code or 500, exc.description or exc.name, code=exc.name.lower().replace(" ", "_"),
-                                kind="invalid_request_error" if (exc.code or 500) < 500 else "server_error"
-                                ).to_json()), exc.code
+        return jsonify(
+            ApiError(
+                exc.code or 500,
+                exc.description or exc.name,
+                code=exc.name.lower().replace(" ", "_"),
+                kind="invalid_request_error" if (exc.code or 500) < 500 else "server_error",
+            ).to_json()
+        ), exc.code
 
     @app.errorhandler(Exception)
     def render_unexpected(exc: Exception):
         _log.exception("unhandled error on %s %s", request.method, request.path)
-        return jsonify(ApiError(500, "Internal error; the unit logged it.", code="internal_error",
-                                kind="server_error").to_json()), 500
+        return jsonify(
+            ApiError(500, "Internal error; the unit logged it.", code="internal_error", kind="server_error").to_json()
+        ), 500
 
 
 def _register_phone_identity(app: Flask) -> None:
@@ -72,13 +81,19 @@ def _name_api_client() -> str:
     return g.client_id if request.cookies.get(COOKIE_NAME) else f"api:{request.remote_addr}"
 
 
-def create_app(current_engine: Callable[[], Engine], unit: UnitInfo, admin: AdminHooks | None = None, *,
-               portal_url: str | None = None, captive_state: CaptiveState | None = None,
-               mesh_status: Callable[[], dict[str, PeerEntry] | None] = lambda: None) -> Flask:
+def create_app(
+    current_engine: Callable[[], Engine],
+    unit: UnitInfo,
+    admin: AdminHooks | None = None,
+    *,
+    portal_url: str | None = None,
+    captive_state: CaptiveState | None = None,
+    mesh_status: Callable[[], dict[str, PeerEntry] | None] = lambda: None,
+) -> Flask:
     """Build the portal app; `current_engine()` is the engine (pool) serving now: an admin may switch models."""
     app = Flask("appliance.portal")
     app.config["MAX_CONTENT_LENGTH"] = _MAX_BODY_BYTES
-    app.json.sort_keys = False
+    cast(DefaultJSONProvider, app.json).sort_keys = False
     _register_errors(app)
     _register_phone_identity(app)
     app.register_blueprint(build_unit_blueprint(current_engine, unit))
@@ -87,16 +102,27 @@ def create_app(current_engine: Callable[[], Engine], unit: UnitInfo, admin: Admi
     if admin is not None:
         sessions = start_admin_sessions()
         mesh_admin = build_mesh_admin_blueprint(
-            data_dir=admin.data_dir, node_id=admin.node_id, mesh_status=mesh_status,
+            data_dir=admin.data_dir,
+            node_id=admin.node_id,
+            mesh_status=mesh_status,
             describe_self=lambda: describe_unit_presence(
-                admin.node_id, name=unit.name, engine=current_engine().kind,
-                device_class=str(unit.device.get("board", "")), load=current_engine().describe_status()))
+                admin.node_id,
+                name=unit.name,
+                engine=current_engine().kind,
+                device_class=str(unit.device.get("board", "")),
+                load=current_engine().describe_status(),
+            ),
+        )
         app.register_blueprint(build_admin_session_blueprint(sessions))
         app.register_blueprint(build_admin_blueprint(admin, current_engine, sessions, nested=(mesh_admin,)))
-        app.register_blueprint(build_peer_blueprint(data_dir=admin.data_dir, node_id=admin.node_id,
-                                                    load_secrets=lambda: load_mesh_secrets(admin.data_dir)))
+        app.register_blueprint(
+            build_peer_blueprint(
+                data_dir=admin.data_dir, node_id=admin.node_id, load_secrets=lambda: load_mesh_secrets(admin.data_dir)
+            )
+        )
     if portal_url:  # on the unit's AP; without it (development) no request is redirected
-        app.register_blueprint(build_captive_blueprint(portal_url=portal_url,
-                                                       state=captive_state or start_captive_state()))
+        app.register_blueprint(
+            build_captive_blueprint(portal_url=portal_url, state=captive_state or start_captive_state())
+        )
     app.register_blueprint(build_webui_blueprint())
     return app

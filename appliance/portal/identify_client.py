@@ -1,4 +1,5 @@
 """Anonymous phone identity: a random cookie; the database only sees its hash."""
+
 from __future__ import annotations
 
 import hashlib

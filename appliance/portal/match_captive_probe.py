@@ -1,4 +1,5 @@
 """Recognise a platform's connectivity probe from a request's host and path."""
+
 from __future__ import annotations
 
 from appliance.portal.captive_types import PROBE_RULES, ProbeRule

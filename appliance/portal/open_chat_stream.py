@@ -1,12 +1,13 @@
 """Start a chat on the engine and wait for its first event, so refusals become plain HTTP errors."""
+
 from __future__ import annotations
 
 import threading
-from typing import Callable, Iterator
+from collections.abc import Callable
 
 from flask import request
 
-from appliance.engine.engine_types import ChatEvent, ChatRequest, Engine
+from appliance.engine.engine_types import ChatEvent, ChatRequest, ChatStream, Engine
 from appliance.portal.portal_types import ApiError
 
 
@@ -26,7 +27,7 @@ class _CancelWhenGone:
         self._event.set()
 
 
-def open_chat_stream(engine: Engine, chat: ChatRequest) -> tuple[ChatEvent, Iterator[ChatEvent]]:
+def open_chat_stream(engine: Engine, chat: ChatRequest) -> tuple[ChatEvent, ChatStream]:
     """The "start" event and the rest of the stream, for the current HTTP request. EngineError propagates
     before any output; a client that left while queued is a 499. The generation stops when the client
     goes away (waitress tells), or when the returned iterator is closed."""

@@ -1,4 +1,5 @@
 """Validation of OpenAI-shaped chat requests: everything a client can get wrong becomes an ApiError."""
+
 from __future__ import annotations
 
 import math
@@ -17,12 +18,14 @@ def _number(body: dict, name: str, low: float, high: float, *, integer: bool = F
         return None
     kind_ok = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not kind_ok:
-        raise ApiError(400, f"'{name}' must be {'an integer' if integer else 'a number'}.", param=name,
-                       code="invalid_type")
+        raise ApiError(
+            400, f"'{name}' must be {'an integer' if integer else 'a number'}.", param=name, code="invalid_type"
+        )
     if not math.isfinite(value) or value < low or value > high or (low_open and value == low):
         bound = f"greater than {low:g}" if low_open else f"at least {low:g}"
-        raise ApiError(400, f"'{name}' must be {bound} and at most {high:g}; got {value}.", param=name,
-                       code="invalid_value")
+        raise ApiError(
+            400, f"'{name}' must be {bound} and at most {high:g}; got {value}.", param=name, code="invalid_value"
+        )
     return value
 
 
@@ -33,12 +36,20 @@ def _content_text(content, index: int) -> str:
         parts = []
         for part in content:
             if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-                raise ApiError(400, f"messages[{index}].content: only text parts are supported on this unit.",
-                               param=f"messages[{index}].content", code="invalid_type")
+                raise ApiError(
+                    400,
+                    f"messages[{index}].content: only text parts are supported on this unit.",
+                    param=f"messages[{index}].content",
+                    code="invalid_type",
+                )
             parts.append(part["text"])
         return "".join(parts)
-    raise ApiError(400, f"messages[{index}].content must be a string or a list of text parts.",
-                   param=f"messages[{index}].content", code="invalid_type")
+    raise ApiError(
+        400,
+        f"messages[{index}].content must be a string or a list of text parts.",
+        param=f"messages[{index}].content",
+        code="invalid_type",
+    )
 
 
 def _messages(body: dict) -> tuple[dict, ...]:
@@ -48,17 +59,23 @@ def _messages(body: dict) -> tuple[dict, ...]:
     clean = []
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
-            raise ApiError(400, f"messages[{index}] must be an object.", param=f"messages[{index}]",
-                           code="invalid_type")
+            raise ApiError(
+                400, f"messages[{index}] must be an object.", param=f"messages[{index}]", code="invalid_type"
+            )
         role = message.get("role")
         role = "system" if role == "developer" else role  # OpenAI's newer name for the system role
         if role not in ROLES:
-            raise ApiError(400, f"messages[{index}].role must be one of {', '.join(ROLES)}; got {role!r}.",
-                           param=f"messages[{index}].role", code="invalid_value")
+            raise ApiError(
+                400,
+                f"messages[{index}].role must be one of {', '.join(ROLES)}; got {role!r}.",
+                param=f"messages[{index}].role",
+                code="invalid_value",
+            )
         clean.append({"role": role, "content": _content_text(message.get("content"), index)})
     if not any(m["role"] == "user" and m["content"].strip() for m in clean):
-        raise ApiError(400, "'messages' needs at least one non-empty user message.", param="messages",
-                       code="invalid_value")
+        raise ApiError(
+            400, "'messages' needs at least one non-empty user message.", param="messages", code="invalid_value"
+        )
     return tuple(clean)
 
 
@@ -68,10 +85,13 @@ def _stop(body: dict) -> tuple[str, ...]:
         return ()
     if isinstance(stop, str):
         stop = [stop]
-    if (not isinstance(stop, list) or len(stop) > _MAX_STOP_SEQUENCES
-            or not all(isinstance(s, str) and s for s in stop)):
-        raise ApiError(400, f"'stop' must be a non-empty string or a list of up to {_MAX_STOP_SEQUENCES} of them.",
-                       param="stop", code="invalid_value")
+    if not isinstance(stop, list) or len(stop) > _MAX_STOP_SEQUENCES or not all(isinstance(s, str) and s for s in stop):
+        raise ApiError(
+            400,
+            f"'stop' must be a non-empty string or a list of up to {_MAX_STOP_SEQUENCES} of them.",
+            param="stop",
+            code="invalid_value",
+        )
     return tuple(stop)
 
 
@@ -87,17 +107,29 @@ def _response_format(body: dict) -> tuple[dict | None, bool]:
     if kind == "json_object":
         schema = fmt.get("schema")
         if schema is not None and not isinstance(schema, dict):
-            raise ApiError(400, "'response_format.schema' must be a JSON schema object.",
-                           param="response_format.schema", code="invalid_type")
+            raise ApiError(
+                400,
+                "'response_format.schema' must be a JSON schema object.",
+                param="response_format.schema",
+                code="invalid_type",
+            )
         return schema, schema is None
     if kind == "json_schema":
         spec = fmt.get("json_schema")
         if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
-            raise ApiError(400, "'response_format.json_schema.schema' must be a JSON schema object.",
-                           param="response_format.json_schema", code="invalid_type")
+            raise ApiError(
+                400,
+                "'response_format.json_schema.schema' must be a JSON schema object.",
+                param="response_format.json_schema",
+                code="invalid_type",
+            )
         return spec["schema"], False
-    raise ApiError(400, "'response_format.type' must be 'text', 'json_object' or 'json_schema'.",
-                   param="response_format.type", code="invalid_value")
+    raise ApiError(
+        400,
+        "'response_format.type' must be 'text', 'json_object' or 'json_schema'.",
+        param="response_format.type",
+        code="invalid_value",
+    )
 
 
 def parse_chat_request(body, *, models: tuple[str, ...], n_ctx: int) -> ParsedChat:
@@ -108,8 +140,12 @@ def parse_chat_request(body, *, models: tuple[str, ...], n_ctx: int) -> ParsedCh
     if not isinstance(model, str):
         raise ApiError(400, "'model' must be a string.", param="model", code="invalid_type")
     if model not in models:
-        raise ApiError(404, f"The model '{model}' does not exist on this unit. Available: {', '.join(models)}.",
-                       param="model", code="model_not_found")
+        raise ApiError(
+            404,
+            f"The model '{model}' does not exist on this unit. Available: {', '.join(models)}.",
+            param="model",
+            code="model_not_found",
+        )
     for name in _UNSUPPORTED_WHEN_TRUE:
         if body.get(name):
             raise ApiError(400, f"'{name}' is not supported by this unit.", param=name, code="unsupported_parameter")

@@ -1,7 +1,10 @@
 """Data shapes of the portal: what the unit tells clients about itself, and API errors."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from appliance.engine.engine_types import ChatParams
 
 
 @dataclass(frozen=True)
@@ -24,8 +27,15 @@ class UnitInfo:
 class ApiError(Exception):
     """A client error, rendered in OpenAI's error shape: {"error": {message, type, param, code}}."""
 
-    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
-                 kind: str = "invalid_request_error"):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        kind: str = "invalid_request_error",
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
@@ -43,6 +53,6 @@ class ParsedChat:
 
     model: str
     messages: tuple[dict, ...]
-    params: object  # appliance.engine.engine_types.ChatParams
+    params: ChatParams
     stream: bool
     include_usage: bool

@@ -1,4 +1,5 @@
 """Read the request body as a JSON object, with errors a client can act on."""
+
 from __future__ import annotations
 
 import json

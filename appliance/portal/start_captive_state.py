@@ -1,16 +1,21 @@
 """The in-memory record of which client addresses opened the portal, and until when."""
+
 from __future__ import annotations
 
 import threading
 import time
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 from appliance.portal.captive_types import DEFAULT_MAX_CLIENTS, DEFAULT_OPEN_SECONDS, CaptiveState
 
 
-def start_captive_state(*, open_seconds: float = DEFAULT_OPEN_SECONDS, max_clients: int = DEFAULT_MAX_CLIENTS,
-                        clock: Callable[[], float] = time.monotonic) -> CaptiveState:
+def start_captive_state(
+    *,
+    open_seconds: float = DEFAULT_OPEN_SECONDS,
+    max_clients: int = DEFAULT_MAX_CLIENTS,
+    clock: Callable[[], float] = time.monotonic,
+) -> CaptiveState:
     """Start an empty {ip: expiry} table: expired entries are purged on access, the oldest evicted past max_clients."""
     if open_seconds <= 0 or max_clients <= 0:
         raise ValueError("open_seconds and max_clients must be positive")

@@ -1,4 +1,5 @@
 """Start a new conversation for a phone."""
+
 from __future__ import annotations
 
 import secrets

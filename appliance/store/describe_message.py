@@ -1,4 +1,5 @@
 """A stored message as the JSON the web app reads."""
+
 from __future__ import annotations
 
 from appliance.store.store_models import Message

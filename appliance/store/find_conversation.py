@@ -1,4 +1,5 @@
 """Look up one conversation, only among the asking phone's own."""
+
 from __future__ import annotations
 
 from appliance.store.store_models import Conversation

@@ -1,4 +1,5 @@
 """The unit's random, stable identity (names its Wi-Fi and its mesh presence; says nothing about its owner)."""
+
 from __future__ import annotations
 
 import re

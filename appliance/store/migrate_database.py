@@ -1,10 +1,18 @@
 """Schema migrations: numbered steps applied once each, in order, inside a transaction."""
+
 from __future__ import annotations
 
 import peewee
 
-from appliance.store.store_models import (Conversation, HeldPiece, LibraryModel, Message, ModelFile, SchemaVersion,
-                                          Setting)
+from appliance.store.store_models import (
+    Conversation,
+    HeldPiece,
+    LibraryModel,
+    Message,
+    ModelFile,
+    SchemaVersion,
+    Setting,
+)
 
 
 def _create_conversation_tables(db: peewee.Database) -> None:

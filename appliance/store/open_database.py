@@ -1,4 +1,5 @@
 """Open (and migrate) the unit's database file."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +12,8 @@ from appliance.store.store_models import database
 _PRAGMAS = {
     "journal_mode": "wal",  # readers (page loads) never wait for the writer (a finished reply)
     "foreign_keys": 1,
-    "synchronous": "normal",  # WAL + normal is crash-safe for the database; an unflushed last commit may be lost on power cut
+    # WAL + normal is crash-safe for the database; an unflushed last commit may be lost on power cut.
+    "synchronous": "normal",
     "busy_timeout": 5000,
 }
 

@@ -1,4 +1,5 @@
 """Read one unit-wide setting."""
+
 from __future__ import annotations
 
 import json

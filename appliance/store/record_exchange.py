@@ -1,4 +1,5 @@
 """Store one question and its answer together."""
+
 from __future__ import annotations
 
 from appliance.store.describe_conversation import describe_conversation
@@ -14,7 +15,12 @@ def _title_from(text: str) -> str:
 
 
 def record_exchange(
-    conversation: Conversation, question: str, answer: str, *, finish_reason: str, completion_tokens: int,
+    conversation: Conversation,
+    question: str,
+    answer: str,
+    *,
+    finish_reason: str,
+    completion_tokens: int,
     model: str,
 ) -> tuple[dict, dict]:
     """Append the user's message and the reply in one transaction: a history never holds half an exchange.
@@ -23,8 +29,13 @@ def record_exchange(
     """
     with database.atomic():
         Message.create(conversation=conversation, role="user", content=question)
-        reply = Message.create(conversation=conversation, role="assistant", content=answer,
-                               finish_reason=finish_reason, tokens=completion_tokens)
+        reply = Message.create(
+            conversation=conversation,
+            role="assistant",
+            content=answer,
+            finish_reason=finish_reason,
+            tokens=completion_tokens,
+        )
         conversation.updated_at = now_utc()
         conversation.model = model
         if not conversation.title:

@@ -1,4 +1,5 @@
 """Rename a conversation."""
+
 from __future__ import annotations
 
 from appliance.store.describe_conversation import describe_conversation

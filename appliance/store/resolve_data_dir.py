@@ -1,4 +1,5 @@
 """Where the unit keeps its data."""
+
 from __future__ import annotations
 
 import os

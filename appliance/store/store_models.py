@@ -1,4 +1,5 @@
 """Peewee models. The database is bound at start-up by open_database (one file per data dir)."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -9,7 +10,7 @@ database = peewee.DatabaseProxy()
 
 
 def now_utc() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+    return _dt.datetime.now(_dt.UTC).replace(tzinfo=None)
 
 
 class _Model(peewee.Model):

@@ -1,10 +1,19 @@
 """The background installs' transitions, one event at a time: no threads, no downloads."""
+
 import pytest
 
 from appliance.admin.apply_install_event import apply_install_event
 from appliance.admin.install_job_types import (
-    CancelRequested, InstallEnded, InstallJob, InstallJobsState, InstallProgressed, InstallRequested, JobError,
-    RefuseRequest, RunInstall, StopInstall,
+    CancelRequested,
+    InstallEnded,
+    InstallJob,
+    InstallJobsState,
+    InstallProgressed,
+    InstallRequested,
+    JobError,
+    RefuseRequest,
+    RunInstall,
+    StopInstall,
 )
 
 

@@ -1,9 +1,18 @@
 """Admin sign-in's transitions, one event at a time: no PIN hashing, no HTTP, no clock."""
+
 import pytest
 
 from appliance.admin.admin_session_types import (
-    FAILURE_WINDOW_S, MAX_FAILURES, SESSION_SECONDS, AdminSessions, Admitted, PinChecked, Refused, SessionPresented,
-    SignedOut, SignInAsked,
+    FAILURE_WINDOW_S,
+    MAX_FAILURES,
+    SESSION_SECONDS,
+    AdminSessions,
+    Admitted,
+    PinChecked,
+    Refused,
+    SessionPresented,
+    SignedOut,
+    SignInAsked,
 )
 from appliance.admin.apply_session_event import apply_session_event
 

@@ -19,8 +19,17 @@ def jobs(tmp_path, monkeypatch):
     root = tmp_path / "hf"
     make_mlc_model_dir(root / REPO, hidden_size=512, intermediate_size=1408)
     server = start_model_source(root)
-    entry = WhitelistEntry(id="Toy", format="mlc", engine="mlc", size_bytes=1, license="", min_memory_bytes=0,
-                           boards=(), root_hash=None, source=ModelSource(kind="hf", base=server.base_url, repo=REPO))
+    entry = WhitelistEntry(
+        id="Toy",
+        format="mlc",
+        engine="mlc",
+        size_bytes=1,
+        license="",
+        min_memory_bytes=0,
+        boards=(),
+        root_hash=None,
+        source=ModelSource(kind="hf", base=server.base_url, repo=REPO),
+    )
     monkeypatch.setattr(find_model_entry_module, "WHITELIST", WHITELIST + (entry,))
     open_database(tmp_path / "data")
     yield start_install_jobs(tmp_path / "data", "0123456789abcdef", piece_size=64 * 1024), server

@@ -1,4 +1,5 @@
 """The admin page in headless Chromium against a real unit: PIN, install with progress, serving model."""
+
 from __future__ import annotations
 
 import re

@@ -1,6 +1,7 @@
 """On a unit whose engine cannot run (a build for another CPU), the chat and the admin page say so; the admin
 page of a CPU-only unit offers GGUF models and no MLC model. Headless Chromium against the real app, served
 by a real HTTP server, whose engine workers die by a real SIGILL."""
+
 from __future__ import annotations
 
 import threading
@@ -30,14 +31,27 @@ GIB = 1024**3
 def broken_unit(tmp_path):
     database = open_database(tmp_path)
     set_admin_pin(PIN)
-    engine = start_engine_pool({"factory": "tests.engine.fake_engines:open_illegal_instruction_engine",
-                                "kind": "llama.cpp", "kwargs": {"model_id": "m"}}, ready_timeout=60)
-    jobs = InstallJobs(start=lambda model: {}, cancel=lambda model: None, describe=lambda: {})
+    engine = start_engine_pool(
+        {
+            "factory": "tests.engine.fake_engines:open_illegal_instruction_engine",
+            "kind": "llama.cpp",
+            "kwargs": {"model_id": "m"},
+        },
+        ready_timeout=60,
+    )
+    jobs = InstallJobs(start=lambda model: {}, cancel=lambda model: None, describe=dict)
     # A CPU-only unit with 2 GiB: llama.cpp only, and not every GGUF fits.
-    hooks = AdminHooks(data_dir=tmp_path, node_id=NODE, memory_bytes=2 * GIB, jobs=jobs,
-                       switch_model=lambda model: None, engines=("llama.cpp",))
-    app = create_app(lambda: engine, UnitInfo(node_id=NODE, name="iplm-00bb", defaults=ChatDefaults(), device={}),
-                     hooks)
+    hooks = AdminHooks(
+        data_dir=tmp_path,
+        node_id=NODE,
+        memory_bytes=2 * GIB,
+        jobs=jobs,
+        switch_model=lambda model: None,
+        engines=("llama.cpp",),
+    )
+    app = create_app(
+        lambda: engine, UnitInfo(node_id=NODE, name="iplm-00bb", defaults=ChatDefaults(), device={}), hooks
+    )
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -72,4 +86,5 @@ def test_the_admin_page_shows_the_failure_and_offers_only_what_this_unit_runs(br
     assert shown == offered and "Qwen2.5-0.5B-Instruct-Q4_K_M" in shown
     assert not any(model_id.endswith("-MLC") for model_id in shown)
     expect(page.locator("#models-not-offered")).to_have_text(
-        f"{len(not_offered)} more models need MLC LLM or more memory than this unit has: not offered here.")
+        f"{len(not_offered)} more models need MLC LLM or more memory than this unit has: not offered here."
+    )

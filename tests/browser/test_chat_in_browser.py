@@ -1,4 +1,5 @@
 """The web app in Debian's headless Chromium, against a real `iplm serve` with the real default model."""
+
 from __future__ import annotations
 
 import json
@@ -6,9 +7,7 @@ import json
 import pytest
 from playwright.sync_api import expect
 
-
 pytestmark = [pytest.mark.browser, pytest.mark.engine]
-
 
 
 def _open_history(page):
@@ -78,18 +77,33 @@ def test_stop_button_stops_the_reply(live_unit, browser_profiles):
 
 def test_model_output_cannot_inject_html(live_unit, browser_profiles):
     # Hostile model output, fed to the real built app through its own stream format.
-    hostile = ("**bold** <img src=x onerror=\"window.__pwned=1\"> <script>window.__pwned=2</script> "
-               "[link](javascript:window.__pwned=3)")
+    hostile = (
+        '**bold** <img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script> '
+        "[link](javascript:window.__pwned=3)"
+    )
     events = [{"type": "delta", "text": hostile[:20]}, {"type": "delta", "text": hostile[20:]}]
     page = browser_profiles().new_page()
 
     def fake_reply(route):
         conversation_id = route.request.url.split("/")[-2]
-        done = {"type": "done", "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                "message": {"id": 1, "role": "assistant", "content": hostile, "finish_reason": "stop",
-                            "created_at": "2026-01-01T00:00:00Z"},
-                "conversation": {"id": conversation_id, "title": "x", "model": "m",
-                                 "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}}
+        done = {
+            "type": "done",
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            "message": {
+                "id": 1,
+                "role": "assistant",
+                "content": hostile,
+                "finish_reason": "stop",
+                "created_at": "2026-01-01T00:00:00Z",
+            },
+            "conversation": {
+                "id": conversation_id,
+                "title": "x",
+                "model": "m",
+                "created_at": "2026-01-01T00:00:00Z",
+                "updated_at": "2026-01-01T00:00:00Z",
+            },
+        }
         body = "".join(f"data: {json.dumps(e)}\n\n" for e in events + [done])
         route.fulfill(status=200, headers={"content-type": "text/event-stream"}, body=body)
 
@@ -101,8 +115,7 @@ def test_model_output_cannot_inject_html(live_unit, browser_profiles):
     expect(reply.locator("strong")).to_have_text("bold")  # Markdown still renders
     assert reply.locator("script").count() == 0
     assert reply.locator("[onerror]").count() == 0
-    assert all(not (a.get_attribute("href") or "").lower().startswith("javascript")
-               for a in reply.locator("a").all())
+    assert all(not (a.get_attribute("href") or "").lower().startswith("javascript") for a in reply.locator("a").all())
     assert page.evaluate("window.__pwned") is None
 
 

@@ -1,4 +1,5 @@
 """The chat's first load, as a phone's browser gets it over the unit's Wi-Fi: every file, compressed."""
+
 from __future__ import annotations
 
 import pytest

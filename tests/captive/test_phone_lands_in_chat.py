@@ -5,6 +5,7 @@ network setup `iplm network apply` makes (address, nftables), dnsmasq with the r
 `iplm serve` on port 8080 behind the port-80 redirect. The phone gets its address from busybox's DHCP
 client, resolves names through the unit, and runs its probes and a headless Chromium inside its namespace.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,14 @@ ROOT = Path(__file__).resolve().parents[2]
 UNIT, PHONE = "iplm-cap-unit", "iplm-cap-phone"
 NODE_ID = "00112233445566aa"
 PORTAL = "http://198.18.0.1/"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 # Every platform's probe, and the exact answer it must get once the phone has opened the portal.
 PROBES = {
     "android": ("http://connectivitycheck.gstatic.com/generate_204", 204, ""),
@@ -37,8 +44,11 @@ PROBES = {
     "android-xiaomi": ("http://connect.rom.miui.com/generate_204", 204, ""),
     "android-huawei": ("http://connectivitycheck.platform.hicloud.com/generate_204", 204, ""),
     "chromeos": ("http://clients3.google.com/generate_204", 204, ""),
-    "apple": ("http://captive.apple.com/hotspot-detect.html", 200,
-              "<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Success</BODY></HTML>"),
+    "apple": (
+        "http://captive.apple.com/hotspot-detect.html",
+        200,
+        "<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Success</BODY></HTML>",
+    ),
     "windows": ("http://www.msftconnecttest.com/connecttest.txt", 200, "Microsoft Connect Test"),
     "windows-ncsi": ("http://www.msftncsi.com/ncsi.txt", 200, "Microsoft NCSI"),
     "firefox": ("http://detectportal.firefox.com/success.txt", 200, "success\n"),
@@ -58,8 +68,7 @@ time.sleep(3600)
 
 
 def _ns(name: str, *argv: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(["ip", "netns", "exec", name, *argv], check=True, capture_output=True, text=True,
-                          **kwargs)
+    return subprocess.run(["ip", "netns", "exec", name, *argv], check=True, capture_output=True, text=True, **kwargs)
 
 
 def _remove_lab() -> None:
@@ -76,8 +85,13 @@ def _remove_lab() -> None:
 
 def _run_on_phone(script: str, timeout: float = 120) -> dict:
     """Run Python on the phone; the script prints one JSON object."""
-    result = subprocess.run(["ip", "netns", "exec", PHONE, sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        ["ip", "netns", "exec", PHONE, sys.executable, "-c", textwrap.dedent(script)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -85,9 +99,19 @@ def _run_on_phone(script: str, timeout: float = 120) -> dict:
 def _wait_for_portal(tmp) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        probe = subprocess.run(["ip", "netns", "exec", PHONE, sys.executable, "-c",
-                                "import urllib.request as u; print(u.urlopen('http://198.18.0.1/healthz',"
-                                " timeout=2).status)"], capture_output=True, text=True)
+        probe = subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                PHONE,
+                sys.executable,
+                "-c",
+                "import urllib.request as u; print(u.urlopen('http://198.18.0.1/healthz', timeout=2).status)",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if probe.stdout.strip() == "200":
             return
         time.sleep(0.5)
@@ -105,27 +129,61 @@ def joined_phone(tmp_path_factory):
         for name in (UNIT, PHONE):
             subprocess.run(["ip", "netns", "add", name], check=True)
             _ns(name, "ip", "link", "set", "lo", "up")
-        subprocess.run(["ip", "link", "add", "ap0", "netns", UNIT, "type", "veth", "peer", "name", "wlan0",
-                        "netns", PHONE], check=True)
+        subprocess.run(
+            ["ip", "link", "add", "ap0", "netns", UNIT, "type", "veth", "peer", "name", "wlan0", "netns", PHONE],
+            check=True,
+        )
         plan = plan_network(NODE_ID, ap_interface="ap0")
         apply_network(plan, config_dir=tmp / "etc", netns=UNIT, lease_file=tmp / "leases")
         conf = tmp / "dnsmasq.conf"
         conf.write_text(render_dnsmasq_conf(plan, lease_file=tmp / "leases"))
-        processes.append(subprocess.Popen(["ip", "netns", "exec", UNIT, "dnsmasq", "--keep-in-foreground",
-                                           f"--conf-file={conf}", f"--pid-file={tmp / 'dnsmasq.pid'}"]))
+        processes.append(
+            subprocess.Popen(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    UNIT,
+                    "dnsmasq",
+                    "--keep-in-foreground",
+                    f"--conf-file={conf}",
+                    f"--pid-file={tmp / 'dnsmasq.pid'}",
+                ]
+            )
+        )
         # Listeners the phone must NOT reach: HTTPS (refused by a reset) and the MQTT broker's port.
         # They exist so that a refusal proves the firewall, not an empty port.
         processes.append(subprocess.Popen(["ip", "netns", "exec", UNIT, sys.executable, "-c", _LISTEN_443_1883]))
         log = open(tmp / "serve.log", "w")
-        serve = ["ip", "netns", "exec", UNIT, sys.executable, "-m", "appliance.cli.main", "serve", "--host", "0.0.0.0",
-                 "--port", "8080", "--portal-url", PORTAL, "--data-dir", str(tmp / "data"), "--n-ctx", "2048",
-                 "--max-tokens", "48"]
+        serve = [
+            "ip",
+            "netns",
+            "exec",
+            UNIT,
+            sys.executable,
+            "-m",
+            "appliance.cli.main",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "8080",
+            "--portal-url",
+            PORTAL,
+            "--data-dir",
+            str(tmp / "data"),
+            "--n-ctx",
+            "2048",
+            "--max-tokens",
+            "48",
+        ]
         processes.append(subprocess.Popen(serve, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
         # The phone: DHCP through busybox's client; its script sets the address and the DNS server.
         Path(f"/etc/netns/{PHONE}").mkdir(parents=True, exist_ok=True)
         Path(f"/etc/netns/{PHONE}/resolv.conf").write_text("")
         script = tmp / "udhcpc.sh"
-        script.write_text(textwrap.dedent("""\
+        script.write_text(
+            textwrap.dedent("""\
             #!/bin/sh
             case "$1" in
               bound|renew)
@@ -136,7 +194,8 @@ def joined_phone(tmp_path_factory):
                 for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
                 echo "$ip $router $dns" > "$(dirname "$0")/lease.txt" ;;
             esac
-            """))
+            """)
+        )
         script.chmod(0o755)
         _ns(PHONE, "ip", "link", "set", "wlan0", "up")
         _ns(PHONE, "busybox", "udhcpc", "-i", "wlan0", "-n", "-q", "-f", "-t", "10", "-s", str(script), timeout=60)
@@ -170,13 +229,22 @@ def test_dhcp_gives_the_phone_an_address_with_the_unit_as_router_and_dns(joined_
         names = ["connectivitycheck.gstatic.com", "captive.apple.com", "example.org", "dns.msftncsi.com"]
         print(json.dumps({n: socket.gethostbyname(n) for n in names}))
     """)
-    assert answered == {"connectivitycheck.gstatic.com": "198.18.0.1", "captive.apple.com": "198.18.0.1",
-                        "example.org": "198.18.0.1", "dns.msftncsi.com": "131.107.255.255"}
+    assert answered == {
+        "connectivitycheck.gstatic.com": "198.18.0.1",
+        "captive.apple.com": "198.18.0.1",
+        "example.org": "198.18.0.1",
+        "dns.msftncsi.com": "131.107.255.255",
+    }
 
 
 def test_the_unit_itself_reaches_its_443_and_1883_listeners(joined_phone):
     # The control for the firewall checks below: the ports are open on the unit, for the unit.
-    _ns(UNIT, sys.executable, "-c", "import socket\nfor p in (443, 1883): socket.create_connection(('198.18.0.1', p), 3)")
+    _ns(
+        UNIT,
+        sys.executable,
+        "-c",
+        "import socket\nfor p in (443, 1883): socket.create_connection(('198.18.0.1', p), 3)",
+    )
 
 
 def test_probes_are_redirected_until_the_portal_opens_then_answered_exactly(joined_phone):
@@ -241,7 +309,8 @@ def test_chromium_on_the_phone_lands_in_the_chat_and_gets_a_streamed_reply(joine
     """)
     assert first == {"status": 302, "location": PORTAL}
     profile = joined_phone["tmp"] / "phone-profile"
-    result = _run_on_phone(f"""
+    result = _run_on_phone(
+        f"""
         import json
         from playwright.sync_api import sync_playwright
         with sync_playwright() as p:
@@ -263,7 +332,9 @@ def test_chromium_on_the_phone_lands_in_the_chat_and_gets_a_streamed_reply(joine
             probe = page.request.get("http://connectivitycheck.gstatic.com/generate_204", max_redirects=0)
             print(json.dumps({{"landed": landed, "reply": text, "probe_after": probe.status}}))
             context.close()
-    """, timeout=180)
+    """,
+        timeout=180,
+    )
     assert result["landed"] == PORTAL
     assert result["reply"].strip()
     assert result["probe_after"] == 204

@@ -3,6 +3,7 @@
 They run inside real worker processes (the pool loads them by "module:function"), so a crash here is a
 real process death and a hang is a real stuck process.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -16,8 +17,9 @@ import time
 from appliance.engine.engine_types import ChatEvent, Engine, EngineError
 
 
-def open_scripted_engine(*, words: int = 5, delay: float = 0.01, model_id: str = "fake", n_ctx: int = 256,
-                         fail_load: bool = False) -> Engine:
+def open_scripted_engine(
+    *, words: int = 5, delay: float = 0.01, model_id: str = "fake", n_ctx: int = 256, fail_load: bool = False
+) -> Engine:
     """Replies "<prompt> 0 1 2 ...": magic prompts make it crash ("crash"), hang ("hang"), refuse ("refuse")."""
     if fail_load:
         raise EngineError("model_not_found", "fake model file is missing", status=503)

@@ -1,4 +1,5 @@
 """A small MLC model directory in the real on-disk format (random weights, no compiled library)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -47,7 +48,11 @@ def _build_chat_config(context_window_size: int, hidden: int = _HIDDEN, intermed
         "repetition_penalty": 1.0,
         "top_p": 0.9,
         "tokenizer_files": ["tokenizer.json", "tokenizer_config.json"],
-        "tokenizer_info": {"token_postproc_method": "byte_level", "prepend_space_in_encode": False, "strip_space_in_decode": False},
+        "tokenizer_info": {
+            "token_postproc_method": "byte_level",
+            "prepend_space_in_encode": False,
+            "strip_space_in_decode": False,
+        },
         "conv_template": {
             "name": "chatml",
             "system_template": "<|im_start|>system\n{system_message}<|im_end|>\n",
@@ -74,8 +79,10 @@ def _build_chat_config(context_window_size: int, hidden: int = _HIDDEN, intermed
 def _build_params(hidden: int = _HIDDEN, intermediate: int = _INTERMEDIATE) -> list[tuple[str, list[int], str]]:
     # q4f16_1 packs 8 four-bit weights per uint32 and keeps one float16 scale per group of 32.
     vocab = len(_VOCAB)
-    params = [("model.embed_tokens.q_weight", [vocab, hidden // 8], "uint32"),
-              ("model.embed_tokens.q_scale", [vocab, hidden // 32], "float16")]
+    params = [
+        ("model.embed_tokens.q_weight", [vocab, hidden // 8], "uint32"),
+        ("model.embed_tokens.q_scale", [vocab, hidden // 32], "float16"),
+    ]
     for layer in range(_LAYERS):
         prefix = f"model.layers.{layer}"
         params += [
@@ -105,19 +112,34 @@ def _write_shards(path: Path, rng: random.Random, hidden: int, intermediate: int
     params = _build_params(hidden, intermediate)
     # Two shards, split at the first layer boundary, like tvmjs' shard_cap on a bigger model.
     split = 2 + 10
-    shards = []
+    shards: list[dict] = []
     for index, group in enumerate((params[:split], params[split:])):
         data, records = bytearray(), []
         for name, shape, dtype in group:
             nbytes = _count_bytes(shape, dtype)
             # mlc_llm convert_weight dumps with encode_format="f32-to-bf16": every record carries it.
-            records.append({"name": name, "shape": shape, "dtype": dtype, "format": "f32-to-bf16",
-                            "nbytes": nbytes, "byteOffset": len(data)})
+            records.append(
+                {
+                    "name": name,
+                    "shape": shape,
+                    "dtype": dtype,
+                    "format": "f32-to-bf16",
+                    "nbytes": nbytes,
+                    "byteOffset": len(data),
+                }
+            )
             data += rng.randbytes(nbytes)
         data_path = f"params_shard_{index}.bin"
         (path / data_path).write_bytes(bytes(data))
-        shards.append({"dataPath": data_path, "format": "raw-shard", "nbytes": len(data),
-                       "records": records, "md5sum": hashlib.md5(bytes(data)).hexdigest()})
+        shards.append(
+            {
+                "dataPath": data_path,
+                "format": "raw-shard",
+                "nbytes": len(data),
+                "records": records,
+                "md5sum": hashlib.md5(bytes(data)).hexdigest(),
+            }
+        )
     total = sum(shard["nbytes"] for shard in shards)
     return {
         # convert_weight sums ParamBytes as a float.
@@ -132,8 +154,15 @@ def _build_tokenizer() -> dict:
         "truncation": None,
         "padding": None,
         "added_tokens": [
-            {"id": i, "content": token, "single_word": False, "lstrip": False, "rstrip": False,
-             "normalized": False, "special": True}
+            {
+                "id": i,
+                "content": token,
+                "single_word": False,
+                "lstrip": False,
+                "rstrip": False,
+                "normalized": False,
+                "special": True,
+            }
             for i, token in enumerate(_VOCAB[:3])
         ],
         "normalizer": None,
@@ -162,9 +191,13 @@ def make_mlc_model_dir(path, *, hidden_size: int = _HIDDEN, intermediate_size: i
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     rng = random.Random(20240501)
-    (path / "mlc-chat-config.json").write_text(json.dumps(_build_chat_config(2048, hidden_size, intermediate_size), indent=2), encoding="utf-8")
+    (path / "mlc-chat-config.json").write_text(
+        json.dumps(_build_chat_config(2048, hidden_size, intermediate_size), indent=2), encoding="utf-8"
+    )
     # tvmjs.dump_tensor_cache writes {"metadata", "records"} with indent=4.
-    (path / "tensor-cache.json").write_text(json.dumps(_write_shards(path, rng, hidden_size, intermediate_size), indent=4), encoding="utf-8")
+    (path / "tensor-cache.json").write_text(
+        json.dumps(_write_shards(path, rng, hidden_size, intermediate_size), indent=4), encoding="utf-8"
+    )
     (path / "tokenizer.json").write_text(json.dumps(_build_tokenizer()), encoding="utf-8")
     tokenizer_config = {"bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "model_max_length": 2048}
     (path / "tokenizer_config.json").write_text(json.dumps(tokenizer_config), encoding="utf-8")

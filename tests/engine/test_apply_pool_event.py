@@ -1,4 +1,5 @@
 """The engine pool's transitions, one event at a time: no processes, no threads, no clocks."""
+
 import signal
 
 import pytest
@@ -6,9 +7,27 @@ import pytest
 from appliance.engine.engine_types import ChatEvent, ChatParams, ChatRequest
 from appliance.engine.pool.apply_pool_event import apply_pool_event
 from appliance.engine.pool.pool_types import (
-    BROKEN_AFTER_DEATHS, RECHECK_BROKEN_AFTER_S, ChatCancelled, ChatSubmitted, ClockTicked, DeliverEvent, FinishJob,
-    KillWorker, PoolClosing, PoolStarted, PoolState, RestartDue, ScheduleRestart, SendToWorker, SpawnWorker,
-    WorkerExited, WorkerLoadFailed, WorkerReady, WorkerRefused, WorkerSlot, WorkerStreamed,
+    BROKEN_AFTER_DEATHS,
+    RECHECK_BROKEN_AFTER_S,
+    ChatCancelled,
+    ChatSubmitted,
+    ClockTicked,
+    DeliverEvent,
+    FinishJob,
+    KillWorker,
+    PoolClosing,
+    PoolStarted,
+    PoolState,
+    RestartDue,
+    ScheduleRestart,
+    SendToWorker,
+    SpawnWorker,
+    WorkerExited,
+    WorkerLoadFailed,
+    WorkerReady,
+    WorkerRefused,
+    WorkerSlot,
+    WorkerStreamed,
 )
 
 SIGILL, SIGSEGV, SIGKILL = -signal.SIGILL, -signal.SIGSEGV, -signal.SIGKILL

@@ -1,5 +1,6 @@
 """llama.cpp for every CPU: what this CPU and OS grant, the flags each target compiles with, the cached wheel,
 the variant a dynamic build loads, and the chat check that setup runs."""
+
 import os
 import signal
 import stat
@@ -14,7 +15,11 @@ from appliance.engine.llama_cpp.check_llama_cpp import MIN_PROMPT_TOKENS, check_
 from appliance.engine.llama_cpp.choose_cpu_variant import choose_cpu_variant
 from appliance.engine.llama_cpp.cpu_types import CpuFeatures, LlamaBuildError
 from appliance.engine.llama_cpp.llama_build_targets import (
-    ARM_VARIANTS, FIXED_TARGETS, LLAMA_CPP_PYTHON_VERSION, X86_FEATURE_FLAGS, X86_VARIANTS,
+    ARM_VARIANTS,
+    FIXED_TARGETS,
+    LLAMA_CPP_PYTHON_VERSION,
+    X86_FEATURE_FLAGS,
+    X86_VARIANTS,
 )
 from appliance.engine.llama_cpp.plan_llama_build import TARGETS, plan_llama_build
 from appliance.engine.llama_cpp.probe_cpu_features import probe_cpu_features
@@ -22,8 +27,10 @@ from appliance.engine.llama_cpp.probe_cpu_features import probe_cpu_features
 ROOT = Path(__file__).resolve().parents[2]
 HASWELL = "fpu sse sse2 ssse3 sse4_1 sse4_2 avx f16c fma avx2 bmi1 bmi2"
 # What the machine in the bug report listed: AVX-512 and AMX, of which its hypervisor granted no AMX state.
-SAPPHIRE_RAPIDS = (HASWELL + " avx512f avx512cd avx512vl avx512dq avx512bw avx512vbmi avx512_vnni avx512_bf16"
-                   " amx_tile amx_int8 amx_bf16")
+SAPPHIRE_RAPIDS = (
+    HASWELL + " avx512f avx512cd avx512vl avx512dq avx512bw avx512vbmi avx512_vnni avx512_bf16"
+    " amx_tile amx_int8 amx_bf16"
+)
 
 
 def _cpuinfo(tmp_path, flags, key="flags", model="Test CPU"):
@@ -41,6 +48,7 @@ def _real_flags() -> set[str]:
 
 # ---------- what the CPU and the OS grant ----------
 
+
 def test_features_the_os_refuses_are_neither_granted_nor_built_for(tmp_path):
     asked = []
 
@@ -54,26 +62,33 @@ def test_features_the_os_refuses_are_neither_granted_nor_built_for(tmp_path):
     assert features.refused == {"AMX_TILE", "AMX_INT8", "AMX_BF16"}
     args = plan_llama_build("host", features).cmake_args
     assert "-DGGML_AMX_INT8=OFF" in args and "-DGGML_AMX_TILE=OFF" in args and "-DGGML_AVX512=ON" in args
-    assert "-DGGML_NATIVE=OFF" in args and not any("NATIVE=ON" in a or "native" in a.lower().split("=")[-1] for a in args)
+    assert "-DGGML_NATIVE=OFF" in args and not any(
+        "NATIVE=ON" in a or "native" in a.lower().split("=")[-1] for a in args
+    )
 
 
 def test_a_refused_register_state_takes_every_feature_that_needs_it(tmp_path):
-    features = probe_cpu_features(_cpuinfo(tmp_path, SAPPHIRE_RAPIDS), machine="x86_64",
-                                  run_probe=lambda state: state == "avx")
+    features = probe_cpu_features(
+        _cpuinfo(tmp_path, SAPPHIRE_RAPIDS), machine="x86_64", run_probe=lambda state: state == "avx"
+    )
     assert features.granted == {"SSE42", "AVX", "F16C", "FMA", "AVX2", "BMI2"}
     assert "AVX512" in features.refused and "AMX_INT8" in features.refused
 
 
 def test_amx_is_useless_without_avx512_vnni(tmp_path):
-    features = probe_cpu_features(_cpuinfo(tmp_path, HASWELL + " amx_tile amx_int8"), machine="x86_64",
-                                  run_probe=lambda state: True)
+    features = probe_cpu_features(
+        _cpuinfo(tmp_path, HASWELL + " amx_tile amx_int8"), machine="x86_64", run_probe=lambda state: True
+    )
     assert not {"AMX_TILE", "AMX_INT8"} & features.granted
 
 
 def test_arm_features_come_from_the_kernels_hwcaps(tmp_path):
     rk3588 = "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp"
-    features = probe_cpu_features(_cpuinfo(tmp_path, rk3588, key="Features"), machine="aarch64",
-                                  run_probe=lambda state: pytest.fail("arm64 needs no instruction probes"))
+    features = probe_cpu_features(
+        _cpuinfo(tmp_path, rk3588, key="Features"),
+        machine="aarch64",
+        run_probe=lambda state: pytest.fail("arm64 needs no instruction probes"),
+    )
     assert features.granted == {"DOTPROD", "FP16_VECTOR_ARITHMETIC"}
     assert plan_llama_build("host", features).cmake_args[-1] == "-DGGML_CPU_ARM_ARCH=armv8.2-a+dotprod+fp16"
 
@@ -83,8 +98,12 @@ def test_arm_features_come_from_the_kernels_hwcaps(tmp_path):
 def test_the_instruction_probe_really_faults_where_the_cpu_lacks_the_feature(state, needs):
     if needs in _real_flags():
         pytest.skip(f"this CPU lists {needs}: no refusal to show here")
-    result = subprocess.run([sys.executable, "-m", "appliance.engine.llama_cpp.run_instruction_probe", state],
-                            cwd=ROOT, capture_output=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "appliance.engine.llama_cpp.run_instruction_probe", state],
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+    )
     # AVX-512 faults with SIGILL; AMX is refused by the kernel's arch_prctl first (or faults).
     assert result.returncode == -signal.SIGILL or (state == "amx" and result.returncode == 1)
 
@@ -99,6 +118,7 @@ def test_this_machine_grants_what_it_runs():
 
 
 # ---------- targets ----------
+
 
 def test_every_target_builds_without_native_and_without_the_multimodal_library():
     host = CpuFeatures("x86_64", frozenset({"AVX", "AVX2"}))
@@ -133,6 +153,7 @@ def test_pyproject_pins_the_release_that_is_compiled():
 
 
 # ---------- the variant a dynamic build loads ----------
+
 
 def _libraries(tags):
     return [Path(f"/lib/libggml-cpu-{tag}.so") for tag in tags]
@@ -203,8 +224,11 @@ def test_the_wheel_is_cached_under_its_flags_and_pips_cache_is_never_used(tmp_pa
 
 def test_a_failed_compile_leaves_no_wheel_behind(tmp_path):
     failing = tmp_path / "python"
-    failing.write_text(FAKE_PYTHON.format(log=tmp_path / "calls.log", version=LLAMA_CPP_PYTHON_VERSION).replace(
-        "wheel) ", "wheel) echo 'error: no compiler'; exit 1; "))
+    failing.write_text(
+        FAKE_PYTHON.format(log=tmp_path / "calls.log", version=LLAMA_CPP_PYTHON_VERSION).replace(
+            "wheel) ", "wheel) echo 'error: no compiler'; exit 1; "
+        )
+    )
     failing.chmod(0o755)
     build = plan_llama_build("generic-amd64")
     with pytest.raises(LlamaBuildError, match="no compiler"):
@@ -213,6 +237,7 @@ def test_a_failed_compile_leaves_no_wheel_behind(tmp_path):
 
 
 # ---------- the check setup runs ----------
+
 
 @pytest.mark.engine
 def test_the_installed_llama_cpp_answers_a_chat_long_enough_to_reach_the_batch_kernels():
@@ -229,6 +254,11 @@ def test_a_build_that_dies_by_sigill_stops_setup_with_the_reason(monkeypatch):
     assert "killed by SIGILL (illegal instruction" in check.message
     assert "compiled for instructions this CPU or its OS does not allow" in check.message
     assert "scripts/dev setup" in check.message and "IPLM_LLAMA_TARGET=generic-amd64" in check.message
-    cli = subprocess.run([sys.executable, "-m", "appliance.engine.llama_cpp.check_llama_cpp", "--model",
-                          str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True, text=True, check=False)
+    cli = subprocess.run(
+        [sys.executable, "-m", "appliance.engine.llama_cpp.check_llama_cpp", "--model", str(ROOT / "pyproject.toml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert cli.returncode == 1 and "SIGILL" in cli.stderr

@@ -1,4 +1,5 @@
 """MLC model libraries: probing the target on fake trees, keeping and choosing libraries, finding JIT output."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,24 +17,51 @@ from pathlib import Path
 import pytest
 
 from appliance.engine.device_profile import DeviceProfile
+from appliance.engine.engine_types import EngineError
 from appliance.engine.mlc import keep_model_library as keep_module
 from appliance.engine.mlc import probe_library_target as probe_module
 from appliance.engine.mlc.choose_model_library import choose_model_library
 from appliance.engine.mlc.find_jit_library import find_jit_library
 from appliance.engine.mlc.keep_model_library import keep_model_library
-from appliance.engine.engine_types import EngineError
 from appliance.engine.mlc.library_target import LIBS_DIR, TARGET_FILE, LibraryTarget
 from appliance.engine.mlc.probe_library_target import probe_library_target
 
 MODEL = "Toy-q4f16_1-MLC"
-ORIN = DeviceProfile(board="jetson-orin", cpu_cores=12, memory_bytes=16 << 30, gpu_kind="cuda",
-                     gpu_name="NVIDIA Jetson AGX Orin Developer Kit", gpu_memory_bytes=16 << 30, mlc_available=True)
-RK3588 = DeviceProfile(board="rk3588", cpu_cores=8, memory_bytes=8 << 30, gpu_kind="opencl",
-                       gpu_name="Mali-G610", gpu_memory_bytes=8 << 30, mlc_available=True)
-DESKTOP = DeviceProfile(board="generic-x86_64", cpu_cores=16, memory_bytes=64 << 30, gpu_kind="cuda",
-                        gpu_name="NVIDIA GeForce RTX 4090", gpu_memory_bytes=24 << 30, mlc_available=True)
-TARGET = LibraryTarget(board="jetson-orin", device="cuda", platform_version="ubuntu 22.04; L4T 36.4.0; CUDA 12.6.68",
-                       driver="NVIDIA 540.4.0", mlc_version="mlc-llm==0.19.0", tvm_version="tvm==0.19.0")
+ORIN = DeviceProfile(
+    board="jetson-orin",
+    cpu_cores=12,
+    memory_bytes=16 << 30,
+    gpu_kind="cuda",
+    gpu_name="NVIDIA Jetson AGX Orin Developer Kit",
+    gpu_memory_bytes=16 << 30,
+    mlc_available=True,
+)
+RK3588 = DeviceProfile(
+    board="rk3588",
+    cpu_cores=8,
+    memory_bytes=8 << 30,
+    gpu_kind="opencl",
+    gpu_name="Mali-G610",
+    gpu_memory_bytes=8 << 30,
+    mlc_available=True,
+)
+DESKTOP = DeviceProfile(
+    board="generic-x86_64",
+    cpu_cores=16,
+    memory_bytes=64 << 30,
+    gpu_kind="cuda",
+    gpu_name="NVIDIA GeForce RTX 4090",
+    gpu_memory_bytes=24 << 30,
+    mlc_available=True,
+)
+TARGET = LibraryTarget(
+    board="jetson-orin",
+    device="cuda",
+    platform_version="ubuntu 22.04; L4T 36.4.0; CUDA 12.6.68",
+    driver="NVIDIA 540.4.0",
+    mlc_version="mlc-llm==0.19.0",
+    tvm_version="tvm==0.19.0",
+)
 
 
 class _FakeDistribution:
@@ -60,14 +88,16 @@ def _make_library(path: Path, body: bytes = b"kernels") -> Path:
 
 def _make_model_dir(path: Path, window: int = 4096) -> Path:
     path.mkdir(parents=True, exist_ok=True)
-    (path / "mlc-chat-config.json").write_text(json.dumps({"model_type": "llama", "quantization": "q4f16_1",
-                                                           "context_window_size": window}))
+    (path / "mlc-chat-config.json").write_text(
+        json.dumps({"model_type": "llama", "quantization": "q4f16_1", "context_window_size": window})
+    )
     return path
 
 
 def _fake_distributions(monkeypatch, *pairs: tuple[str, str]) -> None:
-    monkeypatch.setattr(probe_module.metadata, "distributions",
-                        lambda: [_FakeDistribution(name, version) for name, version in pairs])
+    monkeypatch.setattr(
+        probe_module.metadata, "distributions", lambda: [_FakeDistribution(name, version) for name, version in pairs]
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -82,12 +112,18 @@ def _forbid_mlc_imports(monkeypatch):
 
 def test_probe_jetson_orin(tmp_path, monkeypatch):
     _write(tmp_path, "/etc/os-release", 'NAME="Ubuntu"\nVERSION_ID="22.04"\nID=ubuntu\n')
-    _write(tmp_path, "/etc/nv_tegra_release",
-           "# R36 (release), REVISION: 4.0, GCID: 37537400, BOARD: generic, EABI: aarch64, DATE: Fri Sep 13\n")
+    _write(
+        tmp_path,
+        "/etc/nv_tegra_release",
+        "# R36 (release), REVISION: 4.0, GCID: 37537400, BOARD: generic, EABI: aarch64, DATE: Fri Sep 13\n",
+    )
     _write(tmp_path, "/usr/local/cuda/version.json", json.dumps({"cuda": {"name": "CUDA SDK", "version": "12.6.68"}}))
-    _write(tmp_path, "/proc/driver/nvidia/version",
-           "NVRM version: NVIDIA UNIX Open Kernel Module for aarch64  540.4.0  Release Build  (buildbrain@mobile)\n"
-           "GCC version:  collect2: error: ld returned 1 exit status\n")
+    _write(
+        tmp_path,
+        "/proc/driver/nvidia/version",
+        "NVRM version: NVIDIA UNIX Open Kernel Module for aarch64  540.4.0  Release Build  (buildbrain@mobile)\n"
+        "GCC version:  collect2: error: ld returned 1 exit status\n",
+    )
     _fake_distributions(monkeypatch, ("mlc-llm", "0.19.0"), ("tvm", "0.19.0"), ("numpy", "1.26.4"))
 
     assert probe_library_target(ORIN, str(tmp_path)) == TARGET
@@ -107,7 +143,7 @@ def test_probe_jetson_without_nvidia_proc_file_and_old_cuda(tmp_path, monkeypatc
 
 
 def test_probe_rk3588_mali(tmp_path, monkeypatch):
-    _write(tmp_path, "/etc/os-release", "ID=debian\nVERSION_ID=\"12\"\n")
+    _write(tmp_path, "/etc/os-release", 'ID=debian\nVERSION_ID="12"\n')
     _write(tmp_path, "/sys/module/bifrost_kbase/version", "g18p0-01eac0\n")
     blob = _write(tmp_path, "/usr/lib/aarch64-linux-gnu/libmali-valhall-g610-g13p0-x11-wayland-gbm.so", b"\x7fELF")
     os.symlink(blob.name, blob.parent / "libmali.so.1")
@@ -116,15 +152,23 @@ def test_probe_rk3588_mali(tmp_path, monkeypatch):
 
     target = probe_library_target(RK3588, str(tmp_path))
 
-    assert target == LibraryTarget(board="rk3588", device="opencl", platform_version="debian 12",
-                                   driver="bifrost_kbase g18p0-01eac0; libmali-valhall-g610-g13p0-x11-wayland-gbm.so",
-                                   mlc_version="mlc-llm==0.19.0", tvm_version="apache-tvm-ffi==0.1.0, tvm==0.19.0")
+    assert target == LibraryTarget(
+        board="rk3588",
+        device="opencl",
+        platform_version="debian 12",
+        driver="bifrost_kbase g18p0-01eac0; libmali-valhall-g610-g13p0-x11-wayland-gbm.so",
+        mlc_version="mlc-llm==0.19.0",
+        tvm_version="apache-tvm-ffi==0.1.0, tvm==0.19.0",
+    )
 
 
 def test_probe_desktop_names_the_gpu_and_reads_wheel_names(tmp_path, monkeypatch):
     _write(tmp_path, "/etc/os-release", "ID=ubuntu\nVERSION_ID=24.04\n")
-    _write(tmp_path, "/proc/driver/nvidia/version",
-           "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.14  Thu Feb 22 01:44:30 UTC 2024\n")
+    _write(
+        tmp_path,
+        "/proc/driver/nvidia/version",
+        "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.14  Thu Feb 22 01:44:30 UTC 2024\n",
+    )
     _fake_distributions(monkeypatch, ("mlc-llm-nightly-cu122", "0.1.dev1500"), ("mlc-ai-nightly-cu122", "0.15.dev600"))
 
     target = probe_library_target(DESKTOP, str(tmp_path))
@@ -155,8 +199,9 @@ def test_probe_empty_or_garbage_tree_gives_empty_fields(tmp_path, monkeypatch):
 
     target = probe_library_target(ORIN, str(tmp_path))
 
-    assert target == LibraryTarget(board="jetson-orin", device="cuda", platform_version="", driver="",
-                                   mlc_version="", tvm_version="")
+    assert target == LibraryTarget(
+        board="jetson-orin", device="cuda", platform_version="", driver="", mlc_version="", tvm_version=""
+    )
 
 
 def test_probe_live_system_does_not_import_mlc():
@@ -199,15 +244,18 @@ def test_nothing_kept_chooses_none(tmp_path):
     assert choose_model_library(tmp_path, MODEL, TARGET) is None
 
 
-@pytest.mark.parametrize("field, value", [
-    ("board", "rk3588"),
-    ("board", "generic-x86_64:NVIDIA GeForce RTX 3060"),
-    ("device", "vulkan"),
-    ("platform_version", "ubuntu 22.04; L4T 36.3.0; CUDA 12.2.140"),
-    ("driver", "NVIDIA 540.3.0"),
-    ("mlc_version", "mlc-llm==0.20.0"),
-    ("tvm_version", "tvm==0.20.0"),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("board", "rk3588"),
+        ("board", "generic-x86_64:NVIDIA GeForce RTX 3060"),
+        ("device", "vulkan"),
+        ("platform_version", "ubuntu 22.04; L4T 36.3.0; CUDA 12.2.140"),
+        ("driver", "NVIDIA 540.3.0"),
+        ("mlc_version", "mlc-llm==0.20.0"),
+        ("tvm_version", "tvm==0.20.0"),
+    ],
+)
 def test_a_library_for_another_target_is_never_chosen(tmp_path, field, value):
     other = dataclasses.replace(TARGET, **{field: value})
     keep_model_library(tmp_path, MODEL, other, _make_library(tmp_path / "lib.so"), "jit")
@@ -258,22 +306,25 @@ def test_a_malformed_target_json_is_ignored(tmp_path, caplog, raw):
     assert "malformed" in caplog.text
 
 
-@pytest.mark.parametrize("change", [
-    {"version": 2},
-    {"library": "../../other/evil.so"},
-    {"library": "/etc/passwd"},
-    {"library": ".hidden.so"},
-    {"library": 7},
-    {"sha256": "abc"},
-    {"sha256": None},
-    {"size": "12"},
-    {"size": True},
-    {"source": "peer"},
-    {"model_config_sha256": 5},
-    {"target": {"board": "jetson-orin"}},
-    {"target": {**dataclasses.asdict(TARGET), "driver": 540}},
-    {"target": {**dataclasses.asdict(TARGET), "extra": ""}},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"version": 2},
+        {"library": "../../other/evil.so"},
+        {"library": "/etc/passwd"},
+        {"library": ".hidden.so"},
+        {"library": 7},
+        {"sha256": "abc"},
+        {"sha256": None},
+        {"size": "12"},
+        {"size": True},
+        {"source": "peer"},
+        {"model_config_sha256": 5},
+        {"target": {"board": "jetson-orin"}},
+        {"target": {**dataclasses.asdict(TARGET), "driver": 540}},
+        {"target": {**dataclasses.asdict(TARGET), "extra": ""}},
+    ],
+)
 def test_a_record_with_wrong_fields_is_ignored(tmp_path, change):
     kept = keep_model_library(tmp_path, MODEL, TARGET, _make_library(tmp_path / "lib.so"), "jit")
     path = kept.parent / TARGET_FILE
@@ -387,8 +438,13 @@ keep_module.keep_model_library(sys.argv[1], sys.argv[2], LibraryTarget(**{k: v f
 def test_a_keep_killed_mid_copy_shows_no_library(tmp_path):
     library = _make_library(tmp_path / "a.so", b"x" * (3 << 20))
     fields = [getattr(TARGET, field.name) for field in dataclasses.fields(LibraryTarget)]
-    result = subprocess.run([sys.executable, "-c", _KILLED_KEEP, str(tmp_path), MODEL, str(library), *fields],
-                            cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", _KILLED_KEEP, str(tmp_path), MODEL, str(library), *fields],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == -signal.SIGKILL, result.stderr
 
     folder = tmp_path / LIBS_DIR / MODEL / TARGET.key

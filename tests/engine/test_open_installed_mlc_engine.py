@@ -1,4 +1,5 @@
 """The engine-start sequence for installed MLC models: kept library, or JIT-compile and keep."""
+
 from __future__ import annotations
 
 import os
@@ -8,9 +9,9 @@ import pytest
 
 import appliance.engine.mlc.open_installed_mlc_engine as module
 from appliance.engine.engine_types import Engine, EngineError
-from appliance.engine.probe_device import probe_device
 from appliance.engine.mlc.choose_model_library import choose_model_library
 from appliance.engine.mlc.probe_library_target import probe_library_target
+from appliance.engine.probe_device import probe_device
 from tests.engine.make_mlc_model_dir import make_mlc_model_dir
 
 ELF = b"\x7fELF" + b"\x00" * 60
@@ -56,6 +57,7 @@ def test_a_kept_library_that_fails_to_load_is_replaced_by_a_fresh_compile(tmp_pa
     (Path(os.environ["MLC_LLM_HOME"]) / "model_lib" / "0123abcd.so").unlink()
     # Keep a library that passes the hash check but does not load (e.g. a driver update broke it).
     from appliance.engine.mlc.keep_model_library import keep_model_library
+
     bad = tmp_path / "bad.so"
     bad.write_bytes(ELF + b"bad!")
     keep_model_library(str(data), "Toy", target, bad, "prebuilt", model_dir=str(model_dir))
@@ -70,6 +72,7 @@ def test_an_explicit_library_is_used_as_given(tmp_path, opened):
     lib = tmp_path / "given.so"
     lib.write_bytes(ELF + b"bad!")
     with pytest.raises(EngineError):
-        module.open_installed_mlc_engine(str(model_dir), data_dir=str(tmp_path / "d"), model_id="Toy",
-                                         device="cuda", model_lib=str(lib))
+        module.open_installed_mlc_engine(
+            str(model_dir), data_dir=str(tmp_path / "d"), model_id="Toy", device="cuda", model_lib=str(lib)
+        )
     assert opened == [str(lib)]  # no silent fallback when the admin named the library

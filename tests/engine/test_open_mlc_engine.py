@@ -1,4 +1,5 @@
 """open_mlc_engine against a fake `mlc_llm` that mirrors MLC LLM's Python API (no GPU, no TVM)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -13,16 +14,34 @@ from pathlib import Path
 
 import pytest
 
-from appliance.engine.mlc import open_mlc_engine as open_mlc_engine_module
 from appliance.engine.engine_types import ChatEvent, ChatParams, ChatRequest, EngineError
+from appliance.engine.mlc import open_mlc_engine as open_mlc_engine_module
 from appliance.engine.mlc.open_mlc_engine import open_mlc_engine
 from tests.engine.make_mlc_model_dir import make_mlc_model_dir
 
 # Keyword arguments of mlc_llm.serve.engine.ChatCompletion.create (mlc-ai/mlc-llm).
 _CREATE_KWARGS = {
-    "messages", "model", "frequency_penalty", "presence_penalty", "logprobs", "top_logprobs", "logit_bias",
-    "max_tokens", "n", "seed", "stop", "stream", "stream_options", "temperature", "top_p", "tools",
-    "tool_choice", "user", "response_format", "request_id", "extra_body",
+    "messages",
+    "model",
+    "frequency_penalty",
+    "presence_penalty",
+    "logprobs",
+    "top_logprobs",
+    "logit_bias",
+    "max_tokens",
+    "n",
+    "seed",
+    "stop",
+    "stream",
+    "stream_options",
+    "temperature",
+    "top_p",
+    "tools",
+    "tool_choice",
+    "user",
+    "response_format",
+    "request_id",
+    "extra_body",
 }
 MESSAGES = ({"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."})
 
@@ -119,8 +138,14 @@ class FakeMLCEngine:
     def __init__(self, model, device="auto", *, model_lib=None, mode="local", engine_config=None, enable_tracing=False):
         if FakeMLCEngine.fail_on_init is not None:
             raise FakeMLCEngine.fail_on_init
-        self.init = {"model": model, "device": device, "model_lib": model_lib, "mode": mode,
-                     "engine_config": engine_config, "enable_tracing": enable_tracing}
+        self.init = {
+            "model": model,
+            "device": device,
+            "model_lib": model_lib,
+            "mode": mode,
+            "engine_config": engine_config,
+            "enable_tracing": enable_tracing,
+        }
         self.streams: list[FakeStream] = []
         self.terminated = 0
         self.chat = types.SimpleNamespace(completions=types.SimpleNamespace(create=self._create))
@@ -188,8 +213,10 @@ def _open(model_dir, **kwargs):
     return open_mlc_engine(model_dir, model_id="qwen2.5-0.5b", device=kwargs.pop("device", "opencl"), **kwargs)
 
 
-def _run(engine, params: ChatParams = ChatParams(), cancel: threading.Event | None = None) -> list[ChatEvent]:
-    return list(engine.stream_chat(ChatRequest(messages=MESSAGES, params=params), cancel or threading.Event()))
+def _run(engine, params: ChatParams | None = None, cancel: threading.Event | None = None) -> list[ChatEvent]:
+    return list(
+        engine.stream_chat(ChatRequest(messages=MESSAGES, params=params or ChatParams()), cancel or threading.Event())
+    )
 
 
 # --- the model directory maker -------------------------------------------------------------------
@@ -199,8 +226,12 @@ def test_make_mlc_model_dir_writes_real_format(tmp_path):
     path = make_mlc_model_dir(tmp_path / "m")
 
     assert sorted(os.listdir(path)) == [
-        "mlc-chat-config.json", "params_shard_0.bin", "params_shard_1.bin", "tensor-cache.json",
-        "tokenizer.json", "tokenizer_config.json",
+        "mlc-chat-config.json",
+        "params_shard_0.bin",
+        "params_shard_1.bin",
+        "tensor-cache.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
     ]
     config = json.loads((path / "mlc-chat-config.json").read_text())
     assert (config["model_type"], config["quantization"], config["context_window_size"]) == ("llama", "q4f16_1", 2048)
@@ -209,7 +240,11 @@ def test_make_mlc_model_dir_writes_real_format(tmp_path):
     assert [shard["dataPath"] for shard in cache["records"]] == ["params_shard_0.bin", "params_shard_1.bin"]
     for shard in cache["records"]:
         data = (path / shard["dataPath"]).read_bytes()
-        assert (shard["format"], shard["nbytes"], shard["md5sum"]) == ("raw-shard", len(data), hashlib.md5(data).hexdigest())
+        assert (shard["format"], shard["nbytes"], shard["md5sum"]) == (
+            "raw-shard",
+            len(data),
+            hashlib.md5(data).hexdigest(),
+        )
         offsets = [record["byteOffset"] for record in shard["records"]]
         ends = [record["byteOffset"] + record["nbytes"] for record in shard["records"]]
         assert offsets == [0] + ends[:-1] and ends[-1] == len(data)
@@ -239,8 +274,11 @@ def test_constructor_arguments(fake_mlc, model_dir):
 
     (mlc,) = fake_mlc.instances
     assert {k: v for k, v in mlc.init.items() if k != "engine_config"} == {
-        "model": model_dir, "device": "cuda", "model_lib": "/var/lib/iplm/libs/qwen-cuda-sm87.so",
-        "mode": "interactive", "enable_tracing": False,
+        "model": model_dir,
+        "device": "cuda",
+        "model_lib": "/var/lib/iplm/libs/qwen-cuda-sm87.so",
+        "mode": "interactive",
+        "enable_tracing": False,
     }
     assert mlc.init["engine_config"] == FakeEngineConfig(max_total_sequence_length=2048)
     assert (engine.kind, engine.model_id, engine.n_ctx) == ("mlc", "qwen2.5-0.5b", 2048)
@@ -278,8 +316,15 @@ def test_missing_mlc_is_engine_unavailable(monkeypatch, model_dir):
 
 @pytest.mark.parametrize(
     "content",
-    [None, "{not json", "[1, 2]", '{"model_type": "llama"}', '{"context_window_size": "2048"}',
-     '{"context_window_size": 0, "sliding_window_size": -1}', '{"context_window_size": true}'],
+    [
+        None,
+        "{not json",
+        "[1, 2]",
+        '{"model_type": "llama"}',
+        '{"context_window_size": "2048"}',
+        '{"context_window_size": 0, "sliding_window_size": -1}',
+        '{"context_window_size": true}',
+    ],
 )
 def test_malformed_model_dir_is_model_invalid(fake_mlc, model_dir, content):
     path = Path(model_dir, "mlc-chat-config.json")
@@ -369,7 +414,11 @@ def test_json_object_without_schema(fake_mlc, model_dir):
 
 def test_event_sequence_and_usage(fake_mlc, model_dir):
     fake_mlc.script = [
-        _make_text_chunk("Hel"), _make_text_chunk(""), _make_text_chunk("lo"), _make_text_chunk("!", "stop"), _make_usage_chunk(23, 4),
+        _make_text_chunk("Hel"),
+        _make_text_chunk(""),
+        _make_text_chunk("lo"),
+        _make_text_chunk("!", "stop"),
+        _make_usage_chunk(23, 4),
     ]
 
     events = _run(_open(model_dir))
@@ -393,7 +442,12 @@ def test_length_finish_reason(fake_mlc, model_dir):
 
 
 def test_cancel_closes_the_mlc_stream(fake_mlc, model_dir):
-    fake_mlc.script = [_make_text_chunk("one"), _make_text_chunk(" two"), _make_text_chunk(" three", "stop"), _make_usage_chunk(9, 3)]
+    fake_mlc.script = [
+        _make_text_chunk("one"),
+        _make_text_chunk(" two"),
+        _make_text_chunk(" three", "stop"),
+        _make_usage_chunk(9, 3),
+    ]
     engine, cancel = _open(model_dir), threading.Event()
     events, aborted_at_done = [], None
 

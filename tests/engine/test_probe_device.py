@@ -1,4 +1,5 @@
 """probe_device on fake filesystem trees: Jetson Orin, RK3588 + Mali, desktop NVIDIA, plain x86, garbage."""
+
 from __future__ import annotations
 
 import subprocess
@@ -28,7 +29,10 @@ def _write(root, path: str, data) -> None:
 
 def _make_cpuinfo(cores: int, arm: bool) -> str:
     if arm:
-        block = "processor\t: {i}\nBogoMIPS\t: 62.50\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32\nCPU implementer\t: 0x41\n\n"
+        block = (
+            "processor\t: {i}\nBogoMIPS\t: 62.50\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32\n"
+            "CPU implementer\t: 0x41\n\n"
+        )
     else:
         block = "processor\t: {i}\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Core(TM) i7\ncpu cores\t: 4\n\n"
     return "".join(block.format(i=i) for i in range(cores))
@@ -52,7 +56,11 @@ def test_jetson_orin(tmp_path):
     _write(tmp_path, "/proc/meminfo", _ORIN_MEMINFO)
     _write(tmp_path, "/proc/cpuinfo", _make_cpuinfo(12, arm=True))
     _write(tmp_path, "/proc/device-tree/model", b"NVIDIA Jetson AGX Orin Developer Kit\x00")
-    _write(tmp_path, "/proc/device-tree/compatible", b"nvidia,p3737-0000+p3701-0005\x00nvidia,p3701-0005\x00nvidia,tegra234\x00")
+    _write(
+        tmp_path,
+        "/proc/device-tree/compatible",
+        b"nvidia,p3737-0000+p3701-0005\x00nvidia,p3701-0005\x00nvidia,tegra234\x00",
+    )
     _write(tmp_path, "/etc/nv_tegra_release", "# R36 (release), REVISION: 3.0, GCID: 36923193\n")
 
     profile = probe_device(str(tmp_path), machine="aarch64")
@@ -225,7 +233,11 @@ def test_live_root_queries_nvidia_smi(tmp_path, monkeypatch):
 
     profile = probe_device("/", machine="x86_64")
 
-    assert (profile.gpu_kind, profile.gpu_name, profile.gpu_memory_bytes) == ("cuda", "NVIDIA RTX A5000", 24576 * 1024**2)
+    assert (profile.gpu_kind, profile.gpu_name, profile.gpu_memory_bytes) == (
+        "cuda",
+        "NVIDIA RTX A5000",
+        24576 * 1024**2,
+    )
     assert calls == [(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"], 3)]
     assert profile.cpu_cores >= 1
 

@@ -1,4 +1,5 @@
 """recommend_settings: MLC on the GPU when it can run, else llama.cpp on the CPU with the embedded model."""
+
 from __future__ import annotations
 
 from appliance.engine.default_model import DEFAULT_MODEL_FILE, DEFAULT_MODEL_ID, DEFAULT_MODEL_PACKAGE

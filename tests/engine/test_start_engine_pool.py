@@ -13,8 +13,9 @@ SCRIPTED = "tests.engine.fake_engines:open_scripted_engine"
 
 
 def _ask(engine, prompt, client="c", max_tokens=None, cancel=None):
-    request = ChatRequest(messages=({"role": "user", "content": prompt},),
-                          params=ChatParams(max_tokens=max_tokens), client_key=client)
+    request = ChatRequest(
+        messages=({"role": "user", "content": prompt},), params=ChatParams(max_tokens=max_tokens), client_key=client
+    )
     return list(engine.stream_chat(request, cancel or threading.Event()))
 
 
@@ -127,7 +128,7 @@ def test_queue_is_round_robin_between_clients(pool):
         thread = threading.Thread(target=run, args=(client, prompt))
         thread.start()
         threads.append(thread)
-        wait_for(lambda status: status["queued"] == queued)
+        wait_for(lambda status, queued=queued: status["queued"] == queued)
     for thread in [blocker] + threads:
         thread.join(30)
     # Phone "a" sent three at once, yet "b" and "c" are served before a's second request.
@@ -187,8 +188,9 @@ def test_two_workers_run_two_streams_at_once(pool):
             seen_busy.append(engine.describe_status()["busy"])
             time.sleep(0.02)
 
-    threads = [threading.Thread(target=_ask, args=(engine, p), kwargs={"client": p, "max_tokens": 10})
-               for p in ("one", "two")]
+    threads = [
+        threading.Thread(target=_ask, args=(engine, p), kwargs={"client": p, "max_tokens": 10}) for p in ("one", "two")
+    ]
     watcher = threading.Thread(target=watch)
     for thread in threads + [watcher]:
         thread.start()
@@ -206,8 +208,9 @@ def test_closed_pool_refuses(pool):
 
 
 def test_a_build_that_dies_by_sigill_is_reported_not_restarted_forever():
-    engine = start_engine_pool({"factory": "tests.engine.fake_engines:open_illegal_instruction_engine"},
-                               ready_timeout=60)
+    engine = start_engine_pool(
+        {"factory": "tests.engine.fake_engines:open_illegal_instruction_engine"}, ready_timeout=60
+    )
     try:
         errors = []
         for _ in range(BROKEN_AFTER_DEATHS):

@@ -16,6 +16,7 @@ Faults are keyed by a file's path relative to its repo ("model.bin") or to root_
 each can be set from any thread at any time. `bytes_sent` counts file body bytes (padding and oversize garbage
 included, error pages not); it is what `vanish_after` and `rate_limit` meter.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -51,6 +52,7 @@ def start_model_source(root_dir) -> ModelSourceServer:
 @dataclass(frozen=True)
 class _Plan:
     """What one GET sends: the announced bytes [start, end) and the faults that apply to this response."""
+
     file: Path
     real_size: int
     start: int
@@ -71,10 +73,10 @@ class ModelSourceServer:
         self._requests: list = []
         self._bytes_sent = 0
         self._corruptions: dict = {}  # key -> list of [offset, times left]
-        self._sizes: dict = {}        # key -> announced size
+        self._sizes: dict = {}  # key -> announced size
         self._truncations: dict = {}  # key -> [after_bytes, times left]
-        self._oversizes: dict = {}    # key -> [extra, times left]
-        self._statuses: dict = {}     # key -> [status, times left]
+        self._oversizes: dict = {}  # key -> [extra, times left]
+        self._statuses: dict = {}  # key -> [status, times left]
         self._vanish_at: int | None = None
         self._vanish_mode = "reset"
         self._rate: float | None = None
@@ -85,8 +87,9 @@ class ModelSourceServer:
         self._httpd = _SourceHTTPServer(self)
         self.base_url = f"http://127.0.0.1:{self._httpd.server_port}"
         # A short poll interval: shutdown() waits for serve_forever to notice (0.5 s by default, per test).
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01},
-                                        name="model-source", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, name="model-source", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -276,7 +279,8 @@ class _SourceHTTPServer(ThreadingHTTPServer):
     def server_bind(self) -> None:
         # HTTPServer.server_bind does a reverse DNS lookup (getfqdn); a loopback fixture needs none.
         socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
+        host, self.server_port = self.server_address[:2]
+        self.server_name = str(host)
 
     def shutdown_request(self, request) -> None:
         if self.source._forget_reset(request):

@@ -1,12 +1,24 @@
 """The multi-supplier fetch's transitions, one event at a time: no HTTP, no threads, no disk."""
+
 import dataclasses
 
 import pytest
 
 from appliance.library.apply_fetch_event import apply_fetch_event
 from appliance.library.fetch_types import (
-    PIECE_ATTEMPTS, SUPPLIER_FAILURES, SUPPLIER_INFLIGHT, Carry, Fetch, FetchState, PieceDelivered, PieceFailed,
-    Stop, SupplierStanding, Wait, WorkerBroke, WorkWanted,
+    PIECE_ATTEMPTS,
+    SUPPLIER_FAILURES,
+    SUPPLIER_INFLIGHT,
+    Carry,
+    Fetch,
+    FetchState,
+    PieceDelivered,
+    PieceFailed,
+    Stop,
+    SupplierStanding,
+    Wait,
+    WorkerBroke,
+    WorkWanted,
 )
 from appliance.library.library_errors import SourceError
 from appliance.library.library_types import ModelSource, PieceSpec, PieceSupplier
@@ -19,13 +31,17 @@ def _pieces(count, path="w.bin"):
 
 
 def _peer(name, pieces):
-    return PieceSupplier(source=ModelSource(kind="url", base=f"http://{name}"), holds=frozenset(
-        (p.path, p.index) for p in pieces), name=name)
+    return PieceSupplier(
+        source=ModelSource(kind="url", base=f"http://{name}"),
+        holds=frozenset((p.path, p.index) for p in pieces),
+        name=name,
+    )
 
 
 def _state(pieces, *suppliers):
-    return FetchState(suppliers=tuple(SupplierStanding(s) for s in suppliers), queue=tuple(pieces),
-                      remaining=len(pieces))
+    return FetchState(
+        suppliers=tuple(SupplierStanding(s) for s in suppliers), queue=tuple(pieces), remaining=len(pieces)
+    )
 
 
 def _want(state, cancelled=False):
@@ -56,9 +72,13 @@ def test_a_supplier_takes_at_most_its_share_at_once_then_workers_wait():
 def test_faster_suppliers_get_more():
     pieces = _pieces(4)
     state = _state(pieces, _peer("slow", pieces), _peer("fast", pieces))
-    state = dataclasses.replace(state, suppliers=(
-        SupplierStanding(state.suppliers[0].supplier, fetched_bytes=10, busy_seconds=10.0),
-        SupplierStanding(state.suppliers[1].supplier, fetched_bytes=100, busy_seconds=1.0)))
+    state = dataclasses.replace(
+        state,
+        suppliers=(
+            SupplierStanding(state.suppliers[0].supplier, fetched_bytes=10, busy_seconds=10.0),
+            SupplierStanding(state.suppliers[1].supplier, fetched_bytes=100, busy_seconds=1.0),
+        ),
+    )
     chosen = []
     for _ in range(3):
         state, decision = _want(state)
@@ -70,8 +90,9 @@ def test_a_peer_serving_a_bad_piece_is_dropped_and_the_piece_fetched_elsewhere_a
     pieces = _pieces(1)
     state = _state(pieces, _peer("bad", pieces), ORIGIN)
     state, job = _want(state)
-    state, answer = apply_fetch_event(state, PieceFailed(job.piece, job.supplier, SourceError(
-        code="piece_corrupt", message="failed verification")))
+    state, answer = apply_fetch_event(
+        state, PieceFailed(job.piece, job.supplier, SourceError(code="piece_corrupt", message="failed verification"))
+    )
     assert answer == Carry() and state.rejected == 1 and "verification" in state.suppliers[0].dropped
     state, retry = _want(state)
     assert retry.supplier == 1 and retry.delay_s == pytest.approx(0.1)
@@ -85,15 +106,15 @@ def test_a_flaky_peer_is_dropped_after_failures_in_a_row_and_the_origin_is_never
         state, job = _want(state)
         if job.supplier == 0:  # each failed piece moves to the origin; the flaky peer gets the next one
             failures += 1
-            state, _ = apply_fetch_event(state, PieceFailed(job.piece, 0, SourceError(code="source_short_read",
-                                                                                      message="cut")))
+            state, _ = apply_fetch_event(
+                state, PieceFailed(job.piece, 0, SourceError(code="source_short_read", message="cut"))
+            )
         else:
             state, _ = apply_fetch_event(state, PieceDelivered(job.piece, 1, 0.1))
     assert state.suppliers[0].dropped.startswith(f"failed {SUPPLIER_FAILURES} pieces in a row")
     state, job = _want(state)
     assert job.supplier == 1
-    state, _ = apply_fetch_event(state, PieceFailed(job.piece, 1, SourceError(code="source_short_read",
-                                                                              message="cut")))
+    state, _ = apply_fetch_event(state, PieceFailed(job.piece, 1, SourceError(code="source_short_read", message="cut")))
     assert state.suppliers[1].dropped is None
 
 
@@ -101,8 +122,9 @@ def test_with_every_holder_dropped_the_fetch_fails_with_no_source():
     pieces = _pieces(1)
     state = _state(pieces, _peer("only", pieces))
     state, job = _want(state)
-    state, _ = apply_fetch_event(state, PieceFailed(job.piece, 0, SourceError(code="source_unavailable",
-                                                                              message="gone")))
+    state, _ = apply_fetch_event(
+        state, PieceFailed(job.piece, 0, SourceError(code="source_unavailable", message="gone"))
+    )
     state, decision = _want(state)
     assert decision == Stop() and state.failure.code == "no_source"
 
@@ -111,14 +133,16 @@ def test_an_origin_that_is_wrong_ends_the_fetch_and_so_do_too_many_attempts():
     pieces = _pieces(1)
     state = _state(pieces, ORIGIN)
     state, job = _want(state)
-    state, _ = apply_fetch_event(state, PieceFailed(job.piece, 0, SourceError(code="source_wrong_size",
-                                                                              message="size")))
+    state, _ = apply_fetch_event(
+        state, PieceFailed(job.piece, 0, SourceError(code="source_wrong_size", message="size"))
+    )
     assert state.failure.code == "source_wrong_size" and _want(state)[1] == Stop()
     state = _state(pieces, ORIGIN)
     for _ in range(PIECE_ATTEMPTS):
         state, job = _want(state)
-        state, _ = apply_fetch_event(state, PieceFailed(job.piece, 0, SourceError(code="source_unavailable",
-                                                                                  message="down")))
+        state, _ = apply_fetch_event(
+            state, PieceFailed(job.piece, 0, SourceError(code="source_unavailable", message="down"))
+        )
     assert state.failure.code == "source_unavailable"
 
 

@@ -1,4 +1,5 @@
 """build_manifest on real-format MLC directories, GGUF files and refused directories."""
+
 from __future__ import annotations
 
 import hashlib
@@ -23,7 +24,7 @@ EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 def _expect_file(path, data: bytes, piece_size: int = PIECE) -> ManifestFile:
     """The ManifestFile computed the obvious way, independently of build_manifest."""
     starts = range(0, len(data), piece_size)
-    pieces = tuple(hashlib.sha256(data[start:start + piece_size]).hexdigest() for start in starts)
+    pieces = tuple(hashlib.sha256(data[start : start + piece_size]).hexdigest() for start in starts)
     return ManifestFile(path=path, size=len(data), sha256=hashlib.sha256(data).hexdigest(), pieces=pieces)
 
 
@@ -75,11 +76,11 @@ def test_one_changed_byte_changes_its_file_piece_and_root_only(tmp_path):
 
     after = build_manifest(model_dir, piece_size=PIECE)
 
-    changed = [(old.path, new.path) for old, new in zip(before.files, after.files) if old != new]
+    changed = [(old.path, new.path) for old, new in zip(before.files, after.files, strict=True) if old != new]
     assert changed == [("params_shard_1.bin", "params_shard_1.bin")]
     old, new = (next(f for f in m.files if f.path == "params_shard_1.bin") for m in (before, after))
     assert old.size == new.size and old.sha256 != new.sha256
-    assert [i for i, (a, b) in enumerate(zip(old.pieces, new.pieces)) if a != b] == [1]
+    assert [i for i, (a, b) in enumerate(zip(old.pieces, new.pieces, strict=True)) if a != b] == [1]
     assert len(old.pieces) == len(new.pieces) == 4
     assert after.root != before.root
 
@@ -205,8 +206,9 @@ def test_real_default_gguf_matches_sha256_and_reports_progress():
 
 def test_small_models_report_only_start_and_end(tmp_path):
     calls = []
-    manifest = build_manifest(make_mlc_model_dir(tmp_path / "m"), piece_size=PIECE,
-                              progress=lambda done, total: calls.append((done, total)))
+    manifest = build_manifest(
+        make_mlc_model_dir(tmp_path / "m"), piece_size=PIECE, progress=lambda done, total: calls.append((done, total))
+    )
 
     assert calls == [(0, manifest.total_size), (manifest.total_size, manifest.total_size)]
 
@@ -248,14 +250,17 @@ def test_unsafe_file_name_is_refused(tmp_path):
         build_manifest(model_dir, piece_size=PIECE)
 
 
-@pytest.mark.parametrize("files", [
-    {},
-    {"README.md": b"hello"},
-    {"a.gguf": b"GGUF1", "b.gguf": b"GGUF2"},
-    {"model.gguf": b"GGUF", "README.md": b"card"},
-    {"model.safetensors": b"{}", "config.json": b"{}"},
-    {"sub/model.gguf": b"GGUF"},
-])
+@pytest.mark.parametrize(
+    "files",
+    [
+        {},
+        {"README.md": b"hello"},
+        {"a.gguf": b"GGUF1", "b.gguf": b"GGUF2"},
+        {"model.gguf": b"GGUF", "README.md": b"card"},
+        {"model.safetensors": b"{}", "config.json": b"{}"},
+        {"sub/model.gguf": b"GGUF"},
+    ],
+)
 def test_unknown_directories_are_refused(tmp_path, files):
     model_dir = tmp_path / "m"
     model_dir.mkdir()

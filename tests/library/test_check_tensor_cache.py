@@ -1,4 +1,5 @@
 """check_tensor_cache against real-format MLC directories, broken in every way the check must catch."""
+
 from __future__ import annotations
 
 import json
@@ -58,17 +59,20 @@ def test_missing_cache_is_refused(model_dir):
         _check(model_dir)
 
 
-@pytest.mark.parametrize("content, reason", [
-    (b"{not json", "not valid JSON"),
-    (b"\xff\xfe\x00garbage", "not valid JSON"),
-    (b"", "not valid JSON"),
-    (b"[]", "not a JSON object"),
-    (b'"records"', "not a JSON object"),
-    (b"{}", "no 'records' list"),
-    (b'{"records": {}}', "no 'records' list"),
-    (b'{"records": null}', "no 'records' list"),
-    (b"[" * 100000 + b"]" * 100000, "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (b"{not json", "not valid JSON"),
+        (b"\xff\xfe\x00garbage", "not valid JSON"),
+        (b"", "not valid JSON"),
+        (b"[]", "not a JSON object"),
+        (b'"records"', "not a JSON object"),
+        (b"{}", "no 'records' list"),
+        (b'{"records": {}}', "no 'records' list"),
+        (b'{"records": null}', "no 'records' list"),
+        (b"[" * 100000 + b"]" * 100000, "not valid JSON"),
+    ],
+)
 def test_malformed_cache_is_refused(model_dir, content, reason):
     (model_dir / "tensor-cache.json").write_bytes(content)
 
@@ -76,19 +80,22 @@ def test_malformed_cache_is_refused(model_dir, content, reason):
         _check(model_dir)
 
 
-@pytest.mark.parametrize("record, reason", [
-    ("params_shard_0.bin", "record 0 is not an object"),
-    ({"nbytes": 1}, "no string 'dataPath'"),
-    ({"dataPath": 5, "nbytes": 1}, "no string 'dataPath'"),
-    ({"dataPath": "params_shard_0.bin"}, "no integer 'nbytes'"),
-    ({"dataPath": "params_shard_0.bin", "nbytes": "23656"}, "no integer 'nbytes'"),
-    ({"dataPath": "params_shard_0.bin", "nbytes": 23656.0}, "no integer 'nbytes'"),
-    ({"dataPath": "params_shard_0.bin", "nbytes": True}, "no integer 'nbytes'"),
-    ({"dataPath": "params_shard_0.bin", "nbytes": -1}, "no integer 'nbytes'"),
-    ({"dataPath": "params_shard_0.bin", "nbytes": 23656, "md5sum": ""}, "malformed 'md5sum'"),
-    ({"dataPath": "params_shard_0.bin", "nbytes": 23656, "md5sum": None}, "malformed 'md5sum'"),
-    ({"dataPath": "params_shard_0.bin", "nbytes": 23656, "md5sum": "abc"}, "malformed 'md5sum'"),
-])
+@pytest.mark.parametrize(
+    "record, reason",
+    [
+        ("params_shard_0.bin", "record 0 is not an object"),
+        ({"nbytes": 1}, "no string 'dataPath'"),
+        ({"dataPath": 5, "nbytes": 1}, "no string 'dataPath'"),
+        ({"dataPath": "params_shard_0.bin"}, "no integer 'nbytes'"),
+        ({"dataPath": "params_shard_0.bin", "nbytes": "23656"}, "no integer 'nbytes'"),
+        ({"dataPath": "params_shard_0.bin", "nbytes": 23656.0}, "no integer 'nbytes'"),
+        ({"dataPath": "params_shard_0.bin", "nbytes": True}, "no integer 'nbytes'"),
+        ({"dataPath": "params_shard_0.bin", "nbytes": -1}, "no integer 'nbytes'"),
+        ({"dataPath": "params_shard_0.bin", "nbytes": 23656, "md5sum": ""}, "malformed 'md5sum'"),
+        ({"dataPath": "params_shard_0.bin", "nbytes": 23656, "md5sum": None}, "malformed 'md5sum'"),
+        ({"dataPath": "params_shard_0.bin", "nbytes": 23656, "md5sum": "abc"}, "malformed 'md5sum'"),
+    ],
+)
 def test_malformed_records_are_refused(model_dir, record, reason):
     _edit_cache(model_dir, lambda cache: cache["records"].__setitem__(0, record))
 
@@ -155,8 +162,10 @@ def test_other_unreferenced_files_are_fine(model_dir):
     _check(model_dir)
 
 
-@pytest.mark.parametrize("data_path", ["../outside.bin", "/etc/passwd", "sub/../params_shard_0.bin", "a\\b.bin",
-                                       ".iplm-partial/params_shard_0.bin", ""])
+@pytest.mark.parametrize(
+    "data_path",
+    ["../outside.bin", "/etc/passwd", "sub/../params_shard_0.bin", "a\\b.bin", ".iplm-partial/params_shard_0.bin", ""],
+)
 def test_escaping_data_path_is_refused(model_dir, data_path):
     (model_dir.parent / "outside.bin").write_bytes(b"x" * 23656)
     _edit_cache(model_dir, lambda cache: cache["records"][0].__setitem__("dataPath", data_path))

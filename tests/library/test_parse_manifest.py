@@ -1,4 +1,5 @@
 """render_manifest and parse_manifest: round trips, and every kind of malformed (untrusted) input."""
+
 from __future__ import annotations
 
 import copy
@@ -24,17 +25,25 @@ def _manifest(format: str, piece_size: int, files: list[ManifestFile]) -> Manife
 
 
 def _valid() -> dict:
-    return render_manifest(_manifest("mlc", PIECE, [
-        ManifestFile(path="mlc-chat-config.json", size=10, sha256=H1, pieces=(H2,)),
-        ManifestFile(path="params_shard_0.bin", size=2 * PIECE + 1, sha256=H3, pieces=(H1, H2, H4)),
-        ManifestFile(path="sub/empty.txt", size=0, sha256=H4, pieces=()),
-    ]))
+    return render_manifest(
+        _manifest(
+            "mlc",
+            PIECE,
+            [
+                ManifestFile(path="mlc-chat-config.json", size=10, sha256=H1, pieces=(H2,)),
+                ManifestFile(path="params_shard_0.bin", size=2 * PIECE + 1, sha256=H3, pieces=(H1, H2, H4)),
+                ManifestFile(path="sub/empty.txt", size=0, sha256=H4, pieces=()),
+            ],
+        )
+    )
 
 
 def _rehash(data: dict) -> dict:
     """Fix the root after a mutation, so that the check under test (not the root) is what fails."""
-    files = [ManifestFile(path=f["path"], size=f["size"], sha256=f["sha256"], pieces=tuple(f["pieces"]))
-             for f in data["files"]]
+    files = [
+        ManifestFile(path=f["path"], size=f["size"], sha256=f["sha256"], pieces=tuple(f["pieces"]))
+        for f in data["files"]
+    ]
     data["root"] = hash_manifest(data["format"], data["piece_size"], files)
     return data
 
@@ -89,6 +98,7 @@ def _set(*keys_and_value):
         for key in keys[:-1]:
             target = target[key]
         target[keys[-1]] = value
+
     return mutate
 
 
@@ -98,6 +108,7 @@ def _delete(*keys):
         for key in keys[:-1]:
             target = target[key]
         del target[keys[-1]]
+
     return mutate
 
 
@@ -178,8 +189,13 @@ def test_malformed_manifests_are_refused_with_a_clear_message(mutate, reason):
 def _rehash_if_possible(data: dict) -> None:
     # A correct root proves that the field check, not the root check, refused the manifest.
     try:
-        if "root" in data and isinstance(data["root"], str) and len(data["root"]) == 64 and data["root"].islower() \
-                and all(c in "0123456789abcdef" for c in data["root"]):
+        if (
+            "root" in data
+            and isinstance(data["root"], str)
+            and len(data["root"]) == 64
+            and data["root"].islower()
+            and all(c in "0123456789abcdef" for c in data["root"])
+        ):
             _rehash(data)
     except (KeyError, TypeError, AttributeError):
         pass
@@ -199,15 +215,18 @@ def test_the_valid_base_parses():
 # --- root -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("tamper", [
-    _set("root", "0" * 64),
-    _set("files", 1, "pieces", 1, H3),
-    _set("files", 0, "sha256", H4),
-    _set("files", 0, "size", 11),
-    _set("files", 2, "path", "sub/other.txt"),
-    _set("piece_size", 128 * 1024),
-    _delete("files", 2),
-])
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        _set("root", "0" * 64),
+        _set("files", 1, "pieces", 1, H3),
+        _set("files", 0, "sha256", H4),
+        _set("files", 0, "size", 11),
+        _set("files", 2, "path", "sub/other.txt"),
+        _set("piece_size", 128 * 1024),
+        _delete("files", 2),
+    ],
+)
 def test_tampering_gives_root_mismatch(tamper):
     data = _valid()
     tamper(data)

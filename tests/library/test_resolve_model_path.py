@@ -1,4 +1,5 @@
 """resolve_model_path: the safe join, with real symlinks in temporary directories."""
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,10 @@ def test_joins_existing_and_future_paths(model_dir):
     assert resolve_model_path(str(model_dir), "sub/new.bin") == model_dir / "sub" / "new.bin"
 
 
-@pytest.mark.parametrize("relative", ["", "/etc/passwd", "../outside/secret", "sub/../../outside", "a\\b", "C:x",
-                                      "a\x00b", "sub/", ".iplm-partial/x"])
+@pytest.mark.parametrize(
+    "relative",
+    ["", "/etc/passwd", "../outside/secret", "sub/../../outside", "a\\b", "C:x", "a\x00b", "sub/", ".iplm-partial/x"],
+)
 def test_refuses_bad_names(model_dir, relative):
     with pytest.raises(ManifestError):
         resolve_model_path(model_dir, relative)

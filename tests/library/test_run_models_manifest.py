@@ -1,4 +1,5 @@
 """`iplm models manifest DIR`: run_models_manifest called with the arguments main.py's parser gives it."""
+
 from __future__ import annotations
 
 import argparse
@@ -25,7 +26,7 @@ def test_prints_the_manifest_as_json(tmp_path, capsys):
 
     out, err = capsys.readouterr()
     assert parse_manifest(json.loads(out)) == build_manifest(model_dir, piece_size=PIECE)
-    assert out.startswith("{\n  \"version\": 1,") and out.endswith("}\n")
+    assert out.startswith('{\n  "version": 1,') and out.endswith("}\n")
     assert err == ""  # small model: no progress lines
 
 

@@ -1,4 +1,5 @@
 """A paho-mqtt 2.x client for tests: connects, records CONNACKs and messages, resubscribes on reconnect."""
+
 from __future__ import annotations
 
 import queue
@@ -12,9 +13,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 @dataclass
 class MqttProbe:
     client: mqtt.Client
-    connacks: "queue.Queue" = field(default_factory=queue.Queue)  # ReasonCode per CONNACK
-    messages: "queue.Queue" = field(default_factory=queue.Queue)  # paho MQTTMessage
-    subacks: "queue.Queue" = field(default_factory=queue.Queue)  # reason code lists
+    connacks: queue.Queue = field(default_factory=queue.Queue)  # ReasonCode per CONNACK
+    messages: queue.Queue = field(default_factory=queue.Queue)  # paho MQTTMessage
+    subacks: queue.Queue = field(default_factory=queue.Queue)  # reason code lists
     topics: list = field(default_factory=list)
 
     def wait_connack(self, timeout: float = 5.0):
@@ -37,9 +38,16 @@ class MqttProbe:
         self.client.loop_stop()
 
 
-def connect_test_client(port: int, *, username: str | None = None, password: str | None = None,
-                        client_id: str | None = None, host: str = "127.0.0.1", protocol=mqtt.MQTTv5,
-                        will: tuple | None = None) -> MqttProbe:
+def connect_test_client(
+    port: int,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    client_id: str | None = None,
+    host: str = "127.0.0.1",
+    protocol=mqtt.MQTTv5,
+    will: tuple | None = None,
+) -> MqttProbe:
     """Connect (network loop in a thread); the CONNACK lands in `.connacks`, even a refusal."""
     # allow_zero_length_clientid is false: a client without an id is refused before its password is read.
     client_id = client_id if client_id is not None else f"probe-{uuid.uuid4().hex[:12]}"

@@ -1,10 +1,11 @@
 """A bare MQTT client for the mesh lab, run inside a unit's namespace (an attacker's or an observer's view).
 
-    python -m tests.mesh.run_lab_probe capture HOST PORT USER PASSWORD TOPIC
-        prints {"connack": reason, "payload": base64 of the first message} (the retained one)
-    python -m tests.mesh.run_lab_probe publish HOST PORT USER PASSWORD TOPIC BASE64
-        prints {"connack": reason, "published": bool}
+python -m tests.mesh.run_lab_probe capture HOST PORT USER PASSWORD TOPIC
+    prints {"connack": reason, "payload": base64 of the first message} (the retained one)
+python -m tests.mesh.run_lab_probe publish HOST PORT USER PASSWORD TOPIC BASE64
+    prints {"connack": reason, "published": bool}
 """
+
 from __future__ import annotations
 
 import base64

@@ -9,6 +9,7 @@ The data dir must hold a mesh key (store_mesh_key). Prints JSON lines on stdout:
 ("peers" on every change, and every second; links and drops only once "ready"). Reads commands on stdin, one a line:
     add HOST PORT | restart-broker | stop
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,8 @@ import time
 
 from appliance.mesh.agent.describe_unit_presence import describe_unit_presence
 from appliance.mesh.agent.mesh_agent_types import MANUAL_PEERS_SETTING, AgentTiming
-from appliance.mesh.discovery.parse_peer_address import parse_peer_address
 from appliance.mesh.agent.start_unit_mesh import start_unit_mesh
+from appliance.mesh.discovery.parse_peer_address import parse_peer_address
 from appliance.store.load_node_id import load_node_id
 from appliance.store.open_database import open_database
 from appliance.store.write_setting import write_setting
@@ -36,8 +37,10 @@ def _emit(record: dict) -> None:
 
 
 def _emit_peers(peers: dict, agent=None) -> None:
-    peers = {node: {key: getattr(entry, key) for key in ("state", "via", "reason", "last_seen", "since")}
-             for node, entry in peers.items()}
+    peers = {
+        node: {key: getattr(entry, key) for key in ("state", "via", "reason", "last_seen", "since")}
+        for node, entry in peers.items()
+    }
     extra = {"links": agent.links(), "drops": agent.drops()} if agent is not None else {}
     _emit({"event": "peers", "t": time.time(), "peers": peers, **extra})
 
@@ -49,8 +52,11 @@ def main(argv=None) -> int:
     parser.add_argument("--port", type=int, default=1883)
     parser.add_argument("--peer", action="append", default=[])
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s unit %(process)d %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s unit %(process)d %(name)s %(levelname)s %(message)s",
+    )
     open_database(args.data_dir)
     node_id = load_node_id(args.data_dir)
     write_setting(MANUAL_PEERS_SETTING, args.peer)
@@ -62,17 +68,30 @@ def main(argv=None) -> int:
 
     _emit({"event": "starting", "t": time.time(), "node": node_id})
     mesh = start_unit_mesh(
-        data_dir=args.data_dir, node_id=node_id, mesh_address=args.address, portal_port=8080,
+        data_dir=args.data_dir,
+        node_id=node_id,
+        mesh_address=args.address,
+        portal_port=8080,
         broker_port=args.port,
-        describe_unit=lambda: describe_unit_presence(node_id, name=f"lab-{args.address}", engine="llama.cpp",
-                                                     device_class="lab"),
-        timing=AgentTiming(), on_change=on_change)
+        describe_unit=lambda: describe_unit_presence(
+            node_id, name=f"lab-{args.address}", engine="llama.cpp", device_class="lab"
+        ),
+        timing=AgentTiming(),
+        on_change=on_change,
+    )
     if mesh is None:
         print("no mesh key in the data dir", file=sys.stderr)
         return 2
     holder["mesh"] = mesh
-    _emit({"event": "ready", "t": time.time(), "node": node_id, "mesh_id": mesh.agent.mesh_id,
-           "broker_pid": mesh.broker.process().pid})
+    _emit(
+        {
+            "event": "ready",
+            "t": time.time(),
+            "node": node_id,
+            "mesh_id": mesh.agent.mesh_id,
+            "broker_pid": mesh.broker.process().pid,
+        }
+    )
     stopping = threading.Event()
 
     def report() -> None:

@@ -1,5 +1,6 @@
 """BLE advertising through BlueZ without Bluetooth: the exported LEAdvertisement1, the registration calls
 against a fake bus, and the whole D-Bus exchange on a private dbus-daemon with a fake org.bluez."""
+
 import asyncio
 import importlib
 import shutil
@@ -10,13 +11,13 @@ import pytest
 
 pytest.importorskip("dbus_fast")
 
-from dbus_fast import Message, MessageFlag, MessageType, Variant  # noqa: E402
-from dbus_fast.aio import MessageBus  # noqa: E402
+from dbus_fast import Message, MessageFlag, MessageType, Variant
+from dbus_fast.aio import MessageBus
 
-from appliance.mesh.discovery.advertise_ble import advertise_ble  # noqa: E402
-from appliance.mesh.discovery.encode_ble_advertisement import encode_ble_advertisement  # noqa: E402
-from appliance.mesh.agent.mesh_agent_types import BLE_SERVICE_UUID  # noqa: E402
-from appliance.mesh.mesh_errors import MeshError  # noqa: E402
+from appliance.mesh.agent.mesh_agent_types import BLE_SERVICE_UUID
+from appliance.mesh.discovery.advertise_ble import advertise_ble
+from appliance.mesh.discovery.encode_ble_advertisement import encode_ble_advertisement
+from appliance.mesh.mesh_errors import MeshError
 
 advertise_ble_module = importlib.import_module("appliance.mesh.discovery.advertise_ble")
 
@@ -49,8 +50,17 @@ class FakeBus:
 
     async def call(self, message):
         message.serial = message.serial or 1  # the real bus numbers what it sends; replies refer to it
-        self.log.append(("call", message.destination, message.path, message.interface, message.member,
-                         message.signature, message.body))
+        self.log.append(
+            (
+                "call",
+                message.destination,
+                message.path,
+                message.interface,
+                message.member,
+                message.signature,
+                message.body,
+            )
+        )
         error = self.errors.get(message.member)
         if error == "hang":
             await asyncio.Event().wait()
@@ -120,16 +130,19 @@ def test_it_registers_on_the_adapter_and_stop_unregisters_once():
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("error_name, meaning", [
-    ("org.bluez.Error.NotPermitted", "no advertising slot left"),
-    ("org.bluez.Error.Failed", "powered off"),
-    ("org.bluez.Error.InvalidLength", "does not fit"),
-    ("org.freedesktop.DBus.Error.UnknownObject", "no Bluetooth LE adapter hci0"),
-    ("org.freedesktop.DBus.Error.UnknownMethod", "no Bluetooth LE adapter hci0"),
-    ("org.freedesktop.DBus.Error.ServiceUnknown", "BlueZ (bluetoothd) is not running"),
-    ("org.freedesktop.DBus.Error.AccessDenied", "does not let this user advertise"),
-    ("org.example.Error.Surprise", "BlueZ refused the advertisement"),
-])
+@pytest.mark.parametrize(
+    "error_name, meaning",
+    [
+        ("org.bluez.Error.NotPermitted", "no advertising slot left"),
+        ("org.bluez.Error.Failed", "powered off"),
+        ("org.bluez.Error.InvalidLength", "does not fit"),
+        ("org.freedesktop.DBus.Error.UnknownObject", "no Bluetooth LE adapter hci0"),
+        ("org.freedesktop.DBus.Error.UnknownMethod", "no Bluetooth LE adapter hci0"),
+        ("org.freedesktop.DBus.Error.ServiceUnknown", "BlueZ (bluetoothd) is not running"),
+        ("org.freedesktop.DBus.Error.AccessDenied", "does not let this user advertise"),
+        ("org.example.Error.Surprise", "BlueZ refused the advertisement"),
+    ],
+)
 def test_a_refused_registration_is_a_mesh_error_and_leaves_nothing_exported(error_name, meaning):
     async def scenario():
         bus = FakeBus({"RegisterAdvertisement": (error_name, "details from BlueZ")})
@@ -202,14 +215,18 @@ def test_what_cannot_be_advertised_is_refused_before_any_call(data, adapter):
 
 # --- the real D-Bus exchange: a private dbus-daemon and a fake org.bluez on it ---
 
+
 @pytest.fixture(scope="module")
 def bus_address():
     if shutil.which("dbus-daemon") is None:
         pytest.skip("dbus-daemon is not installed (Debian package dbus-daemon)")
     folder = tempfile.TemporaryDirectory(prefix="iplm-dbus-")  # short: unix socket paths stop at 108 bytes
-    daemon = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address=1",
-                               f"--address=unix:path={folder.name}/bus"],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    daemon = subprocess.Popen(
+        ["dbus-daemon", "--session", "--nofork", "--print-address=1", f"--address=unix:path={folder.name}/bus"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     address = daemon.stdout.readline().strip()
     try:
         if not address:
@@ -237,8 +254,11 @@ class FakeBluez:
         bus.add_message_handler(self.handle)
 
     def handle(self, message):
-        if (message.message_type != MessageType.METHOD_CALL or message.path != "/org/bluez/hci0"
-                or message.interface != MANAGER):
+        if (
+            message.message_type != MessageType.METHOD_CALL
+            or message.path != "/org/bluez/hci0"
+            or message.interface != MANAGER
+        ):
             return None  # dbus-fast answers the rest (unknown object or method)
         if message.member == "UnregisterAdvertisement":
             self.unregistered.append((message.sender, message.body[0]))
@@ -252,9 +272,16 @@ class FakeBluez:
 
     async def register(self, message):
         path, options = message.body
-        reply = await self.bus.call(Message(destination=message.sender, path=path,
-                                            interface="org.freedesktop.DBus.Properties", member="GetAll",
-                                            signature="s", body=[ADVERTISEMENT]))
+        reply = await self.bus.call(
+            Message(
+                destination=message.sender,
+                path=path,
+                interface="org.freedesktop.DBus.Properties",
+                member="GetAll",
+                signature="s",
+                body=[ADVERTISEMENT],
+            )
+        )
         if reply.message_type != MessageType.METHOD_RETURN:
             await self.bus.send(Message.new_error(message, "org.bluez.Error.Failed", "Failed to parse advertisement."))
             return
@@ -269,15 +296,30 @@ async def start_fake_bluez(address, refuse=None):
 
 
 async def read_back(bus, owner):
-    reply = await bus.call(Message(destination=owner, path=PATH, interface="org.freedesktop.DBus.Properties",
-                                   member="GetAll", signature="s", body=[ADVERTISEMENT]))
+    reply = await bus.call(
+        Message(
+            destination=owner,
+            path=PATH,
+            interface="org.freedesktop.DBus.Properties",
+            member="GetAll",
+            signature="s",
+            body=[ADVERTISEMENT],
+        )
+    )
     return reply.message_type, reply.body
 
 
 async def has_owner(bus, name):
-    reply = await bus.call(Message(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
-                                   interface="org.freedesktop.DBus", member="NameHasOwner", signature="s",
-                                   body=[name]))
+    reply = await bus.call(
+        Message(
+            destination="org.freedesktop.DBus",
+            path="/org/freedesktop/DBus",
+            interface="org.freedesktop.DBus",
+            member="NameHasOwner",
+            signature="s",
+            body=[name],
+        )
+    )
     return reply.body[0]
 
 
@@ -339,8 +381,15 @@ def test_over_dbus_a_release_from_bluez_is_taken_and_stop_does_not_unregister(bu
         try:
             stop = await advertise_ble(DATA, bus=unit)
             # bluetoothd calls Release without waiting for an answer ([noreply]).
-            await bluez_bus.send(Message(destination=unit.unique_name, path=PATH, interface=ADVERTISEMENT,
-                                         member="Release", flags=MessageFlag.NO_REPLY_EXPECTED))
+            await bluez_bus.send(
+                Message(
+                    destination=unit.unique_name,
+                    path=PATH,
+                    interface=ADVERTISEMENT,
+                    member="Release",
+                    flags=MessageFlag.NO_REPLY_EXPECTED,
+                )
+            )
             kind, _ = await read_back(bluez_bus, unit.unique_name)  # a round trip: Release was handled before it
             assert kind == MessageType.METHOD_RETURN
             await stop()
@@ -357,8 +406,9 @@ def test_over_dbus_refusals_and_absences_are_mesh_errors(bus_address):
         unit = await MessageBus(bus_address=bus_address).connect()
         with pytest.raises(MeshError, match=r"BlueZ \(bluetoothd\) is not running"):
             await advertise_ble(DATA, bus=unit)
-        bluez_bus, _ = await start_fake_bluez(bus_address,
-                                              refuse=("org.bluez.Error.NotPermitted", "Maximum advertisements reached"))
+        bluez_bus, _ = await start_fake_bluez(
+            bus_address, refuse=("org.bluez.Error.NotPermitted", "Maximum advertisements reached")
+        )
         try:
             with pytest.raises(MeshError, match="no advertising slot left.*Maximum advertisements reached"):
                 await advertise_ble(DATA, bus=unit)

@@ -1,12 +1,31 @@
 """The mesh agent's transitions, one event at a time: real sealed messages, no brokers, no threads, no clocks."""
+
 import dataclasses
 
 import pytest
 
 from appliance.mesh.agent.agent_state_types import (
-    AgentConfig, AgentState, AgentStopping, AgentTicked, ArmWill, BleSighted, CloseLink, LinkConnected, LinkDropped,
-    LogWarning, MdnsFound, MdnsLost, MessageArrived, NotifyPeers, OpenLink, OwnConnected, OwnDropped, PaceReconnects,
-    PeerAdded, PublishPresence, SubscribePresence,
+    AgentConfig,
+    AgentState,
+    AgentStopping,
+    AgentTicked,
+    ArmWill,
+    BleSighted,
+    CloseLink,
+    LinkConnected,
+    LinkDropped,
+    LogWarning,
+    MdnsFound,
+    MdnsLost,
+    MessageArrived,
+    NotifyPeers,
+    OpenLink,
+    OwnConnected,
+    OwnDropped,
+    PaceReconnects,
+    PeerAdded,
+    PublishPresence,
+    SubscribePresence,
 )
 from appliance.mesh.agent.apply_agent_event import apply_agent_event
 from appliance.mesh.agent.mesh_agent_types import AgentTiming, BleSighting, MdnsPeer
@@ -34,12 +53,23 @@ class Agent:
     def seal(self, sender, payload, *, at=NOW, will=False, secrets=SECRETS, topic_of=None):
         self.counter += 1
         topic = f"iplm/{secrets.mesh_id}/presence/{topic_of or sender}"
-        return topic, seal_mesh_message(secrets, sender, topic, payload, now=at, counter=int(at * 1000) + self.counter,
-                                        will=will)
+        return topic, seal_mesh_message(
+            secrets, sender, topic, payload, now=at, counter=int(at * 1000) + self.counter, will=will
+        )
 
     def hear(self, sender=B, payload=None, *, at=NOW, link=LINK, **seal_options):
-        payload = payload if payload is not None else {"node": sender, "state": "online", "will_id": "w1",
-                                                       "name": "iplm-b", "address": "10.0.0.2", "portal": 8080}
+        payload = (
+            payload
+            if payload is not None
+            else {
+                "node": sender,
+                "state": "online",
+                "will_id": "w1",
+                "name": "iplm-b",
+                "address": "10.0.0.2",
+                "portal": 8080,
+            }
+        )
         topic, raw = self.seal(sender, payload, at=at, **seal_options)
         return self.apply(MessageArrived(link, topic, raw, at))
 
@@ -60,10 +90,13 @@ def test_a_peers_presence_puts_it_online_and_tells_once():
     assert agent.state.table[B].last_seen == NOW + 3
 
 
-@pytest.mark.parametrize("spoil, code", [
-    (lambda topic, raw: (topic, raw.replace(b'"iplm-b"', b'"iplm-x"')), "bad_mac"),
-    (lambda topic, raw: (topic.replace(B, C), raw), "topic_mismatch"),
-])
+@pytest.mark.parametrize(
+    "spoil, code",
+    [
+        (lambda topic, raw: (topic, raw.replace(b'"iplm-b"', b'"iplm-x"')), "bad_mac"),
+        (lambda topic, raw: (topic.replace(B, C), raw), "topic_mismatch"),
+    ],
+)
 def test_forged_or_moved_messages_are_dropped_counted_and_logged_once_per_link(spoil, code):
     agent = Agent()
     for attempt in range(2):
@@ -119,7 +152,9 @@ def test_a_refusing_broker_is_retried_slowly_and_reported_once():
     again = agent.apply(LinkConnected("10.0.0.9:1883", refused=True, reason="Not authorized"))
     assert again == [PaceReconnects("10.0.0.9:1883", slow=True)]
     assert agent.apply(LinkConnected("10.0.0.9:1883", refused=False)) == [
-        PaceReconnects("10.0.0.9:1883", slow=False), SubscribePresence("10.0.0.9:1883")]
+        PaceReconnects("10.0.0.9:1883", slow=False),
+        SubscribePresence("10.0.0.9:1883"),
+    ]
 
 
 def test_a_link_down_past_its_grace_takes_its_peers_and_only_once():
@@ -146,8 +181,9 @@ def test_silence_past_gone_after_is_gone():
 
 def test_mdns_opens_a_link_follows_a_move_and_closes_on_goodbye_but_keeps_manual_links():
     agent = Agent()
-    found = MdnsPeer(node_id=B, mesh_id=SECRETS.mesh_id, host="10.0.0.2", broker_port=1883, portal_port=8080,
-                     service_name="b")
+    found = MdnsPeer(
+        node_id=B, mesh_id=SECRETS.mesh_id, host="10.0.0.2", broker_port=1883, portal_port=8080, service_name="b"
+    )
     assert agent.apply(MdnsFound(found, NOW)) == [OpenLink(LINK, "10.0.0.2", 1883)]
     assert agent.apply(MdnsFound(found, NOW)) == []
     agent.hear()

@@ -1,4 +1,5 @@
 """BLE discovery without Bluetooth: the service data codec, the decisions, and the scanner against a fake bleak."""
+
 import sys
 import threading
 import types
@@ -6,12 +7,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from appliance.mesh.agent.mesh_agent_types import BLE_SERVICE_UUID, BleBeacon, BleSighting
 from appliance.mesh.discovery.decode_ble_advertisement import decode_ble_advertisement
 from appliance.mesh.discovery.encode_ble_advertisement import encode_ble_advertisement
-from appliance.mesh.agent.mesh_agent_types import BLE_SERVICE_UUID, BleBeacon, BleSighting
-from appliance.mesh.mesh_errors import MeshError
 from appliance.mesh.discovery.scan_ble_peers import scan_ble_peers
 from appliance.mesh.discovery.update_ble_proximity import update_ble_proximity
+from appliance.mesh.mesh_errors import MeshError
 
 MESH = "0123456789abcdef"
 ME, PEER = "1111111111111111", "2222222222222222"
@@ -22,20 +23,25 @@ def test_the_service_data_fits_a_legacy_advertisement_and_decodes():
     # 31 bytes per legacy packet: 1 length + 1 type + 16 UUID + our data.
     assert len(raw) == 13 and 2 + 16 + len(raw) <= 31
     assert decode_ble_advertisement({BLE_SERVICE_UUID: raw}, mesh_id=MESH, node_id=ME) == BleBeacon(
-        version=1, mesh_tag="01234567", node_id=PEER)
+        version=1, mesh_tag="01234567", node_id=PEER
+    )
     assert decode_ble_advertisement({BLE_SERVICE_UUID.upper(): bytearray(raw)}, mesh_id=MESH).node_id == PEER
 
 
-@pytest.mark.parametrize("service_data", [
-    {}, None,
-    {"0000feaa-0000-1000-8000-00805f9b34fb": encode_ble_advertisement(MESH, PEER)},  # someone else's service
-    {BLE_SERVICE_UUID: encode_ble_advertisement("fedcba9876543210", PEER)},  # another mesh
-    {BLE_SERVICE_UUID: encode_ble_advertisement(MESH, ME)},  # this unit itself
-    {BLE_SERVICE_UUID: b"\x02" + encode_ble_advertisement(MESH, PEER)[1:]},  # a future version
-    {BLE_SERVICE_UUID: encode_ble_advertisement(MESH, PEER)[:12]},  # cut short
-    {BLE_SERVICE_UUID: encode_ble_advertisement(MESH, PEER) + b"\0"},
-    {BLE_SERVICE_UUID: b""},
-])
+@pytest.mark.parametrize(
+    "service_data",
+    [
+        {},
+        None,
+        {"0000feaa-0000-1000-8000-00805f9b34fb": encode_ble_advertisement(MESH, PEER)},  # someone else's service
+        {BLE_SERVICE_UUID: encode_ble_advertisement("fedcba9876543210", PEER)},  # another mesh
+        {BLE_SERVICE_UUID: encode_ble_advertisement(MESH, ME)},  # this unit itself
+        {BLE_SERVICE_UUID: b"\x02" + encode_ble_advertisement(MESH, PEER)[1:]},  # a future version
+        {BLE_SERVICE_UUID: encode_ble_advertisement(MESH, PEER)[:12]},  # cut short
+        {BLE_SERVICE_UUID: encode_ble_advertisement(MESH, PEER) + b"\0"},
+        {BLE_SERVICE_UUID: b""},
+    ],
+)
 def test_advertisements_that_are_not_a_peer_of_this_mesh_are_ignored(service_data):
     assert decode_ble_advertisement(service_data, mesh_id=MESH, node_id=ME) is None
 
@@ -55,8 +61,9 @@ def test_proximity_is_smoothed_and_forgotten():
     assert ME not in table
     table = update_ble_proximity(table, BleSighting(ME, -70, "CC", 140.0), now=140.0)
     assert set(table) == {ME}  # not heard for 30 s: forgotten
-    table = update_ble_proximity({PEER: {"rssi": -90, "ble_address": "AA", "seen_at": 100.0}},
-                                 BleSighting(PEER, -40, "AA", 200.0), now=200.0)
+    table = update_ble_proximity(
+        {PEER: {"rssi": -90, "ble_address": "AA", "seen_at": 100.0}}, BleSighting(PEER, -40, "AA", 200.0), now=200.0
+    )
     assert table[PEER]["rssi"] == -40  # a stale estimate is not averaged in
 
 
@@ -65,8 +72,10 @@ def _install_fake_bleak(monkeypatch, adverts, fail=None):
 
     class BleakScanner:
         def __init__(self, detection_callback=None, service_uuids=None, scanning_mode="active", **kwargs):
-            self.callback, self.kwargs = detection_callback, {"service_uuids": service_uuids,
-                                                               "scanning_mode": scanning_mode, **kwargs}
+            self.callback, self.kwargs = (
+                detection_callback,
+                {"service_uuids": service_uuids, "scanning_mode": scanning_mode, **kwargs},
+            )
             self.stopped = threading.Event()
             created.append(self)
 
@@ -74,8 +83,10 @@ def _install_fake_bleak(monkeypatch, adverts, fail=None):
             if fail is not None:
                 raise fail
             for address, service_data, rssi in adverts:
-                self.callback(SimpleNamespace(address=address),
-                              SimpleNamespace(service_data=service_data, rssi=rssi, local_name=None))
+                self.callback(
+                    SimpleNamespace(address=address),
+                    SimpleNamespace(service_data=service_data, rssi=rssi, local_name=None),
+                )
 
         async def stop(self):
             self.stopped.set()
@@ -87,11 +98,14 @@ def _install_fake_bleak(monkeypatch, adverts, fail=None):
 
 
 def test_the_scanner_filters_on_the_iplm_service_and_reports_peers_of_this_mesh(monkeypatch):
-    created = _install_fake_bleak(monkeypatch, [
-        ("AA:BB", {BLE_SERVICE_UUID: encode_ble_advertisement(MESH, PEER)}, -55),
-        ("CC:DD", {BLE_SERVICE_UUID: encode_ble_advertisement("fedcba9876543210", PEER)}, -40),
-        ("EE:FF", {BLE_SERVICE_UUID: encode_ble_advertisement(MESH, ME)}, -30),
-    ])
+    created = _install_fake_bleak(
+        monkeypatch,
+        [
+            ("AA:BB", {BLE_SERVICE_UUID: encode_ble_advertisement(MESH, PEER)}, -55),
+            ("CC:DD", {BLE_SERVICE_UUID: encode_ble_advertisement("fedcba9876543210", PEER)}, -40),
+            ("EE:FF", {BLE_SERVICE_UUID: encode_ble_advertisement(MESH, ME)}, -30),
+        ],
+    )
     seen = []
     stop = scan_ble_peers(mesh_id=MESH, node_id=ME, on_sighting=seen.append)
     stop()

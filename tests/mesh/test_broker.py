@@ -1,4 +1,5 @@
 """Real mosquitto brokers on 127.0.0.1: the rendered config, the derived credentials, restarts."""
+
 import getpass
 import os
 import pwd
@@ -13,16 +14,16 @@ from pathlib import Path
 
 import pytest
 
+from appliance.mesh.broker.render_mosquitto_conf import render_mosquitto_conf
+from appliance.mesh.broker.start_broker import start_broker
+from appliance.mesh.broker.write_broker_credentials import write_broker_credentials
 from appliance.mesh.key.create_mesh_key import create_mesh_key
 from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
+from appliance.mesh.key.parse_mesh_key import parse_mesh_key
 from appliance.mesh.mesh_errors import BrokerError
 from appliance.mesh.mesh_types import MeshKey
 from appliance.mesh.messages.open_mesh_message import open_mesh_message
-from appliance.mesh.key.parse_mesh_key import parse_mesh_key
-from appliance.mesh.broker.render_mosquitto_conf import render_mosquitto_conf
 from appliance.mesh.messages.seal_mesh_message import seal_mesh_message
-from appliance.mesh.broker.start_broker import start_broker
-from appliance.mesh.broker.write_broker_credentials import write_broker_credentials
 from tests.mesh.mqtt_test_client import connect_test_client
 
 MOSQUITTO = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
@@ -42,8 +43,12 @@ def _free_port() -> int:
 
 def _write_conf(tmp_path: Path, port: int, secrets=SECRETS, **overrides) -> Path:
     password_file = write_broker_credentials(tmp_path / "passwd", secrets)
-    options = {"listeners": [("127.0.0.1", port)], "password_file": password_file,
-               "user": getpass.getuser(), **overrides}  # as root, mosquitto would switch to "mosquitto"
+    options = {
+        "listeners": [("127.0.0.1", port)],
+        "password_file": password_file,
+        "user": getpass.getuser(),
+        **overrides,
+    }  # as root, mosquitto would switch to "mosquitto"
     conf_path = tmp_path / "mosquitto.conf"
     conf_path.write_text(render_mosquitto_conf(**options))
     return conf_path
@@ -71,8 +76,9 @@ def clients():
 
 
 def _member(clients, broker, client_id, secrets=SECRETS):
-    client = clients(broker.port, username=secrets.broker_username, password=secrets.broker_password,
-                     client_id=client_id)
+    client = clients(
+        broker.port, username=secrets.broker_username, password=secrets.broker_password, client_id=client_id
+    )
     assert not client.wait_connack().is_failure
     return client
 
@@ -86,21 +92,26 @@ def test_members_connect_and_exchange_sealed_messages(broker, clients):
     sender.client.publish(f"{PRESENCE}/unit-a", raw, qos=1, retain=True).wait_for_publish(5)
     message = receiver.wait_message()
     assert open_mesh_message(SECRETS, message.topic, message.payload, {}, now=time.time())[:2] == (
-        "unit-a", {"state": "online"})
+        "unit-a",
+        {"state": "online"},
+    )
     # A late subscriber gets the retained presence: the same message, so "replay" for a receiver that saw it.
     late = _member(clients, broker, "unit-c")
     late.subscribe(f"{PRESENCE}/+")
     assert late.wait_message().retain
 
 
-@pytest.mark.parametrize("username, password", [
-    (SECRETS.broker_username, "wrong"),
-    (SECRETS.broker_username, ""),
-    (OTHER_MESH.broker_username, OTHER_MESH.broker_password),  # a unit of another mesh
-    (SECRETS.broker_username, OTHER_MESH.broker_password),
-    ("", ""),
-    (None, None),  # anonymous
-])
+@pytest.mark.parametrize(
+    "username, password",
+    [
+        (SECRETS.broker_username, "wrong"),
+        (SECRETS.broker_username, ""),
+        (OTHER_MESH.broker_username, OTHER_MESH.broker_password),  # a unit of another mesh
+        (SECRETS.broker_username, OTHER_MESH.broker_password),
+        ("", ""),
+        (None, None),  # anonymous
+    ],
+)
 def test_everyone_else_is_refused_with_not_authorized(broker, clients, username, password):
     reason = clients(broker.port, username=username, password=password).wait_connack()
     assert reason.is_failure and reason.getName() == "Not authorized"
@@ -108,8 +119,10 @@ def test_everyone_else_is_refused_with_not_authorized(broker, clients, username,
 
 def test_mqtt_3_1_1_clients_are_refused_too(broker, clients):
     import paho.mqtt.client as mqtt
-    reason = clients(broker.port, username=SECRETS.broker_username, password="wrong",
-                     protocol=mqtt.MQTTv311).wait_connack()
+
+    reason = clients(
+        broker.port, username=SECRETS.broker_username, password="wrong", protocol=mqtt.MQTTv311
+    ).wait_connack()
     assert reason.is_failure and reason.getName() == "Not authorized"
 
 
@@ -129,11 +142,11 @@ def test_a_restarted_broker_takes_members_back(broker, clients):
     assert broker.process().pid != first_pid and broker.process().poll() is None
     assert not receiver.wait_connack().is_failure and not sender.wait_connack().is_failure
     receiver.wait_suback()  # resubscribed
-    raw = seal_mesh_message(SECRETS, "unit-a", f"{PRESENCE}/unit-a", {"state": "back"}, now=time.time(),
-                            counter=2)
+    raw = seal_mesh_message(SECRETS, "unit-a", f"{PRESENCE}/unit-a", {"state": "back"}, now=time.time(), counter=2)
     sender.client.publish(f"{PRESENCE}/unit-a", raw, qos=1).wait_for_publish(5)
-    assert open_mesh_message(SECRETS, f"{PRESENCE}/unit-a", receiver.wait_message().payload, {},
-                             now=time.time())[1] == {"state": "back"}
+    assert open_mesh_message(SECRETS, f"{PRESENCE}/unit-a", receiver.wait_message().payload, {}, now=time.time())[
+        1
+    ] == {"state": "back"}
 
 
 def test_a_dead_broker_is_restarted(broker, clients):
@@ -159,8 +172,9 @@ def test_joining_another_mesh_takes_a_credentials_rewrite_and_a_reload(broker, c
     broker.reload()
     deadline = time.monotonic() + 5
     while True:  # SIGHUP is handled asynchronously
-        reason = clients(broker.port, username=OTHER_MESH.broker_username,
-                         password=OTHER_MESH.broker_password).wait_connack()
+        reason = clients(
+            broker.port, username=OTHER_MESH.broker_username, password=OTHER_MESH.broker_password
+        ).wait_connack()
         if not reason.is_failure or time.monotonic() > deadline:
             break
         time.sleep(0.05)
@@ -190,8 +204,12 @@ def test_a_will_sealed_at_connect_reaches_members_when_a_unit_dies(broker, clien
     )
     key_text = create_mesh_key(bytes(range(32)))
     assert derive_mesh_secrets(parse_mesh_key(key_text)) == SECRETS
-    unit = subprocess.Popen([sys.executable, "-c", script, key_text, str(broker.port), f"{PRESENCE}/unit-a"],
-                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    unit = subprocess.Popen(
+        [sys.executable, "-c", script, key_text, str(broker.port), f"{PRESENCE}/unit-a"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert unit.stdout.readline().strip() == "connected"
         unit.kill()  # no DISCONNECT: the broker publishes the will
@@ -203,8 +221,9 @@ def test_a_will_sealed_at_connect_reaches_members_when_a_unit_dies(broker, clien
         unit.stdout.close()
     message = receiver.wait_message()
     state = {"unit-a": 10**12}  # we heard newer live messages from unit-a: the will still counts
-    sender, payload, new_state = open_mesh_message(SECRETS, message.topic, message.payload, state,
-                                                   now=time.time() + 600)
+    sender, payload, new_state = open_mesh_message(
+        SECRETS, message.topic, message.payload, state, now=time.time() + 600
+    )
     assert (sender, payload, new_state) == ("unit-a", {"state": "offline"}, state)
 
 
@@ -233,8 +252,9 @@ def test_a_config_without_listener_is_refused_before_starting(tmp_path):
 
 def test_errors_logged_to_a_file_still_reach_the_exception(tmp_path):
     (tmp_path / "mosquitto.log").write_text("an earlier run's line\n")
-    conf_path = _write_conf(tmp_path, _free_port(), log_path=tmp_path / "mosquitto.log",
-                            password_file=tmp_path / "missing")
+    conf_path = _write_conf(
+        tmp_path, _free_port(), log_path=tmp_path / "mosquitto.log", password_file=tmp_path / "missing"
+    )
     with pytest.raises(BrokerError) as info:
         start_broker(conf_path)
     assert "Unable to open pwfile" in info.value.message and "earlier run" not in info.value.message

@@ -1,8 +1,8 @@
 import pytest
 
-from appliance.mesh.messages.derive_hkdf_sha256 import derive_hkdf_sha256
 from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
 from appliance.mesh.mesh_types import MeshKey
+from appliance.mesh.messages.derive_hkdf_sha256 import derive_hkdf_sha256
 
 KEY = MeshKey(secret=bytes(range(32)))
 
@@ -10,9 +10,11 @@ KEY = MeshKey(secret=bytes(range(32)))
 def test_hkdf_matches_rfc_5869_test_cases_1_and_3():
     ikm = bytes([0x0B]) * 22
     assert derive_hkdf_sha256(ikm, salt=bytes(range(13)), info=bytes(range(0xF0, 0xFA)), length=42).hex() == (
-        "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865")
+        "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
+    )
     assert derive_hkdf_sha256(ikm, salt=b"", info=b"", length=42).hex() == (
-        "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8")
+        "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8"
+    )
     with pytest.raises(ValueError):
         derive_hkdf_sha256(ikm, salt=b"", info=b"", length=0)
 
@@ -36,8 +38,12 @@ def test_derivation_is_deterministic_and_per_key():
 
 def test_each_output_has_its_own_label():
     secrets = derive_mesh_secrets(KEY)
-    raw = [bytes.fromhex(secrets.mesh_id), bytes.fromhex(secrets.broker_username[len("iplm-"):]),
-           bytes.fromhex(secrets.broker_password), secrets.message_key]
+    raw = [
+        bytes.fromhex(secrets.mesh_id),
+        bytes.fromhex(secrets.broker_username[len("iplm-") :]),
+        bytes.fromhex(secrets.broker_password),
+        secrets.message_key,
+    ]
     assert len({value[:8] for value in raw}) == 4  # no output is a prefix of another
     assert secrets.message_key.hex() != secrets.broker_password  # the password crosses the wire in clear
 

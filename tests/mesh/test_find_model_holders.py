@@ -21,6 +21,10 @@ def test_online_holders_full_first_partial_after():
 
 
 def test_peers_with_missing_or_odd_presence_are_skipped():
-    peers = {"x": _peer("online", None, presence={}), "y": _peer("online", "garbage"), "z": _peer("online", [None, 5]),
-             "w": _peer("online", [{"id": "M", "state": "installed"}], address="")}
+    peers = {
+        "x": _peer("online", None, presence={}),
+        "y": _peer("online", "garbage"),
+        "z": _peer("online", [None, 5]),
+        "w": _peer("online", [{"id": "M", "state": "installed"}], address=""),
+    }
     assert find_model_holders(peers, "M") == []

@@ -1,4 +1,5 @@
 """Unit B installs a model from units A and C over the mesh's HTTP piece service (real `iplm serve`s)."""
+
 from __future__ import annotations
 
 import filecmp
@@ -14,10 +15,10 @@ from appliance.library.library_errors import LibraryError
 from appliance.library.library_types import ModelSource
 from appliance.mesh.key.create_mesh_key import create_mesh_key
 from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
-from appliance.mesh.pieces.install_from_peers import install_from_peers
 from appliance.mesh.key.parse_mesh_key import parse_mesh_key
-from appliance.mesh.messages.sign_peer_request import PEER_AUTH_HEADER, sign_peer_request
 from appliance.mesh.key.store_mesh_key import store_mesh_key
+from appliance.mesh.messages.sign_peer_request import PEER_AUTH_HEADER, sign_peer_request
+from appliance.mesh.pieces.install_from_peers import install_from_peers
 from appliance.store.load_node_id import load_node_id
 from appliance.store.open_database import open_database
 from appliance.store.store_models import HeldPiece, LibraryModel, database
@@ -70,11 +71,14 @@ def b_dir(tmp_path, mesh):
 
 def test_b_installs_from_two_peers_every_piece_verified(mesh, b_dir):
     updates = []
-    result = install_from_peers("Toy", [mesh["A"].url, mesh["C"].url], data_dir=b_dir, node_id=B_NODE,
-                                secrets=SECRETS, progress=updates.append)
+    result = install_from_peers(
+        "Toy", [mesh["A"].url, mesh["C"].url], data_dir=b_dir, node_id=B_NODE, secrets=SECRETS, progress=updates.append
+    )
     assert result["state"] == "installed" and result["pinned_by"] == "admin"
-    assert all(filecmp.cmp(mesh["toy"] / f.name, b_dir / "models" / "Toy" / f.name, shallow=False)
-               for f in mesh["toy"].iterdir())
+    assert all(
+        filecmp.cmp(mesh["toy"] / f.name, b_dir / "models" / "Toy" / f.name, shallow=False)
+        for f in mesh["toy"].iterdir()
+    )
     served = {s.name: s.bytes for u in updates for s in u.suppliers}
     assert served[mesh["A"].url] > 0 and served[mesh["C"].url] > 0  # both peers served pieces
 
@@ -86,8 +90,10 @@ def test_a_unit_with_another_key_gets_nothing(mesh, b_dir):
     assert refused.value.code == "no_peer_has_model"
     with httpx.Client() as http:
         path = "/mesh/models/Toy/files/params_shard_0.bin"
-        for headers in ({}, {PEER_AUTH_HEADER: sign_peer_request(stranger, B_NODE, "GET", path, "bytes=0-9",
-                                                                 now_ms=0)}):
+        for headers in (
+            {},
+            {PEER_AUTH_HEADER: sign_peer_request(stranger, B_NODE, "GET", path, "bytes=0-9", now_ms=0)},
+        ):
             response = http.get(mesh["A"].url + path, headers={"Range": "bytes=0-9", **headers})
             assert response.status_code == 403
 
@@ -95,6 +101,7 @@ def test_a_unit_with_another_key_gets_nothing(mesh, b_dir):
 def test_a_peer_serves_only_the_pieces_it_holds(mesh):
     path = "/mesh/models/Toy/files/params_shard_0.bin"
     with httpx.Client() as http:
+
         def ask(piece):
             rng = f"bytes={piece * PIECE}-{piece * PIECE + 9}"
             header = sign_peer_request(SECRETS, B_NODE, "GET", path, rng, now_ms=int(time.time() * 1000))
@@ -116,8 +123,7 @@ def test_a_replayed_signature_from_long_ago_is_refused(mesh):
 def test_an_admin_install_job_takes_the_model_from_the_mesh(mesh, b_dir):
     from appliance.admin.start_install_jobs import start_install_jobs
 
-    jobs = start_install_jobs(b_dir, B_NODE, find_peers=lambda model_id: [mesh["A"].url],
-                              load_secrets=lambda: SECRETS)
+    jobs = start_install_jobs(b_dir, B_NODE, find_peers=lambda model_id: [mesh["A"].url], load_secrets=lambda: SECRETS)
     jobs.start("Toy")
     deadline = time.monotonic() + 60
     while jobs.describe()["Toy"].state == "running" and time.monotonic() < deadline:

@@ -1,4 +1,5 @@
 """`iplm mesh create | join | add | status` (called as the CLI calls them)."""
+
 import io
 import json
 import stat
@@ -63,11 +64,26 @@ def test_status_says_when_there_is_no_mesh_or_no_agent_and_shows_the_agents_view
     assert run_mesh_status(args) == 1 and "not running" in capsys.readouterr().out
     (tmp_path / "mesh").mkdir()
     now = time.time()
-    status = {"updated_at": now, "node": "a" * 16, "mesh_id": "m" * 16, "drops": {},
-              "links": {"10.0.0.2:1883": {"state": "connected", "via": "mdns", "node": "b" * 16}},
-              "peers": {"b" * 16: {"state": "online", "via": "10.0.0.2:1883", "last_seen": now - 2, "since": now,
-                                   "reason": None, "presence": {"name": "unit-b", "models": [
-                                       {"id": "SmolLM2", "state": "installed"}, {"id": "Qwen", "state": "partial"}]}}}}
+    status = {
+        "updated_at": now,
+        "node": "a" * 16,
+        "mesh_id": "m" * 16,
+        "drops": {},
+        "links": {"10.0.0.2:1883": {"state": "connected", "via": "mdns", "node": "b" * 16}},
+        "peers": {
+            "b" * 16: {
+                "state": "online",
+                "via": "10.0.0.2:1883",
+                "last_seen": now - 2,
+                "since": now,
+                "reason": None,
+                "presence": {
+                    "name": "unit-b",
+                    "models": [{"id": "SmolLM2", "state": "installed"}, {"id": "Qwen", "state": "partial"}],
+                },
+            }
+        },
+    }
     (tmp_path / "mesh" / "status.json").write_text(json.dumps(status))
     assert run_mesh_status(args) == 0
     out = capsys.readouterr().out

@@ -1,8 +1,8 @@
 import pytest
 
 from appliance.mesh.key.create_mesh_key import create_mesh_key
-from appliance.mesh.mesh_errors import MeshKeyError
 from appliance.mesh.key.parse_mesh_key import parse_mesh_key
+from appliance.mesh.mesh_errors import MeshKeyError
 
 SECRET = bytes(range(32))
 
@@ -17,10 +17,10 @@ def test_a_key_round_trips_and_each_new_key_is_new():
 
 def test_case_spaces_and_grouping_dashes_do_not_matter():
     text = create_mesh_key(SECRET)
-    body = text[len("iplm1-"):]
-    grouped = "IPLM1-" + "-".join(body[i:i + 5] for i in range(0, len(body), 5)).upper()
+    body = text[len("iplm1-") :]
+    grouped = "IPLM1-" + "-".join(body[i : i + 5] for i in range(0, len(body), 5)).upper()
     assert parse_mesh_key(f"  {grouped}\n").secret == SECRET
-    assert parse_mesh_key("iplm1- " + " ".join(body[i:i + 4] for i in range(0, len(body), 4))).secret == SECRET
+    assert parse_mesh_key("iplm1- " + " ".join(body[i : i + 4] for i in range(0, len(body), 4))).secret == SECRET
 
 
 def test_the_secret_does_not_show_in_repr():
@@ -37,7 +37,7 @@ def test_every_single_character_typo_is_caught():
         for ch in alphabet:
             if ch == text[position]:
                 continue
-            typo = text[:position] + ch + text[position + 1:]
+            typo = text[:position] + ch + text[position + 1 :]
             try:
                 assert parse_mesh_key(typo).secret == SECRET
             except MeshKeyError as exc:
@@ -49,22 +49,25 @@ def test_every_single_character_typo_is_caught():
 def test_swapped_neighbours_are_caught():
     text = create_mesh_key(SECRET)
     for position in range(len("iplm1-"), len(text) - 2):
-        swapped = text[:position] + text[position + 1] + text[position] + text[position + 2:]
+        swapped = text[:position] + text[position + 1] + text[position] + text[position + 2 :]
         if swapped != text:
             with pytest.raises(MeshKeyError):
                 parse_mesh_key(swapped)
 
 
-@pytest.mark.parametrize("mangle, code, words", [
-    (lambda t: "iplm2-" + t[6:], "bad_prefix", "starts with 'iplm1-'"),
-    (lambda t: t[6:], "bad_prefix", "starts with"),
-    (lambda t: "", "bad_prefix", "starts with"),
-    (lambda t: t[:-1], "bad_length", "has 57"),
-    (lambda t: t + "a", "bad_length", "has 59"),
-    (lambda t: t[:20] + "0" + t[21:], "bad_characters", "'0'"),
-    (lambda t: t[:20] + "1" + t[21:], "bad_characters", "'1'"),
-    (lambda t: t[:20] + "=" + t[21:], "bad_characters", "'='"),
-])
+@pytest.mark.parametrize(
+    "mangle, code, words",
+    [
+        (lambda t: "iplm2-" + t[6:], "bad_prefix", "starts with 'iplm1-'"),
+        (lambda t: t[6:], "bad_prefix", "starts with"),
+        (lambda t: "", "bad_prefix", "starts with"),
+        (lambda t: t[:-1], "bad_length", "has 57"),
+        (lambda t: t + "a", "bad_length", "has 59"),
+        (lambda t: t[:20] + "0" + t[21:], "bad_characters", "'0'"),
+        (lambda t: t[:20] + "1" + t[21:], "bad_characters", "'1'"),
+        (lambda t: t[:20] + "=" + t[21:], "bad_characters", "'='"),
+    ],
+)
 def test_bad_keys_say_what_is_wrong(mangle, code, words):
     with pytest.raises(ValueError) as info:  # MeshKeyError is a ValueError
         parse_mesh_key(mangle(create_mesh_key(SECRET)))

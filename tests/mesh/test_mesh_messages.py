@@ -2,10 +2,10 @@ import json
 
 import pytest
 
-from appliance.mesh.messages.advance_mesh_counter import advance_mesh_counter
 from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
 from appliance.mesh.mesh_errors import MeshMessageError
 from appliance.mesh.mesh_types import MeshKey
+from appliance.mesh.messages.advance_mesh_counter import advance_mesh_counter
 from appliance.mesh.messages.open_mesh_message import open_mesh_message
 from appliance.mesh.messages.seal_mesh_message import seal_mesh_message
 
@@ -58,7 +58,7 @@ def test_a_forged_field_fails_the_mac(old, new):
 def test_every_flipped_byte_is_refused():
     raw = seal()
     for position in range(len(raw)):
-        flipped = raw[:position] + bytes([raw[position] ^ 0x01]) + raw[position + 1:]
+        flipped = raw[:position] + bytes([raw[position] ^ 0x01]) + raw[position + 1 :]
         with pytest.raises(MeshMessageError):
             open_mesh_message(SECRETS, TOPIC, flipped, {}, now=NOW)
 
@@ -101,19 +101,45 @@ def test_oversize_messages_are_refused_on_both_ends():
     refuse(b"{" + b" " * (256 * 1024) + b"}", "oversize")
 
 
-@pytest.mark.parametrize("raw", [
-    b"", b"not json", b"\xff\xfe", b"[]", b"null", b"42", b'"text"', b"{}", b"[" * 100_000,
-    json.dumps({"version": 1}).encode(),
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"not json",
+        b"\xff\xfe",
+        b"[]",
+        b"null",
+        b"42",
+        b'"text"',
+        b"{}",
+        b"[" * 100_000,
+        json.dumps({"version": 1}).encode(),
+    ],
+)
 def test_garbage_is_malformed(raw):
     refuse(raw, "malformed")
 
 
-@pytest.mark.parametrize("field, value", [
-    ("counter", True), ("counter", "1000"), ("counter", -1), ("counter", 2**64), ("sent_at", 1.5),
-    ("payload", []), ("will", 0), ("mac", "ab"), ("mac", "é" * 64), ("mac", "A" * 64), ("sender", ""),
-    ("version", 2), ("version", True), ("version", 1.0), ("topic", None),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("counter", True),
+        ("counter", "1000"),
+        ("counter", -1),
+        ("counter", 2**64),
+        ("sent_at", 1.5),
+        ("payload", []),
+        ("will", 0),
+        ("mac", "ab"),
+        ("mac", "é" * 64),
+        ("mac", "A" * 64),
+        ("sender", ""),
+        ("version", 2),
+        ("version", True),
+        ("version", 1.0),
+        ("topic", None),
+    ],
+)
 def test_wrongly_typed_fields_are_malformed(field, value):
     envelope = json.loads(seal())
     envelope[field] = value
@@ -150,11 +176,21 @@ def test_str_input_is_accepted_like_bytes():
     assert open_mesh_message(SECRETS, TOPIC, seal().decode(), {}, now=NOW)[0] == "unit-a"
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"sender": ""}, {"sender": "a\nb"}, {"sender": "x" * 129}, {"topic": "iplm/+/x"}, {"topic": ""},
-    {"counter": -1}, {"counter": True}, {"payload": ["not", "a", "dict"]}, {"payload": {"x": float("inf")}},
-    {"payload": {"x": object()}},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"sender": ""},
+        {"sender": "a\nb"},
+        {"sender": "x" * 129},
+        {"topic": "iplm/+/x"},
+        {"topic": ""},
+        {"counter": -1},
+        {"counter": True},
+        {"payload": ["not", "a", "dict"]},
+        {"payload": {"x": float("inf")}},
+        {"payload": {"x": object()}},
+    ],
+)
 def test_seal_refuses_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         seal(**kwargs)

@@ -6,10 +6,10 @@ import subprocess
 
 import pytest
 
-from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
-from appliance.mesh.mesh_types import MeshKey
 from appliance.mesh.broker.render_mosquitto_conf import render_mosquitto_conf
 from appliance.mesh.broker.write_broker_credentials import write_broker_credentials
+from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
+from appliance.mesh.mesh_types import MeshKey
 
 SECRETS = derive_mesh_secrets(MeshKey(secret=bytes(range(32))))
 
@@ -19,8 +19,11 @@ def _options(conf: str) -> list[tuple[str, str]]:
 
 
 def test_the_config_admits_only_password_holders_on_the_given_listeners():
-    conf = render_mosquitto_conf(listeners=[("127.0.0.1", 1883), ("fe80::1%mesh0", 1883)],
-                                 password_file="/var/lib/iplm/mesh/passwd", log_path="/var/log/iplm/mqtt.log")
+    conf = render_mosquitto_conf(
+        listeners=[("127.0.0.1", 1883), ("fe80::1%mesh0", 1883)],
+        password_file="/var/lib/iplm/mesh/passwd",
+        log_path="/var/log/iplm/mqtt.log",
+    )
     options = _options(conf)
     assert ("per_listener_settings", "false") in options and ("allow_anonymous", "false") in options
     assert ("password_file", "/var/lib/iplm/mesh/passwd") in options
@@ -47,17 +50,20 @@ def test_every_address_listeners_need_asking_for(address):
     assert f"listener 1883 {address}".strip() in conf
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"listeners": []},
-    {"listeners": [("127.0.0.1", 0)]},
-    {"listeners": [("127.0.0.1", 70000)]},
-    {"listeners": [("127.0.0.1", "1883")]},
-    {"listeners": [("localhost\nallow_anonymous true", 1883)]},
-    {"listeners": [("example.org", 1883)]},
-    {"password_file": "/p\nallow_anonymous true"},
-    {"log_path": "/log\nlistener 1 0.0.0.0"},
-    {"user": "root\nallow_anonymous true"},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"listeners": []},
+        {"listeners": [("127.0.0.1", 0)]},
+        {"listeners": [("127.0.0.1", 70000)]},
+        {"listeners": [("127.0.0.1", "1883")]},
+        {"listeners": [("localhost\nallow_anonymous true", 1883)]},
+        {"listeners": [("example.org", 1883)]},
+        {"password_file": "/p\nallow_anonymous true"},
+        {"log_path": "/log\nlistener 1 0.0.0.0"},
+        {"user": "root\nallow_anonymous true"},
+    ],
+)
 def test_values_that_would_break_or_inject_config_are_refused(kwargs):
     with pytest.raises(ValueError):
         render_mosquitto_conf(**{"listeners": [("127.0.0.1", 1883)], "password_file": "/p", **kwargs})
@@ -85,6 +91,7 @@ def test_the_password_file_holds_a_mosquitto_pbkdf2_hash_readable_only_by_us(tmp
 
 @pytest.mark.skipif(shutil.which("mosquitto_passwd") is None, reason="mosquitto_passwd not installed")
 def test_our_format_is_the_format_mosquitto_passwd_writes(tmp_path):
-    subprocess.run(["mosquitto_passwd", "-b", "-c", str(tmp_path / "theirs"), "alice", "s3cret"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["mosquitto_passwd", "-b", "-c", str(tmp_path / "theirs"), "alice", "s3cret"], check=True, capture_output=True
+    )
     _check_password_line((tmp_path / "theirs").read_text(), "alice", "s3cret")

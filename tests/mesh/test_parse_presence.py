@@ -1,4 +1,5 @@
 """A peer's presence is read once, at the edge: every field checked and bounded, nothing trusted."""
+
 import pytest
 
 from appliance.mesh.agent.parse_presence import parse_presence
@@ -10,26 +11,66 @@ B = "b" * 16
 
 def test_a_well_formed_presence_is_read_whole():
     pieces = encode_piece_set([0, 1, 5], 10)
-    presence = parse_presence({
-        "v": 1, "node": B, "state": "online", "name": "iplm-bbbb", "engine": "llama.cpp", "device": "rk3588",
-        "memory_free": 3_000_000_000, "load": {"workers": 2, "workers_ready": 2, "busy": 1, "queued": 4},
-        "models": [{"id": "M", "state": "installed", "engine": "mlc", "format": "mlc", "root": "ab", "size": 9},
-                   {"id": "P", "state": "partial", "pieces": pieces}],
-        "address": "10.0.0.2", "broker": 1883, "portal": 8080, "will_id": "w1"}, B)
+    presence = parse_presence(
+        {
+            "v": 1,
+            "node": B,
+            "state": "online",
+            "name": "iplm-bbbb",
+            "engine": "llama.cpp",
+            "device": "rk3588",
+            "memory_free": 3_000_000_000,
+            "load": {"workers": 2, "workers_ready": 2, "busy": 1, "queued": 4},
+            "models": [
+                {"id": "M", "state": "installed", "engine": "mlc", "format": "mlc", "root": "ab", "size": 9},
+                {"id": "P", "state": "partial", "pieces": pieces},
+            ],
+            "address": "10.0.0.2",
+            "broker": 1883,
+            "portal": 8080,
+            "will_id": "w1",
+        },
+        B,
+    )
     assert presence == Presence(
-        node=B, state="online", name="iplm-bbbb", engine="llama.cpp", device="rk3588", memory_free=3_000_000_000,
-        load=UnitLoad(2, 2, 1, 4), models=(PresenceModel("M", "installed", "mlc", "mlc", "ab", 9),
-                                            PresenceModel("P", "partial", pieces=pieces)),
-        address="10.0.0.2", broker=1883, portal=8080, will_id="w1")
+        node=B,
+        state="online",
+        name="iplm-bbbb",
+        engine="llama.cpp",
+        device="rk3588",
+        memory_free=3_000_000_000,
+        load=UnitLoad(2, 2, 1, 4),
+        models=(PresenceModel("M", "installed", "mlc", "mlc", "ab", 9), PresenceModel("P", "partial", pieces=pieces)),
+        address="10.0.0.2",
+        broker=1883,
+        portal=8080,
+        will_id="w1",
+    )
 
 
 def test_hostile_fields_are_dropped_one_by_one():
-    presence = parse_presence({
-        "node": B, "state": "hacked", "name": "x" * 10_000, "memory_free": "lots", "load": True,
-        "models": ["junk", {"state": "installed"}, {"id": "", "state": "installed"}, {"id": "A", "state": "available"},
-                   {"id": "Q", "state": "partial", "pieces": {"n": 3, "ranges": [[0, 9]]}},
-                   {"id": "R", "state": "installed", "size": -5, "root": 7}],
-        "broker": 70_000, "portal": True, "address": ["10.0.0.2"], "pieces_omitted": "yes"}, B)
+    presence = parse_presence(
+        {
+            "node": B,
+            "state": "hacked",
+            "name": "x" * 10_000,
+            "memory_free": "lots",
+            "load": True,
+            "models": [
+                "junk",
+                {"state": "installed"},
+                {"id": "", "state": "installed"},
+                {"id": "A", "state": "available"},
+                {"id": "Q", "state": "partial", "pieces": {"n": 3, "ranges": [[0, 9]]}},
+                {"id": "R", "state": "installed", "size": -5, "root": 7},
+            ],
+            "broker": 70_000,
+            "portal": True,
+            "address": ["10.0.0.2"],
+            "pieces_omitted": "yes",
+        },
+        B,
+    )
     assert presence.state == "online" and len(presence.name) == 200 and presence.memory_free is None
     assert presence.load == UnitLoad() and presence.address == "" and presence.broker is None
     assert presence.portal is None and presence.pieces_omitted is False

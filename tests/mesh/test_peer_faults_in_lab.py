@@ -1,5 +1,6 @@
 """Installing from peers in a real lab (namespaces, shaped links, `iplm serve` on each unit), with faults:
 a peer killed mid-transfer, a peer serving corrupted pieces. Every model ends fully verified, or partial."""
+
 from __future__ import annotations
 
 import filecmp
@@ -43,16 +44,43 @@ def _prepare_peer(data_dir: Path, toy: Path, manifest) -> None:
 
 
 def _serve(lab, index: int, data_dir: Path, log: Path) -> subprocess.Popen:
-    return lab.run(index, [sys.executable, "-m", "appliance.cli.main", "serve", "--host", "0.0.0.0", "--port", "8080",
-                           "--data-dir", str(data_dir), "--n-ctx", "512"], cwd=ROOT, stdout=open(log, "w"),
-                   stderr=subprocess.STDOUT)
+    return lab.run(
+        index,
+        [
+            sys.executable,
+            "-m",
+            "appliance.cli.main",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "8080",
+            "--data-dir",
+            str(data_dir),
+            "--n-ctx",
+            "512",
+        ],
+        cwd=ROOT,
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _wait_serving(lab, index: int, address: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if lab.run(index, [sys.executable, "-c", f"import urllib.request as u; u.urlopen('http://{address}:8080/healthz'"
-                                                 ", timeout=2)"], stderr=subprocess.DEVNULL).wait() == 0:
+        if (
+            lab.run(
+                index,
+                [
+                    sys.executable,
+                    "-c",
+                    f"import urllib.request as u; u.urlopen('http://{address}:8080/healthz', timeout=2)",
+                ],
+                stderr=subprocess.DEVNULL,
+            ).wait()
+            == 0
+        ):
             return
         time.sleep(0.3)
     raise RuntimeError(f"unit {index} did not serve")
@@ -107,8 +135,14 @@ def _start_peers(lab, dirs, tmp_path):
 
 def _install_on_b(lab, dirs) -> subprocess.Popen:
     urls = [f"http://{lab.units[i].address}:8080" for i in (PEER_A, PEER_C)]
-    return lab.run(INSTALLER, [sys.executable, "-c", _INSTALL, str(dirs["b"]), KEY, *urls], cwd=ROOT,
-                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return lab.run(
+        INSTALLER,
+        [sys.executable, "-c", _INSTALL, str(dirs["b"]), KEY, *urls],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _same_files(model_dir: Path, toy: Path) -> bool:
@@ -160,6 +194,7 @@ def test_with_every_peer_gone_the_install_stays_visibly_partial(lab_with_peers):
     open_database(dirs["b"])
     try:
         from appliance.library.list_models import list_models
+
         toy_row = {m["id"]: m for m in list_models("00000000000000b0")}["Toy"]
     finally:
         database.close()

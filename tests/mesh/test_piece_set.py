@@ -1,4 +1,5 @@
 """Piece sets in presence: ranges or a bitmap, whichever is shorter, and a careful reader."""
+
 import base64
 import json
 
@@ -8,10 +9,19 @@ from appliance.mesh.pieces.decode_piece_set import decode_piece_set
 from appliance.mesh.pieces.encode_piece_set import encode_piece_set
 
 
-@pytest.mark.parametrize("held, count", [
-    ((), 0), ((), 10), (range(10), 10), ((0, 1, 2, 7, 8), 10), (range(0, 2000, 2), 2000),
-    ((1999,), 2000), (range(5, 1995), 2000), ((0, 8, 9, 15, 16), 17),
-])
+@pytest.mark.parametrize(
+    "held, count",
+    [
+        ((), 0),
+        ((), 10),
+        (range(10), 10),
+        ((0, 1, 2, 7, 8), 10),
+        (range(0, 2000, 2), 2000),
+        ((1999,), 2000),
+        (range(5, 1995), 2000),
+        ((0, 8, 9, 15, 16), 17),
+    ],
+)
 def test_round_trip(held, count):
     encoded = encode_piece_set(held, count)
     decoded_count, ranges = decode_piece_set(json.loads(json.dumps(encoded)))
@@ -40,15 +50,26 @@ def test_encoding_refuses_bad_input(held, count):
         encode_piece_set(held, count)
 
 
-@pytest.mark.parametrize("encoded", [
-    None, {}, {"n": -1, "ranges": []}, {"n": True, "ranges": []}, {"n": 10},
-    {"n": 10, "ranges": [[0, 11]]}, {"n": 10, "ranges": [[3, 3]]}, {"n": 10, "ranges": [[0]]},
-    {"n": 10, "ranges": [["0", 1]]}, {"n": 10, "ranges": "0-9"},
-    {"n": 16, "bitmap": "gA=="},  # one byte for 16 pieces
-    {"n": 8, "bitmap": "not base64!"}, {"n": 8, "bitmap": 5},
-    {"n": 8, "ranges": [], "bitmap": "AA=="},
-    {"n": 2**40, "ranges": [[0, 2**40]]},  # a claim too large to be a model
-])
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        None,
+        {},
+        {"n": -1, "ranges": []},
+        {"n": True, "ranges": []},
+        {"n": 10},
+        {"n": 10, "ranges": [[0, 11]]},
+        {"n": 10, "ranges": [[3, 3]]},
+        {"n": 10, "ranges": [[0]]},
+        {"n": 10, "ranges": [["0", 1]]},
+        {"n": 10, "ranges": "0-9"},
+        {"n": 16, "bitmap": "gA=="},  # one byte for 16 pieces
+        {"n": 8, "bitmap": "not base64!"},
+        {"n": 8, "bitmap": 5},
+        {"n": 8, "ranges": [], "bitmap": "AA=="},
+        {"n": 2**40, "ranges": [[0, 2**40]]},  # a claim too large to be a model
+    ],
+)
 def test_decoding_refuses_malformed_sets(encoded):
     with pytest.raises(ValueError):
         decode_piece_set(encoded)

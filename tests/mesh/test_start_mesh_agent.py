@@ -1,4 +1,5 @@
 """The mesh agent on loopback (no namespaces): two units with their own brokers, peers given by hand."""
+
 import getpass
 import shutil
 import socket
@@ -6,14 +7,14 @@ import time
 
 import pytest
 
-from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
 from appliance.mesh.agent.mesh_agent_types import AgentTiming
-from appliance.mesh.mesh_types import MeshKey
-from appliance.mesh.broker.render_mosquitto_conf import render_mosquitto_conf
-from appliance.mesh.broker.start_broker import start_broker
 from appliance.mesh.agent.presence_types import PresenceModel
 from appliance.mesh.agent.start_mesh_agent import start_mesh_agent
+from appliance.mesh.broker.render_mosquitto_conf import render_mosquitto_conf
+from appliance.mesh.broker.start_broker import start_broker
 from appliance.mesh.broker.write_broker_credentials import write_broker_credentials
+from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
+from appliance.mesh.mesh_types import MeshKey
 
 MOSQUITTO = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
 pytestmark = [pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed"), pytest.mark.timeout(60)]
@@ -48,8 +49,13 @@ def brokers(tmp_path):
         directory.mkdir()
         port = _free_port()
         conf = directory / "mosquitto.conf"
-        conf.write_text(render_mosquitto_conf(listeners=[("127.0.0.1", port)], user=getpass.getuser(),
-                                              password_file=write_broker_credentials(directory / "passwd", secrets)))
+        conf.write_text(
+            render_mosquitto_conf(
+                listeners=[("127.0.0.1", port)],
+                user=getpass.getuser(),
+                password_file=write_broker_credentials(directory / "passwd", secrets),
+            )
+        )
         started.append(start_broker(conf))
         return directory, port
 
@@ -63,10 +69,19 @@ def agents():
     started = []
 
     def start(data_dir, node_id, port, peers=(), secrets=SECRETS, describe=None):
-        agent = start_mesh_agent(data_dir=data_dir, node_id=node_id, secrets=secrets, broker_host="127.0.0.1",
-                                 broker_port=port, describe_unit=describe or (lambda: {"name": node_id[:4]}),
-                                 advertise_address="127.0.0.1", portal_port=8080, discovery=False,
-                                 manual_peers=peers, timing=FAST)
+        agent = start_mesh_agent(
+            data_dir=data_dir,
+            node_id=node_id,
+            secrets=secrets,
+            broker_host="127.0.0.1",
+            broker_port=port,
+            describe_unit=describe or (lambda: {"name": node_id[:4]}),
+            advertise_address="127.0.0.1",
+            portal_port=8080,
+            discovery=False,
+            manual_peers=peers,
+            timing=FAST,
+        )
         started.append(agent)
         return agent
 
@@ -132,19 +147,28 @@ def test_a_presence_too_big_to_seal_goes_out_without_its_piece_maps(brokers, age
 
 
 def test_ble_sightings_add_rssi_to_known_peers(brokers, agents, monkeypatch):
-    from appliance.mesh.discovery.encode_ble_advertisement import encode_ble_advertisement
     from appliance.mesh.agent.mesh_agent_types import BLE_SERVICE_UUID
+    from appliance.mesh.discovery.encode_ble_advertisement import encode_ble_advertisement
     from tests.mesh.test_ble_discovery import _install_fake_bleak
 
-    _install_fake_bleak(monkeypatch, [("AA:BB", {BLE_SERVICE_UUID: encode_ble_advertisement(SECRETS.mesh_id, B)},
-                                       -58)])
+    _install_fake_bleak(monkeypatch, [("AA:BB", {BLE_SERVICE_UUID: encode_ble_advertisement(SECRETS.mesh_id, B)}, -58)])
     dir_a, port_a = brokers("a")
     dir_b, port_b = brokers("b")
     agents(dir_b, B, port_b)
-    agent_a = start_mesh_agent(data_dir=dir_a, node_id=A, secrets=SECRETS, broker_host="127.0.0.1",
-                               broker_port=port_a, describe_unit=dict, advertise_address="127.0.0.1",
-                               portal_port=8080, discovery=False, manual_peers=[("127.0.0.1", port_b)], ble=True,
-                               timing=FAST)
+    agent_a = start_mesh_agent(
+        data_dir=dir_a,
+        node_id=A,
+        secrets=SECRETS,
+        broker_host="127.0.0.1",
+        broker_port=port_a,
+        describe_unit=dict,
+        advertise_address="127.0.0.1",
+        portal_port=8080,
+        discovery=False,
+        manual_peers=[("127.0.0.1", port_b)],
+        ble=True,
+        timing=FAST,
+    )
     try:
         assert _wait(lambda: B in agent_a.peers() and agent_a.peers()[B].rssi == -58)
     finally:

@@ -1,4 +1,5 @@
 """A unit's mesh side on loopback: no key, no mesh; the broker is supervised; the status file; manual peers."""
+
 import json
 import shutil
 import signal
@@ -7,9 +8,9 @@ import time
 
 import pytest
 
-from appliance.mesh.key.create_mesh_key import create_mesh_key
 from appliance.mesh.agent.mesh_agent_types import AgentTiming
 from appliance.mesh.agent.start_unit_mesh import start_unit_mesh
+from appliance.mesh.key.create_mesh_key import create_mesh_key
 from appliance.mesh.key.store_mesh_key import store_mesh_key
 from appliance.store.open_database import open_database
 from appliance.store.write_setting import write_setting
@@ -34,9 +35,16 @@ def _wait(check, timeout=8.0):
 
 
 def _start(data_dir, node_id, port):
-    return start_unit_mesh(data_dir=data_dir, node_id=node_id, mesh_address="127.0.0.1", portal_port=8080,
-                           describe_unit=lambda: {"name": node_id[:4]}, broker_port=port, discovery=False,
-                           timing=AgentTiming(heartbeat_s=0.5))
+    return start_unit_mesh(
+        data_dir=data_dir,
+        node_id=node_id,
+        mesh_address="127.0.0.1",
+        portal_port=8080,
+        describe_unit=lambda: {"name": node_id[:4]},
+        broker_port=port,
+        discovery=False,
+        timing=AgentTiming(heartbeat_s=0.5),
+    )
 
 
 def test_a_unit_without_a_key_has_no_mesh(tmp_path):
@@ -66,8 +74,12 @@ def test_the_broker_is_restarted_when_it_dies_and_manual_peers_are_picked_up(tmp
         assert _wait(lambda: unit_b.broker.process().pid != old_pid and unit_b.broker.process().poll() is None)
         killed_at = time.time()
         # Unit b's agent republishes on its restarted broker, and unit a reconnects to it.
-        assert _wait(lambda: unit_a.agent.peers()["b" * 16].last_seen > killed_at
-                     and unit_a.agent.peers()["b" * 16].state == "online")
+        assert _wait(
+            lambda: (
+                unit_a.agent.peers()["b" * 16].last_seen > killed_at
+                and unit_a.agent.peers()["b" * 16].state == "online"
+            )
+        )
     finally:
         unit_b.stop()
         unit_a.stop()

@@ -1,4 +1,5 @@
 """The peer table's rules: presence, leaving, wills (only the current connection's), lost links, silence."""
+
 import pytest
 
 from appliance.mesh.agent.mesh_agent_types import ClockTicked, LinkLost, PresenceHeard, WillHeard
@@ -14,8 +15,14 @@ def _online(table=None, node=A, at=100.0, via="10.0.0.1:1883", will_id="w1"):
 
 def test_a_presence_puts_the_peer_online_and_keeps_since_while_it_stays():
     table = _online(at=100.0)
-    assert table[A] == PeerEntry(state="online", presence=Presence(A, "online", will_id="w1"), last_seen=100.0,
-                                 via="10.0.0.1:1883", since=100.0, reason=None)
+    assert table[A] == PeerEntry(
+        state="online",
+        presence=Presence(A, "online", will_id="w1"),
+        last_seen=100.0,
+        via="10.0.0.1:1883",
+        since=100.0,
+        reason=None,
+    )
     table = _online(table, at=103.0)
     assert table[A].last_seen == 103.0 and table[A].since == 100.0
 

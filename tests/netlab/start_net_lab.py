@@ -9,6 +9,7 @@ Nothing is added to the root namespace:
 
 Traffic therefore only flows between the units' namespaces (and inside each one on its loopback).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -21,23 +22,23 @@ from dataclasses import dataclass
 
 from pyroute2 import IPRoute, netns
 
-SUBNET = "10.213.0."          # inside 10.213.0.0/16, the lab's own test range
+SUBNET = "10.213.0."  # inside 10.213.0.0/16, the lab's own test range
 FIRST_HOST = 10
 PREFIXLEN = 24
 UNIT_INTERFACE = "eth0"
 MULTICAST = "224.0.0.0/4"
 _MAX_IFNAME = 15
-_GSO_MAX_SEGS = 65535         # the kernel's default
-_FRAME = 1514                 # bytes on the wire of a full-size Ethernet frame (for tbf/netem sizing)
+_GSO_MAX_SEGS = 65535  # the kernel's default
+_FRAME = 1514  # bytes on the wire of a full-size Ethernet frame (for tbf/netem sizing)
 
 
 @dataclass(frozen=True)
 class LabUnit:
     index: int
-    name: str                 # the unit's network namespace
-    address: str              # its IPv4 address on the lab LAN
-    interface: str            # its interface inside its namespace
-    hub_interface: str        # the other end of its cable, in the hub namespace (a bridge port)
+    name: str  # the unit's network namespace
+    address: str  # its IPv4 address on the lab LAN
+    interface: str  # its interface inside its namespace
+    hub_interface: str  # the other end of its cable, in the hub namespace (a bridge port)
 
 
 class NetLab:
@@ -49,7 +50,7 @@ class NetLab:
         self.bridge = f"{prefix}-br"
         self.units: list[LabUnit] = []
         self._processes: list[subprocess.Popen] = []
-        self._loss: dict[int, float] = {}      # unit index -> loss percent per direction
+        self._loss: dict[int, float] = {}  # unit index -> loss percent per direction
         self._stopped = False
 
     # -- processes -------------------------------------------------------------------------------------
@@ -63,8 +64,9 @@ class NetLab:
 
     def check_output(self, i: int, argv, timeout: float = 30, **run_kwargs) -> str:
         """Run argv inside unit i's namespace to completion and return its stdout (text)."""
-        return subprocess.check_output(["ip", "netns", "exec", self.units[i].name, *argv],
-                                       text=True, timeout=timeout, **run_kwargs)
+        return subprocess.check_output(
+            ["ip", "netns", "exec", self.units[i].name, *argv], text=True, timeout=timeout, **run_kwargs
+        )
 
     # -- the link --------------------------------------------------------------------------------------
 
@@ -125,7 +127,7 @@ class NetLab:
         # by name pattern, so that a unit whose setup failed half way goes too
         _remove_stale(self.prefix)
 
-    def __enter__(self) -> "NetLab":
+    def __enter__(self) -> NetLab:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -153,17 +155,22 @@ def start_net_lab(units: int = 3, prefix: str = "iplm-lab") -> NetLab:
 
 # -- building ------------------------------------------------------------------------------------------
 
+
 def _create_hub(lab: NetLab) -> None:
     netns.create(lab.hub)
     # A pure switch: no IPv6 (so no link-local address, RS or MLD from the hub itself), and bridged frames
     # never go through netfilter even where br_netfilter is loaded (it is per namespace, default on).
-    _sysctl(lab.hub, "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1",
-            "net.bridge.bridge-nf-call-iptables=0", "net.bridge.bridge-nf-call-ip6tables=0",
-            "net.bridge.bridge-nf-call-arptables=0")
+    _sysctl(
+        lab.hub,
+        "net.ipv6.conf.all.disable_ipv6=1",
+        "net.ipv6.conf.default.disable_ipv6=1",
+        "net.bridge.bridge-nf-call-iptables=0",
+        "net.bridge.bridge-nf-call-ip6tables=0",
+        "net.bridge.bridge-nf-call-arptables=0",
+    )
     with IPRoute(netns=lab.hub) as ipr:
         # No STP (ports forward at once), no multicast snooping (every group is flooded, as on a dumb switch).
-        ipr.link("add", ifname=lab.bridge, kind="bridge", br_stp_state=0, br_forward_delay=0,
-                 br_mcast_snooping=0)
+        ipr.link("add", ifname=lab.bridge, kind="bridge", br_stp_state=0, br_forward_delay=0, br_mcast_snooping=0)
         ipr.link("set", index=_index(ipr, lab.bridge), state="up")
 
 
@@ -171,16 +178,19 @@ def _create_unit(lab: NetLab, index: int) -> LabUnit:
     address = f"{SUBNET}{FIRST_HOST + index}"
     if not 0 <= index < 256 - FIRST_HOST - 1:
         raise ValueError(f"no address for unit {index}")
-    unit = LabUnit(index=index, name=f"{lab.prefix}-u{index}", address=address,
-                   interface=UNIT_INTERFACE, hub_interface=f"veth-u{index}")
+    unit = LabUnit(
+        index=index,
+        name=f"{lab.prefix}-u{index}",
+        address=address,
+        interface=UNIT_INTERFACE,
+        hub_interface=f"veth-u{index}",
+    )
     netns.create(unit.name)
     with IPRoute(netns=lab.hub) as ipr:
-        ipr.link("add", ifname=unit.hub_interface, kind="veth",
-                 peer={"ifname": unit.interface, "net_ns_fd": unit.name})
+        ipr.link("add", ifname=unit.hub_interface, kind="veth", peer={"ifname": unit.interface, "net_ns_fd": unit.name})
         ipr.link("set", index=_index(ipr, unit.hub_interface), master=_index(ipr, lab.bridge), state="up")
     # IPv6 link-local usable at once (no DAD wait) for tests of IPv6 mDNS; no router will ever answer.
-    _sysctl(unit.name, f"net.ipv6.conf.{unit.interface}.accept_dad=0",
-            f"net.ipv6.conf.{unit.interface}.accept_ra=0")
+    _sysctl(unit.name, f"net.ipv6.conf.{unit.interface}.accept_dad=0", f"net.ipv6.conf.{unit.interface}.accept_ra=0")
     with IPRoute(netns=unit.name) as ipr:
         ipr.link("set", index=_index(ipr, "lo"), state="up")
         eth = _index(ipr, unit.interface)
@@ -208,11 +218,13 @@ def _index(ipr: IPRoute, ifname: str) -> int:
 
 def _sysctl(ns: str, *assignments: str) -> None:
     # -e: keys that do not exist here (no br_netfilter, no IPv6) are not an error
-    subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-q", "-e", "-w", *assignments],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["ip", "netns", "exec", ns, "sysctl", "-q", "-e", "-w", *assignments], check=True, capture_output=True
+    )
 
 
 # -- shaping -------------------------------------------------------------------------------------------
+
 
 def _qdisc_commands(rate, delay) -> list:
     """tc qdisc arguments (after 'dev DEV') for one end of a cable: tbf for the rate, netem for the delay."""
@@ -222,7 +234,7 @@ def _qdisc_commands(rate, delay) -> list:
     if rate is None:
         return [["root", "handle", "10:", *netem, "limit", "100000"]] if netem else []
     bps = _parse_rate(rate)
-    burst = min(max(bps // 8 // 1000, 4 * _FRAME), 64 * 1024)   # about 1 ms at the rate
+    burst = min(max(bps // 8 // 1000, 4 * _FRAME), 64 * 1024)  # about 1 ms at the rate
     tbf = ["root", "handle", "1:", "tbf", "rate", f"{bps}bit", "burst", str(burst), "latency", "200ms"]
     if not netem:
         return [tbf]
@@ -239,23 +251,35 @@ def _apply_loss(lab: NetLab) -> None:
         _set_segmentation(unit, per_frame=bool(lab._loss))
     rules = []
     for i, percent in sorted(lab._loss.items()):
-        threshold = round(percent * 10_000)       # out of 1_000_000
+        threshold = round(percent * 10_000)  # out of 1_000_000
         port = lab.units[i].hub_interface
-        rules += [f'iifname "{port}" numgen random mod 1000000 < {threshold} drop',
-                  f'oifname "{port}" numgen random mod 1000000 < {threshold} drop']
+        rules += [
+            f'iifname "{port}" numgen random mod 1000000 < {threshold} drop',
+            f'oifname "{port}" numgen random mod 1000000 < {threshold} drop',
+        ]
     chain = "\n    ".join(["type filter hook forward priority 0; policy accept;", *rules])
     # declaring then deleting the table makes the whole replacement one atomic nft transaction
     script = "table bridge iplm_lab\ndelete table bridge iplm_lab\n"
     if rules:
         script += f"table bridge iplm_lab {{\n  chain forward {{\n    {chain}\n  }}\n}}\n"
-    result = subprocess.run(["ip", "netns", "exec", lab.hub, "nft", "-f", "-"], input=script,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["ip", "netns", "exec", lab.hub, "nft", "-f", "-"], input=script, capture_output=True, text=True
+    )
     if result.returncode != 0:
         raise RuntimeError(f"nft in {lab.hub}: {result.stderr.strip()}\n{script}")
 
 
-_RATE_UNITS = {"": 1, "bit": 1, "kbit": 10**3, "mbit": 10**6, "gbit": 10**9,
-               "bps": 8, "kbps": 8 * 10**3, "mbps": 8 * 10**6, "gbps": 8 * 10**9}
+_RATE_UNITS = {
+    "": 1,
+    "bit": 1,
+    "kbit": 10**3,
+    "mbit": 10**6,
+    "gbit": 10**9,
+    "bps": 8,
+    "kbps": 8 * 10**3,
+    "mbps": 8 * 10**6,
+    "gbps": 8 * 10**9,
+}
 
 
 def _parse_rate(rate) -> int:
@@ -294,6 +318,7 @@ def _tc(ns: str, *args: str, check: bool = True) -> None:
 
 # -- cleaning up ---------------------------------------------------------------------------------------
 
+
 def _remove_stale(prefix: str) -> None:
     """Delete the namespaces of a lab with this prefix (this one, or a crashed run's), and what runs in them."""
     pattern = re.compile(rf"{re.escape(prefix)}-(hub|u\d+)")
@@ -321,7 +346,7 @@ def _stop_processes(processes: list) -> None:
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:
     try:
-        os.killpg(process.pid, sig)       # run() starts each process in its own session
+        os.killpg(process.pid, sig)  # run() starts each process in its own session
     except (ProcessLookupError, PermissionError):
         try:
             process.send_signal(sig)

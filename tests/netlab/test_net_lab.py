@@ -2,6 +2,7 @@
 
 All traffic stays on loopback and inside the lab's namespaces (10.213.0.0/24); nothing is sent elsewhere.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,7 +18,7 @@ from tests.netlab.start_net_lab import start_net_lab
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(90)]
 
-PY = [sys.executable, "-I", "-S", "-c"]      # stdlib only: quick to start inside a namespace
+PY = [sys.executable, "-I", "-S", "-c"]  # stdlib only: quick to start inside a namespace
 
 ECHO_SERVER = """
 import socket, sys, threading
@@ -134,8 +135,11 @@ for _ in range(int(sys.argv[3])):
 @pytest.fixture(scope="module", autouse=True)
 def _require_root():
     if os.geteuid() != 0:
-        pytest.fail("tests/netlab needs root: it creates network namespaces, veths, a bridge and tc qdiscs "
-                    "(run as root, or deselect with -m 'not netns')", pytrace=False)
+        pytest.fail(
+            "tests/netlab needs root: it creates network namespaces, veths, a bridge and tc qdiscs "
+            "(run as root, or deselect with -m 'not netns')",
+            pytrace=False,
+        )
     missing = [tool for tool in ("ip", "tc", "nft") if shutil.which(tool) is None]
     if missing:
         pytest.fail(f"tests/netlab needs iproute2 and nftables: {', '.join(missing)} not found", pytrace=False)
@@ -177,8 +181,12 @@ def _send(lab, i: int, host: str, port: int, total: int) -> tuple:
 
 
 def _netns_names() -> set:
-    return {line.split()[0] for line in subprocess.run(["ip", "netns", "list"], capture_output=True,
-                                                       text=True, check=True).stdout.splitlines()}
+    return {
+        line.split()[0]
+        for line in subprocess.run(
+            ["ip", "netns", "list"], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+    }
 
 
 def _root_links() -> set:
@@ -188,7 +196,8 @@ def _root_links() -> set:
 
 def test_units_are_namespaces_on_the_lab_subnet_only(lab):
     assert [(u.name, u.address, u.interface) for u in lab.units] == [
-        (f"iplm-lab-u{i}", f"10.213.0.{10 + i}", "eth0") for i in range(3)]
+        (f"iplm-lab-u{i}", f"10.213.0.{10 + i}", "eth0") for i in range(3)
+    ]
     assert {u.name for u in lab.units} | {lab.hub} <= _netns_names()
     assert not any(name.startswith("iplm-lab") for name in _root_links()), "the root namespace stays untouched"
     routes = lab.check_output(0, ["ip", "route"])
@@ -201,7 +210,7 @@ def test_units_talk_tcp_to_each_other(lab, serve):
         serve(unit.index, ECHO_SERVER, unit.address, 7100)
     for unit in lab.units:
         others = [f"{other.address}:7100" for other in lab.units if other is not unit]
-        assert _probe(lab, unit.index, *others) == {target: "ok" for target in others}
+        assert _probe(lab, unit.index, *others) == dict.fromkeys(others, "ok")
 
 
 def test_loopback_is_separate_from_the_root_namespace(lab, serve):
@@ -221,8 +230,9 @@ def test_loopback_is_separate_from_the_root_namespace(lab, serve):
 
 
 def test_mdns_multicast_reaches_the_other_units(lab):
-    receivers = [lab.run(i, [*PY, MDNS_RECEIVER, "224.0.0.251", "5353"], stdout=subprocess.PIPE, text=True)
-                 for i in (1, 2)]
+    receivers = [
+        lab.run(i, [*PY, MDNS_RECEIVER, "224.0.0.251", "5353"], stdout=subprocess.PIPE, text=True) for i in (1, 2)
+    ]
     try:
         assert [r.stdout.readline().strip() for r in receivers] == ["ready", "ready"]
         lab.check_output(0, [*PY, MDNS_SENDER, "224.0.0.251", "5353", "hello-mesh"])
@@ -238,7 +248,7 @@ def test_limit_slows_the_link_both_ways(lab, serve):
     serve(0, SINK, 7200)
     serve(1, SINK, 7200)
     total = 2 << 20
-    lab.limit(0, rate="8mbit")       # 2 MB = 16 Mbit: about 2 s at 8 Mbit/s
+    lab.limit(0, rate="8mbit")  # 2 MB = 16 Mbit: about 2 s at 8 Mbit/s
     try:
         uploaded, upload = _send(lab, 0, lab.units[1].address, 7200, total)
         downloaded, download = _send(lab, 1, lab.units[0].address, 7200, total)
@@ -260,8 +270,12 @@ def test_limit_loss_drops_packets(lab, serve):
     finally:
         lab.unlimit(1)
     assert 160 <= received <= 360, f"30% loss let {received} of 400 datagrams through"
-    assert "drop" not in subprocess.run(["ip", "netns", "exec", lab.hub, "nft", "list", "ruleset"],
-                                        capture_output=True, text=True, check=True).stdout
+    assert (
+        "drop"
+        not in subprocess.run(
+            ["ip", "netns", "exec", lab.hub, "nft", "list", "ruleset"], capture_output=True, text=True, check=True
+        ).stdout
+    )
 
 
 def test_limit_delay_adds_to_the_round_trip(lab, serve):
@@ -285,14 +299,17 @@ def test_cut_breaks_the_link_and_restore_brings_it_back(lab, serve):
     for i in (0, 1):
         serve(i, ECHO_SERVER, lab.units[i].address, 7300)
     u0, u1 = (f"{lab.units[i].address}:7300" for i in (0, 1))
-    hold = lab.run(0, [*PY, HOLD, lab.units[1].address, "7300"],
-                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    hold = lab.run(
+        0, [*PY, HOLD, lab.units[1].address, "7300"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert hold.stdout.readline().strip() == "connected"
         lab.cut(1)
         assert "NO-CARRIER" in lab.check_output(1, ["ip", "link", "show", "eth0"]), "the unit sees a pulled cable"
-        probes = [lab.run(i, [*PY, PROBE, "1", target], stdout=subprocess.PIPE, text=True)
-                  for i, target in ((0, u1), (2, u1), (1, u0))]
+        probes = [
+            lab.run(i, [*PY, PROBE, "1", target], stdout=subprocess.PIPE, text=True)
+            for i, target in ((0, u1), (2, u1), (1, u0))
+        ]
         outputs = [probe.communicate(timeout=10)[0].split()[0] for probe in probes]
         assert outputs == ["fail"] * 3
         lab.restore(1)
@@ -327,14 +344,13 @@ def test_stop_removes_everything_even_after_a_failure(_require_root):
     stale = subprocess.Popen(["ip", "netns", "exec", "iplm-labc-u7", "sleep", "60"])
     started = []
     try:
-        with pytest.raises(RuntimeError, match="a test failed"):
-            with start_net_lab(units=2, prefix="iplm-labc") as lab:
-                assert stale.wait(timeout=5) is not None, "the stale namespace's process was killed"
-                assert "iplm-labc-u7" not in _netns_names()
-                started.append(lab.run(0, ["sleep", "60"]))
-                lab.add_unit()
-                lab.limit(2, rate="1mbit", loss=1)
-                raise RuntimeError("a test failed")
+        with pytest.raises(RuntimeError, match="a test failed"), start_net_lab(units=2, prefix="iplm-labc") as lab:
+            assert stale.wait(timeout=5) is not None, "the stale namespace's process was killed"
+            assert "iplm-labc-u7" not in _netns_names()
+            started.append(lab.run(0, ["sleep", "60"]))
+            lab.add_unit()
+            lab.limit(2, rate="1mbit", loss=1)
+            raise RuntimeError("a test failed")
         assert started[0].poll() is not None, "processes started in the lab are killed"
         assert not {name for name in _netns_names() if name.startswith("iplm-labc-")}
         assert _root_links() == links_before

@@ -3,6 +3,7 @@
 Nothing is added to the root namespace; addresses are 198.18.0.0/24 (the AP) and 10.213.x (the mesh), inside
 the namespaces only. `stop()` also runs at exit, and a crashed run's namespaces go at the next start.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -71,7 +72,7 @@ class NetnsLab:
         for name in self.names:
             _remove_netns(name)
 
-    def __enter__(self) -> "NetnsLab":
+    def __enter__(self) -> NetnsLab:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -102,7 +103,7 @@ def _is_alive(pid: int) -> bool:
 def _end_process(process: subprocess.Popen) -> None:
     if process.poll() is None:
         try:
-            os.killpg(process.pid, signal.SIGTERM)   # spawn() starts each in its own session
+            os.killpg(process.pid, signal.SIGTERM)  # spawn() starts each in its own session
         except ProcessLookupError:
             pass
         try:
@@ -124,8 +125,11 @@ def _remove_netns(name: str) -> None:
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + 2
-    while pids and time.monotonic() < deadline and subprocess.run(
-            ["ip", "netns", "pids", name], capture_output=True, text=True).stdout.split():
+    while (
+        pids
+        and time.monotonic() < deadline
+        and subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True).stdout.split()
+    ):
         time.sleep(0.02)
     try:
         netns.remove(name)

@@ -3,6 +3,7 @@
 The "AP" and the Ethernet mesh link are veths inside the test's own namespace; nothing runs in or is
 added to the root namespace.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,11 @@ NODE = "0123456789abcdef"
 @pytest.fixture(scope="module", autouse=True)
 def _require_root():
     if os.geteuid() != 0:
-        pytest.fail("tests/network netns tests need root: they create network namespaces and veths "
-                    "(run as root, or deselect with -m 'not netns')", pytrace=False)
+        pytest.fail(
+            "tests/network netns tests need root: they create network namespaces and veths "
+            "(run as root, or deselect with -m 'not netns')",
+            pytrace=False,
+        )
     missing = [tool for tool in ("ip", "nft", "unshare") if shutil.which(tool) is None]
     if missing:
         pytest.fail(f"needs iproute2, nftables and util-linux: {', '.join(missing)} not found", pytrace=False)
@@ -45,8 +49,9 @@ def unit(tmp_path):
         config_dir = tmp_path / "etc-iplm"
 
         def apply(plan):
-            return apply_network(plan, config_dir=config_dir, netns=ns, lease_file=tmp_path / "run" / "leases",
-                                 broker_user=None)
+            return apply_network(
+                plan, config_dir=config_dir, netns=ns, lease_file=tmp_path / "run" / "leases", broker_user=None
+            )
 
         yield ns, config_dir, apply
 
@@ -61,8 +66,10 @@ def _make_plan(**kwargs):
 def _list_ipv4(ns: str, ifname: str) -> set[str]:
     with IPRoute(netns=ns) as ipr:
         index = ipr.link_lookup(ifname=ifname)[0]
-        return {f"{msg.get_attr('IFA_LOCAL')}/{msg['prefixlen']}"
-                for msg in ipr.get_addr(family=socket.AF_INET, index=index)}
+        return {
+            f"{msg.get_attr('IFA_LOCAL')}/{msg['prefixlen']}"
+            for msg in ipr.get_addr(family=socket.AF_INET, index=index)
+        }
 
 
 def _check_up(ns: str, ifname: str) -> bool:
@@ -76,7 +83,7 @@ def _run_nft(ns: str, *args: str) -> subprocess.CompletedProcess:
 
 def test_apply_sets_everything_up_and_a_second_apply_changes_nothing(unit, tmp_path):
     ns, config_dir, apply = unit
-    with IPRoute(netns=ns) as ipr:   # leftovers: a stale AP address, and a mesh-link address not ours
+    with IPRoute(netns=ns) as ipr:  # leftovers: a stale AP address, and a mesh-link address not ours
         ipr.addr("add", index=ipr.link_lookup(ifname="ap0")[0], address="10.213.9.9", prefixlen=24)
         ipr.addr("add", index=ipr.link_lookup(ifname="me0")[0], address="10.213.50.5", prefixlen=24)
     plan = _make_plan(passphrase="correct horse battery")
@@ -92,8 +99,7 @@ def test_apply_sets_everything_up_and_a_second_apply_changes_nothing(unit, tmp_p
     assert 'iifname "ap0" tcp dport 80 redirect to :8080' in listing
     assert 'iifname "ap0" tcp dport 443 reject with tcp reset' in listing
 
-    texts = render_network_files(plan, config_dir=config_dir, lease_file=tmp_path / "run" / "leases",
-                                 broker_user=None)
+    texts = render_network_files(plan, config_dir=config_dir, lease_file=tmp_path / "run" / "leases", broker_user=None)
     assert (config_dir / "hostapd.conf").read_text() == texts["hostapd"]
     assert (config_dir / "dnsmasq.conf").read_text() == texts["dnsmasq"]
     assert (config_dir / "iplm.nft").read_text() == texts["nftables"]

@@ -8,6 +8,7 @@ portal on 8080 plus listeners on 443, 1883, 22 and 5000 (so that a refused conne
 Addresses "beyond the unit" are 10.213.99.1 (nobody has it) and the mesh peer: packets to them never
 leave the namespaces. Every namespace and process goes at the end, whatever happens.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ from tests.network.start_netns_lab import start_netns_lab
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(90)]
 
-PY = [sys.executable, "-I", "-S", "-c"]     # stdlib only: quick to start inside a namespace
+PY = [sys.executable, "-I", "-S", "-c"]  # stdlib only: quick to start inside a namespace
 NODE = "0123456789abcdef"
 UNIT, PHONE, PEER = "198.18.0.1", "198.18.0.5", "10.213.7.2"
 UNIT_MESH = "10.213.7.1"
@@ -165,13 +166,20 @@ print(json.dumps([KINDS[kind](*args) for kind, *args in json.loads(sys.argv[1])]
 @pytest.fixture(scope="module", autouse=True)
 def _require_tools():
     if os.geteuid() != 0:
-        pytest.fail("tests/network netns tests need root: they create network namespaces and veths "
-                    "(run as root, or deselect with -m 'not netns')", pytrace=False)
-    missing = [tool for tool in ("ip", "nft", "unshare", "dnsmasq")
-               if shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin") is None]
+        pytest.fail(
+            "tests/network netns tests need root: they create network namespaces and veths "
+            "(run as root, or deselect with -m 'not netns')",
+            pytrace=False,
+        )
+    missing = [
+        tool
+        for tool in ("ip", "nft", "unshare", "dnsmasq")
+        if shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin") is None
+    ]
     if missing:
-        pytest.fail(f"needs iproute2, nftables, util-linux and dnsmasq-base: {', '.join(missing)} not found",
-                    pytrace=False)
+        pytest.fail(
+            f"needs iproute2, nftables, util-linux and dnsmasq-base: {', '.join(missing)} not found", pytrace=False
+        )
 
 
 @pytest.fixture(scope="module")
@@ -185,18 +193,31 @@ def site(tmp_path_factory):
         lab.address(phone, "eth0", f"{PHONE}/24", gateway=UNIT)
         lab.address(peer, "eth0", f"{PEER}/24")
         plan = plan_network(NODE, ap_interface="ap0", mesh_interface="me0", mesh_address=f"{UNIT_MESH}/24")
-        result = apply_network(plan, config_dir=tmp / "etc", netns=unit, lease_file=tmp / "run" / "leases",
-                               broker_user=None)
+        result = apply_network(
+            plan, config_dir=tmp / "etc", netns=unit, lease_file=tmp / "run" / "leases", broker_user=None
+        )
         assert result.pending == ()
         # Even with forwarding on (a misconfigured image), the forward chain keeps phones in.
         lab.run(unit, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]).check_returncode()
         with (tmp / "dnsmasq.log").open("w") as log:
-            dnsmasq = lab.spawn(unit, [shutil.which("dnsmasq", path="/usr/sbin:/usr/bin"), "--keep-in-foreground",
-                                       f"--conf-file={tmp / 'etc' / 'dnsmasq.conf'}", "--user=root",
-                                       f"--pid-file={tmp / 'dnsmasq.pid'}"], stdout=log, stderr=log)
-        servers = lab.spawn(unit, [*PY, SERVERS, "8080:http", "443:tcp", "1883:tcp", "22:tcp",
-                                        "5000:tcp"],
-                            stdout=subprocess.PIPE, text=True)
+            dnsmasq = lab.spawn(
+                unit,
+                [
+                    shutil.which("dnsmasq", path="/usr/sbin:/usr/bin"),
+                    "--keep-in-foreground",
+                    f"--conf-file={tmp / 'etc' / 'dnsmasq.conf'}",
+                    "--user=root",
+                    f"--pid-file={tmp / 'dnsmasq.pid'}",
+                ],
+                stdout=log,
+                stderr=log,
+            )
+        servers = lab.spawn(
+            unit,
+            [*PY, SERVERS, "8080:http", "443:tcp", "1883:tcp", "22:tcp", "5000:tcp"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert servers.stdout.readline().strip() == "ready"
         peer_server = lab.spawn(peer, [*PY, SERVERS, "9000:tcp"], stdout=subprocess.PIPE, text=True)
         assert peer_server.stdout.readline().strip() == "ready"
@@ -212,8 +233,9 @@ def site(tmp_path_factory):
 
 
 def test_http_to_the_unit_or_any_address_reaches_the_portal(site):
-    at_unit, at_beyond, direct = site["probe"](site["phone"], ["http", UNIT, 80, 2], ["http", BEYOND, 80, 2],
-                                               ["http", UNIT, 8080, 2])
+    at_unit, at_beyond, direct = site["probe"](
+        site["phone"], ["http", UNIT, 80, 2], ["http", BEYOND, 80, 2], ["http", UNIT, 8080, 2]
+    )
     assert at_unit["result"] == "connected" and at_unit["data"] == f"portal {UNIT}:8080"
     assert at_beyond["result"] == "connected" and at_beyond["data"] == f"portal {UNIT}:8080"
     assert direct["result"] == "connected"
@@ -244,8 +266,12 @@ def test_phones_reach_nothing_beyond_the_unit(site):
 
 def test_every_name_resolves_to_the_unit_and_ncsi_gets_its_answer(site):
     gstatic, apple, ncsi, hard_coded = site["probe"](
-        site["phone"], ["dns", UNIT, "connectivitycheck.gstatic.com", 5], ["dns", UNIT, "captive.apple.com", 5],
-        ["dns", UNIT, "dns.msftncsi.com", 5], ["dns", BEYOND, "example.org", 5])
+        site["phone"],
+        ["dns", UNIT, "connectivitycheck.gstatic.com", 5],
+        ["dns", UNIT, "captive.apple.com", 5],
+        ["dns", UNIT, "dns.msftncsi.com", 5],
+        ["dns", BEYOND, "example.org", 5],
+    )
     assert gstatic["answers"] == [UNIT] and apple["answers"] == [UNIT]
     assert ncsi["answers"] == [str(NCSI_ADDRESS)]
     assert hard_coded["answers"] == [UNIT], "a phone's own resolver is answered by the unit"
@@ -261,8 +287,9 @@ def test_dhcp_offers_the_unit_as_router_and_dns_and_the_captive_api(site):
 
 
 def test_the_mesh_link_is_untouched_by_the_ap_rules(site):
-    broker, ssh, http = site["probe"](site["peer"], ["tcp", UNIT_MESH, 1883, 2], ["tcp", UNIT_MESH, 22, 2],
-                                      ["tcp", UNIT_MESH, 80, 2])
+    broker, ssh, http = site["probe"](
+        site["peer"], ["tcp", UNIT_MESH, 1883, 2], ["tcp", UNIT_MESH, 22, 2], ["tcp", UNIT_MESH, 80, 2]
+    )
     assert broker["result"] == "connected" and broker["data"] == f"hello {UNIT_MESH}:1883"
     assert ssh["result"] == "connected"
     # No redirect on the mesh: port 80 there is just a closed port.

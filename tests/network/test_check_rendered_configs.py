@@ -3,6 +3,7 @@
 hostapd and mosquitto run in a throwaway network namespace (no radio, loopback down): they read and
 check the whole file, then fail to start, touching nothing.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -17,10 +18,12 @@ from appliance.network.render_network_files import render_network_files
 NODE = "0123456789abcdef"
 PLANS = {
     "open": plan_network(NODE),
-    "wpa2-mesh": plan_network(NODE, passphrase="correct horse battery", mesh_interface="eth0", country="DE",
-                              channel=13),
-    "batman-small-subnet": plan_network(NODE, ap_subnet="10.99.0.16/28", radio_supports_ap_and_mesh=True,
-                                        lease_seconds=900),
+    "wpa2-mesh": plan_network(
+        NODE, passphrase="correct horse battery", mesh_interface="eth0", country="DE", channel=13
+    ),
+    "batman-small-subnet": plan_network(
+        NODE, ap_subnet="10.99.0.16/28", radio_supports_ap_and_mesh=True, lease_seconds=900
+    ),
 }
 PROGRAMS = {"hostapd": "hostapd", "dnsmasq": "dnsmasq", "nftables": "nft", "mosquitto": "mosquitto"}
 
@@ -54,16 +57,19 @@ def test_rendered_config_passes_its_programs_check(tmp_path, plan_name, name):
     assert check.ok, f"{check.program} rejects the rendered {name} config:\n{check.detail}\n\n{texts[name]}"
 
 
-@pytest.mark.parametrize("name, edit, expected", [
-    ("dnsmasq", lambda text: text + "dhcp-range=198.18.0.10,nonsense\n", "bad dhcp-range"),
-    ("dnsmasq", lambda text: text + "no-such-option\n", "bad option"),
-    ("nftables", lambda text: text.replace("redirect to :8080", "redirect to :80800"), ""),
-    ("nftables", lambda text: text.replace("reject with tcp reset", "reject with tcp rest", 1), ""),
-    ("hostapd", lambda text: text + "wpa=2\nwpa_passphrase=short\nwpa_key_mgmt=WPA-PSK\n", "passphrase length"),
-    ("hostapd", lambda text: text + "no_such_item=1\n", "unknown configuration item"),
-    ("hostapd", lambda text: text.replace("hw_mode=g", "hw_mode=q"), "hw_mode"),
-    ("mosquitto", lambda text: text + "no_such_option true\n", "Unknown configuration variable"),
-])
+@pytest.mark.parametrize(
+    "name, edit, expected",
+    [
+        ("dnsmasq", lambda text: text + "dhcp-range=198.18.0.10,nonsense\n", "bad dhcp-range"),
+        ("dnsmasq", lambda text: text + "no-such-option\n", "bad option"),
+        ("nftables", lambda text: text.replace("redirect to :8080", "redirect to :80800"), ""),
+        ("nftables", lambda text: text.replace("reject with tcp reset", "reject with tcp rest", 1), ""),
+        ("hostapd", lambda text: text + "wpa=2\nwpa_passphrase=short\nwpa_key_mgmt=WPA-PSK\n", "passphrase length"),
+        ("hostapd", lambda text: text + "no_such_item=1\n", "unknown configuration item"),
+        ("hostapd", lambda text: text.replace("hw_mode=g", "hw_mode=q"), "hw_mode"),
+        ("mosquitto", lambda text: text + "no_such_option true\n", "Unknown configuration variable"),
+    ],
+)
 def test_a_broken_config_is_caught_with_the_programs_own_words(tmp_path, name, edit, expected):
     texts = render_network_files(PLANS["open"], config_dir=tmp_path, lease_file=tmp_path / "leases")
     check = _check_one(tmp_path, name, edit(texts[name]))

@@ -1,4 +1,5 @@
 """Reading `iw list` and deciding whether the AP's radio can also run an 802.11s mesh point."""
+
 from __future__ import annotations
 
 from appliance.network.detect_ap_and_mesh_support import detect_ap_and_mesh_support
@@ -13,10 +14,17 @@ def test_modes_and_wrapped_combination_lines_are_read():
     assert {"AP", "mesh point", "managed", "P2P-GO"} <= radio.modes
     # Bullets of other sections (ciphers, commands, HT overrides) are not modes.
     assert "new_interface" not in radio.modes and "join_mesh" not in radio.modes
-    assert radio.combinations == (InterfaceCombination(
-        limits=((frozenset({"managed"}), 2048), (frozenset({"AP", "mesh point"}), 8),
-                (frozenset({"P2P-client", "P2P-GO"}), 1)),
-        total=2048, channels=1),)
+    assert radio.combinations == (
+        InterfaceCombination(
+            limits=(
+                (frozenset({"managed"}), 2048),
+                (frozenset({"AP", "mesh point"}), 8),
+                (frozenset({"P2P-client", "P2P-GO"}), 1),
+            ),
+            total=2048,
+            channels=1,
+        ),
+    )
 
 
 def test_several_combinations_per_radio():

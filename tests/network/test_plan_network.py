@@ -1,4 +1,5 @@
 """plan_network: defaults, the mesh choice and input validation."""
+
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
@@ -51,44 +52,46 @@ def test_ethernet_mesh_when_the_radio_cannot_do_ap_and_mesh_point_together():
 def test_batman_over_802_11s_when_the_radio_can():
     plan = plan_network(NODE, radio_supports_ap_and_mesh=True)
     assert (plan.mesh_mode, plan.mesh_interface, plan.mesh_ports) == ("batman", "bat0", ("mesh0",))
-    both = plan_network(NODE, radio_supports_ap_and_mesh=True, mesh_interface="eth0",
-                        mesh_address="10.213.0.11/24")
+    both = plan_network(NODE, radio_supports_ap_and_mesh=True, mesh_interface="eth0", mesh_address="10.213.0.11/24")
     assert both.mesh_ports == ("mesh0", "eth0") and both.mesh_address == IPv4Interface("10.213.0.11/24")
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"passphrase": "short"}, "8-63"),
-    ({"passphrase": "x" * 64}, "8-63"),
-    ({"passphrase": "caf\u00e9 au lait"}, "printable ASCII"),
-    ({"passphrase": "line\nbreak!"}, "printable ASCII"),
-    ({"passphrase": " leading space"}, "space"),
-    ({"country": "USA"}, "two-letter"),
-    ({"country": "1A"}, "two-letter"),
-    ({"channel": 14}, "1-13"),
-    ({"channel": 0}, "1-13"),
-    ({"channel": 12}, "not allowed in US"),
-    ({"channel": True}, "1-13"),
-    ({"ap_subnet": "198.18.0.0/29"}, "/16 to /28"),
-    ({"ap_subnet": "10.0.0.0/8"}, "/16 to /28"),
-    ({"ap_subnet": "198.18.0.1/24"}, "not an IPv4 network"),
-    ({"ap_subnet": "fd00::/64"}, "not an IPv4 network"),
-    ({"ap_subnet": "169.254.1.0/24"}, "link-local"),
-    ({"ap_subnet": "127.0.0.0/24"}, "loopback"),
-    ({"ap_interface": "wlan0-with-a-long-name"}, "interface name"),
-    ({"ap_interface": "wlan 0"}, "interface name"),
-    ({"ap_interface": "wl/an0"}, "interface name"),
-    ({"ap_interface": ""}, "interface name"),
-    ({"mesh_interface": "wlan0"}, "must differ"),
-    ({"mesh_interface": "eth0", "mesh_address": "10.213.0.11"}, "prefix length"),
-    ({"mesh_interface": "eth0", "mesh_address": "198.18.0.77/24"}, "overlaps"),
-    ({"mesh_interface": "eth0", "mesh_address": "10.213.0.0/24"}, "network or broadcast"),
-    ({"mesh_address": "10.213.0.11/24"}, "needs a mesh link"),
-    ({"portal_port": 80}, "portal port"),
-    ({"admin_ports": (53,)}, "must stay open"),
-    ({"admin_ports": (8080,)}, "must stay open"),
-    ({"broker_port": 70000}, "1-65535"),
-    ({"lease_seconds": 60}, "at least 120"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"passphrase": "short"}, "8-63"),
+        ({"passphrase": "x" * 64}, "8-63"),
+        ({"passphrase": "caf\u00e9 au lait"}, "printable ASCII"),
+        ({"passphrase": "line\nbreak!"}, "printable ASCII"),
+        ({"passphrase": " leading space"}, "space"),
+        ({"country": "USA"}, "two-letter"),
+        ({"country": "1A"}, "two-letter"),
+        ({"channel": 14}, "1-13"),
+        ({"channel": 0}, "1-13"),
+        ({"channel": 12}, "not allowed in US"),
+        ({"channel": True}, "1-13"),
+        ({"ap_subnet": "198.18.0.0/29"}, "/16 to /28"),
+        ({"ap_subnet": "10.0.0.0/8"}, "/16 to /28"),
+        ({"ap_subnet": "198.18.0.1/24"}, "not an IPv4 network"),
+        ({"ap_subnet": "fd00::/64"}, "not an IPv4 network"),
+        ({"ap_subnet": "169.254.1.0/24"}, "link-local"),
+        ({"ap_subnet": "127.0.0.0/24"}, "loopback"),
+        ({"ap_interface": "wlan0-with-a-long-name"}, "interface name"),
+        ({"ap_interface": "wlan 0"}, "interface name"),
+        ({"ap_interface": "wl/an0"}, "interface name"),
+        ({"ap_interface": ""}, "interface name"),
+        ({"mesh_interface": "wlan0"}, "must differ"),
+        ({"mesh_interface": "eth0", "mesh_address": "10.213.0.11"}, "prefix length"),
+        ({"mesh_interface": "eth0", "mesh_address": "198.18.0.77/24"}, "overlaps"),
+        ({"mesh_interface": "eth0", "mesh_address": "10.213.0.0/24"}, "network or broadcast"),
+        ({"mesh_address": "10.213.0.11/24"}, "needs a mesh link"),
+        ({"portal_port": 80}, "portal port"),
+        ({"admin_ports": (53,)}, "must stay open"),
+        ({"admin_ports": (8080,)}, "must stay open"),
+        ({"broker_port": 70000}, "1-65535"),
+        ({"lease_seconds": 60}, "at least 120"),
+    ],
+)
 def test_bad_inputs_are_refused_with_a_clear_reason(kwargs, message):
     with pytest.raises(ValueError, match=message):
         plan_network(NODE, **kwargs)

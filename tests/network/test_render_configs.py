@@ -1,4 +1,5 @@
 """The rendered hostapd, dnsmasq and nftables configs: the lines that make the captive portal work."""
+
 from __future__ import annotations
 
 import pytest
@@ -16,7 +17,7 @@ WPA = plan_network(NODE, passphrase="correct horse battery", country="de", chann
 
 def _parse_settings(text: str) -> dict[str, str]:
     pairs = [line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#")]
-    return {key: value for key, value in pairs}
+    return dict(pairs)
 
 
 def _list_lines(text: str) -> list[str]:
@@ -78,17 +79,26 @@ def test_nftables_redirects_http_and_refuses_https_with_a_reset():
     assert 'iifname "wlan0" tcp dport 8080 accept' in lines
     assert 'iifname "wlan0" drop' in lines and 'oifname "wlan0" drop' in lines
     # The order is the policy: allowed services, then HTTPS reset, then admin ports, then everything else.
-    order = [lines.index(rule) for rule in (
-        'iifname "wlan0" tcp dport 8080 accept', 'iifname "wlan0" tcp dport 443 reject with tcp reset',
-        'iifname "wlan0" meta l4proto { tcp, udp } th dport { 22, 1883, 8883 } drop',
-        'iifname "wlan0" meta l4proto tcp reject with tcp reset', 'iifname "wlan0" reject')]
+    order = [
+        lines.index(rule)
+        for rule in (
+            'iifname "wlan0" tcp dport 8080 accept',
+            'iifname "wlan0" tcp dport 443 reject with tcp reset',
+            'iifname "wlan0" meta l4proto { tcp, udp } th dport { 22, 1883, 8883 } drop',
+            'iifname "wlan0" meta l4proto tcp reject with tcp reset',
+            'iifname "wlan0" reject',
+        )
+    ]
     assert order == sorted(order)
 
 
 def test_nftables_rules_all_match_the_ap_so_the_mesh_link_is_untouched():
     plan = plan_network(NODE, mesh_interface="eth0", ap_interface="wlan1")
-    rules = [line for line in _list_lines(render_nftables_ruleset(plan))
-             if not line.startswith(("table", "delete", "chain", "type", "}"))]
+    rules = [
+        line
+        for line in _list_lines(render_nftables_ruleset(plan))
+        if not line.startswith(("table", "delete", "chain", "type", "}"))
+    ]
     assert rules and all(rule.startswith(('iifname "wlan1" ', 'oifname "wlan1" ')) for rule in rules)
     assert "eth0" not in render_nftables_ruleset(plan)
 
@@ -97,6 +107,8 @@ def test_mosquitto_listens_on_localhost_and_the_mesh_address_only():
     plan = plan_network(NODE, mesh_interface="eth0", mesh_address="10.213.0.11/24")
     text = render_network_files(plan, config_dir="/etc/iplm")["mosquitto"]
     assert [line for line in text.splitlines() if line.startswith("listener")] == [
-        "listener 1883 127.0.0.1", "listener 1883 10.213.0.11"]
+        "listener 1883 127.0.0.1",
+        "listener 1883 10.213.0.11",
+    ]
     assert "password_file /etc/iplm/mosquitto.passwd" in text and "user mosquitto" in text
     assert "198.18.0.1" not in text

@@ -18,8 +18,11 @@ def test_every_unit_of_a_mesh_renders_the_same_encrypted_mesh_network():
     password = derive_mesh_link_password(KEY)
     mesh_id = derive_mesh_secrets(KEY).mesh_id
     one = render_mesh_point_conf(_plan(channel=11), mesh_id=mesh_id, sae_password=password)
-    other = render_mesh_point_conf(plan_network("fedcba9876543210", radio_supports_ap_and_mesh=True, channel=11),
-                                   mesh_id=mesh_id, sae_password=password)
+    other = render_mesh_point_conf(
+        plan_network("fedcba9876543210", radio_supports_ap_and_mesh=True, channel=11),
+        mesh_id=mesh_id,
+        sae_password=password,
+    )
     assert one == other  # nothing unit-specific: the units find each other on it
     assert f'ssid="iplm-mesh-{mesh_id}"' in one and "mode=5" in one and "frequency=2462" in one
     assert "key_mgmt=SAE" in one and f'sae_password="{password}"' in one and "ieee80211w=2" in one
@@ -37,8 +40,9 @@ def test_the_link_password_depends_on_the_key_only():
 
 def test_no_mesh_point_without_a_radio_that_does_both():
     with pytest.raises(ValueError):
-        render_mesh_point_conf(plan_network("0123456789abcdef", mesh_interface="eth0"), mesh_id="x" * 16,
-                               sae_password="p" * 64)
+        render_mesh_point_conf(
+            plan_network("0123456789abcdef", mesh_interface="eth0"), mesh_id="x" * 16, sae_password="p" * 64
+        )
     with pytest.raises(ValueError):
         render_mesh_point_conf(_plan(), mesh_id="x" * 16, sae_password="short")
 

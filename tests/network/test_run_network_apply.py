@@ -1,4 +1,5 @@
 """`iplm network apply`: --dry-run prints and changes nothing; a real run applies once, then has nothing to do."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,17 +14,31 @@ from tests.network.start_netns_lab import start_netns_lab
 
 def _make_args(tmp_path, **overrides) -> argparse.Namespace:
     # What `iplm network apply` parses to (see the parser in appliance/cli/main.py).
-    values = dict(ap_interface="wlan0", ap_subnet="198.18.0.0/24", passphrase=None, passphrase_file=None,
-                  country="US", channel=6, mesh_interface=None, mesh_address=None, mesh_radio="no",
-                  config_dir=str(tmp_path / "etc"), lease_file=str(tmp_path / "run" / "leases"),
-                  data_dir=str(tmp_path / "data"), netns=None, dry_run=False)
+    values = {
+        "ap_interface": "wlan0",
+        "ap_subnet": "198.18.0.0/24",
+        "passphrase": None,
+        "passphrase_file": None,
+        "country": "US",
+        "channel": 6,
+        "mesh_interface": None,
+        "mesh_address": None,
+        "mesh_radio": "no",
+        "config_dir": str(tmp_path / "etc"),
+        "lease_file": str(tmp_path / "run" / "leases"),
+        "data_dir": str(tmp_path / "data"),
+        "netns": None,
+        "dry_run": False,
+    }
     values.update(overrides)
     return argparse.Namespace(**values)
 
 
 def test_dry_run_prints_the_plan_and_files_and_changes_nothing(tmp_path, capsys):
-    assert run_network_apply(_make_args(tmp_path, dry_run=True, passphrase="correct horse battery",
-                                   mesh_interface="eth0")) == 0
+    assert (
+        run_network_apply(_make_args(tmp_path, dry_run=True, passphrase="correct horse battery", mesh_interface="eth0"))
+        == 0
+    )
     out = capsys.readouterr().out
     assert "ssid: iplm-0000" in out, "no node id yet: a placeholder, not a new identity"
     assert "unit_address: 198.18.0.1" in out and "mesh_mode: ethernet" in out
@@ -49,18 +64,20 @@ def test_a_passphrase_file_is_read_without_its_newline(tmp_path, capsys):
 
 
 def test_auto_mesh_radio_on_an_interface_without_a_radio_means_ethernet(tmp_path, capsys):
-    args = _make_args(tmp_path, dry_run=True, mesh_radio="auto", ap_interface="nosuchwlan9",
-                      mesh_interface="eth0")
+    args = _make_args(tmp_path, dry_run=True, mesh_radio="auto", ap_interface="nosuchwlan9", mesh_interface="eth0")
     assert run_network_apply(args) == 0
     captured = capsys.readouterr()
     assert "nosuchwlan9 is not a Wi-Fi interface here" in captured.err and "mesh_mode: ethernet" in captured.out
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"passphrase": "short"}, "8-63"),
-    ({"ap_subnet": "192.168.1.0/30"}, "/16 to /28"),
-    ({"country": "Germany"}, "two-letter"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"passphrase": "short"}, "8-63"),
+        ({"ap_subnet": "192.168.1.0/30"}, "/16 to /28"),
+        ({"country": "Germany"}, "two-letter"),
+    ],
+)
 def test_bad_input_exits_2_with_the_reason(tmp_path, capsys, overrides, message):
     assert run_network_apply(_make_args(tmp_path, dry_run=True, **overrides)) == 2
     assert message in capsys.readouterr().err

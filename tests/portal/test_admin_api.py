@@ -1,4 +1,5 @@
 """The admin API of a real `iplm serve`: PIN, model library with background installs, default model."""
+
 from __future__ import annotations
 
 import contextlib
@@ -41,8 +42,12 @@ def _wait_job(http, model_id, states=("installed", "failed", "cancelled"), timeo
 
 def test_admin_routes_need_the_pin(unit):
     with unit.client() as http:
-        for method, path in [("GET", "/api/admin/models"), ("POST", "/api/admin/models/Toy-MLC/install"),
-                             ("DELETE", "/api/admin/models/Toy-MLC"), ("PUT", "/api/admin/default-model")]:
+        for method, path in [
+            ("GET", "/api/admin/models"),
+            ("POST", "/api/admin/models/Toy-MLC/install"),
+            ("DELETE", "/api/admin/models/Toy-MLC"),
+            ("PUT", "/api/admin/default-model"),
+        ]:
             response = http.request(method, path, json={})
             assert response.status_code == 401 and response.json()["error"]["code"] == "admin_required"
         assert http.get("/api/admin/session").json() == {"admin": False}
@@ -134,8 +139,16 @@ def test_switching_the_default_model_serves_it_now_and_after_a_restart(unit):
         switched = http.put("/api/admin/default-model", json={"model": "Smol-Copy"})
         assert switched.status_code == 200 and switched.json() == {"default_model": "Smol-Copy"}
         assert http.get("/v1/models").json()["data"][0]["id"] == "Smol-Copy"
-        with http.stream("POST", "/v1/chat/completions", json={"model": "Smol-Copy", "stream": True, "max_tokens": 8,
-                                                               "messages": [{"role": "user", "content": "Hi"}]}) as r:
+        with http.stream(
+            "POST",
+            "/v1/chat/completions",
+            json={
+                "model": "Smol-Copy",
+                "stream": True,
+                "max_tokens": 8,
+                "messages": [{"role": "user", "content": "Hi"}],
+            },
+        ) as r:
             assert read_sse(r)[-1] == "[DONE]"
     unit.restart()
     with unit.client() as http:

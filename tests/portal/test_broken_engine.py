@@ -3,6 +3,7 @@
 The pool runs real worker processes whose engine dies by a real SIGILL at every chat (an illegal
 instruction, as a build for another CPU does); nothing here is mocked above the engine.
 """
+
 import pytest
 
 from appliance.admin.admin_types import AdminHooks, InstallJobs
@@ -21,13 +22,26 @@ NODE = "00000000000000aa"
 def client(tmp_path):
     database = open_database(tmp_path)
     set_admin_pin(PIN)
-    engine = start_engine_pool({"factory": "tests.engine.fake_engines:open_illegal_instruction_engine",
-                                "kind": "llama.cpp", "kwargs": {"model_id": "m"}}, ready_timeout=60)
-    jobs = InstallJobs(start=lambda model: {}, cancel=lambda model: None, describe=lambda: {})
-    hooks = AdminHooks(data_dir=tmp_path, node_id=NODE, memory_bytes=0, jobs=jobs, switch_model=lambda model: None,
-                       engines=("llama.cpp",))
-    app = create_app(lambda: engine, UnitInfo(node_id=NODE, name="iplm-00aa", defaults=ChatDefaults(), device={}),
-                     hooks)
+    engine = start_engine_pool(
+        {
+            "factory": "tests.engine.fake_engines:open_illegal_instruction_engine",
+            "kind": "llama.cpp",
+            "kwargs": {"model_id": "m"},
+        },
+        ready_timeout=60,
+    )
+    jobs = InstallJobs(start=lambda model: {}, cancel=lambda model: None, describe=dict)
+    hooks = AdminHooks(
+        data_dir=tmp_path,
+        node_id=NODE,
+        memory_bytes=0,
+        jobs=jobs,
+        switch_model=lambda model: None,
+        engines=("llama.cpp",),
+    )
+    app = create_app(
+        lambda: engine, UnitInfo(node_id=NODE, name="iplm-00aa", defaults=ChatDefaults(), device={}), hooks
+    )
     yield app.test_client()
     engine.close()
     database.close()

@@ -1,5 +1,6 @@
 """Captive-portal answers through Flask's test client: probes before and after a phone opens the portal, foreign
 hosts, the unit's own routes, RFC 8908's API, and the bounded {ip: expiry} state."""
+
 from __future__ import annotations
 
 import json
@@ -8,12 +9,17 @@ import pytest
 
 import appliance.portal.create_app as create_app_module
 from appliance.engine.engine_types import Engine
-from appliance.portal.captive_types import (CAPTIVE_API_PATH, CAPTIVE_JSON_TYPE, DEFAULT_OPEN_SECONDS, PROBE_RULES,
-                                            ProbeRule)
+from appliance.portal.build_webui_blueprint import build_webui_blueprint
+from appliance.portal.captive_types import (
+    CAPTIVE_API_PATH,
+    CAPTIVE_JSON_TYPE,
+    DEFAULT_OPEN_SECONDS,
+    PROBE_RULES,
+    ProbeRule,
+)
 from appliance.portal.create_app import create_app
 from appliance.portal.match_captive_probe import match_captive_probe
 from appliance.portal.portal_types import ChatDefaults, UnitInfo
-from appliance.portal.build_webui_blueprint import build_webui_blueprint
 from appliance.portal.start_captive_state import start_captive_state
 
 PORTAL_URL = "http://198.18.0.1/"
@@ -56,8 +62,9 @@ class FakeClock:
 
 
 def _fake_engine() -> Engine:
-    return Engine(kind="fake", model_id="m", n_ctx=256, stream_chat=lambda request, cancel: iter(()),
-                  close=lambda: None)
+    return Engine(
+        kind="fake", model_id="m", n_ctx=256, stream_chat=lambda request, cancel: iter(()), close=lambda: None
+    )
 
 
 @pytest.fixture(name="dist")
@@ -118,16 +125,24 @@ def _assert_answer(response, status, content_type, body):
 
 def _table_probes():
     """Every host × path of the table that has a success answer."""
-    return [pytest.param(rule, host, path, id=f"{rule.platform}:{host}{path}")
-            for rule in PROBE_RULES if rule.answer is not None for host in rule.hosts for path in rule.paths]
+    return [
+        pytest.param(rule, host, path, id=f"{rule.platform}:{host}{path}")
+        for rule in PROBE_RULES
+        if rule.answer is not None
+        for host in rule.hosts
+        for path in rule.paths
+    ]
 
 
 # ---------- every probe: redirected before, exact success after, per client ----------
 
-@pytest.mark.parametrize("platform, host, path, status, content_type, body", KNOWN_PROBES,
-                         ids=[f"{p[0]}:{p[1]}{p[2]}" for p in KNOWN_PROBES])
-def test_known_probe_redirects_until_the_portal_is_opened_then_succeeds(client, platform, host, path, status,
-                                                                         content_type, body):
+
+@pytest.mark.parametrize(
+    "platform, host, path, status, content_type, body", KNOWN_PROBES, ids=[f"{p[0]}:{p[1]}{p[2]}" for p in KNOWN_PROBES]
+)
+def test_known_probe_redirects_until_the_portal_is_opened_then_succeeds(
+    client, platform, host, path, status, content_type, body
+):
     _assert_sent_to_portal(_get(client, host, path))
     _open_portal(client)
     after = _get(client, host, path)
@@ -195,6 +210,7 @@ def test_general_sites_are_not_probe_hosts(client):
 
 # ---------- when a client counts as having opened the portal ----------
 
+
 def test_expiry_returns_the_client_to_the_portal(client, clock):
     _open_portal(client)
     clock.now += DEFAULT_OPEN_SECONDS - 1
@@ -211,9 +227,16 @@ def test_loading_the_portal_again_restarts_the_period(client, clock):
     assert _get(client, "captive.apple.com", "/hotspot-detect.html").status_code == 200
 
 
-@pytest.mark.parametrize("host, path", [("198.18.0.1", "/admin"), ("198.18.0.1", "/api/unit"),
-                                        ("198.18.0.1", "/healthz"), ("example.com", "/"),
-                                        ("captive.apple.com", "/")])
+@pytest.mark.parametrize(
+    "host, path",
+    [
+        ("198.18.0.1", "/admin"),
+        ("198.18.0.1", "/api/unit"),
+        ("198.18.0.1", "/healthz"),
+        ("example.com", "/"),
+        ("captive.apple.com", "/"),
+    ],
+)
 def test_other_pages_do_not_open_the_portal(client, state, host, path):
     _get(client, host, path)
     assert state.read_entries() == {}
@@ -248,6 +271,7 @@ def test_portal_opened_by_the_mdns_name_counts(client, state):
 
 # ---------- foreign hosts and the unit's own routes ----------
 
+
 @pytest.mark.parametrize("path", ["/", "/news/today.html", "/api/unit", "/v1/models", "/assets/app.js", "/healthz"])
 def test_foreign_hosts_go_to_the_portal_before_and_after(client, path):
     _assert_sent_to_portal(_get(client, "example.com", path))
@@ -255,8 +279,10 @@ def test_foreign_hosts_go_to_the_portal_before_and_after(client, path):
     _assert_sent_to_portal(_get(client, "example.com", path))
 
 
-@pytest.mark.parametrize("host", ["198.18.0.1", "198.18.0.1:80", "localhost", "127.0.0.1:8080", "iplm-1a2b.local",
-                                  "10.42.0.7", "[fd00::7]:80"])
+@pytest.mark.parametrize(
+    "host",
+    ["198.18.0.1", "198.18.0.1:80", "localhost", "127.0.0.1:8080", "iplm-1a2b.local", "10.42.0.7", "[fd00::7]:80"],
+)
 def test_the_units_own_routes_are_not_hijacked(client, host):
     unit = _get(client, host, "/api/unit")
     assert unit.status_code == 200 and unit.get_json()["name"] == "iplm-1a2b"
@@ -277,9 +303,13 @@ def test_without_a_portal_url_nothing_is_redirected(dist):
 
 # ---------- RFC 8908 API ----------
 
+
 def test_captive_api_before_and_after_for_this_client(client, clock):
-    before = client.get(CAPTIVE_API_PATH, headers={"Host": "198.18.0.1", "Accept": CAPTIVE_JSON_TYPE},
-                        environ_base={"REMOTE_ADDR": PHONE})
+    before = client.get(
+        CAPTIVE_API_PATH,
+        headers={"Host": "198.18.0.1", "Accept": CAPTIVE_JSON_TYPE},
+        environ_base={"REMOTE_ADDR": PHONE},
+    )
     assert before.status_code == 200
     assert before.headers["Content-Type"] == CAPTIVE_JSON_TYPE
     assert before.headers["Cache-Control"] == "private"
@@ -289,13 +319,19 @@ def test_captive_api_before_and_after_for_this_client(client, clock):
     clock.now += 60
     after = _get(client, "198.18.0.1", CAPTIVE_API_PATH)
     assert after.headers["Content-Type"] == CAPTIVE_JSON_TYPE
-    assert json.loads(after.data) == {"captive": False, "user-portal-url": PORTAL_URL,
-                                      "seconds-remaining": DEFAULT_OPEN_SECONDS - 60, "can-extend-session": True}
+    assert json.loads(after.data) == {
+        "captive": False,
+        "user-portal-url": PORTAL_URL,
+        "seconds-remaining": DEFAULT_OPEN_SECONDS - 60,
+        "can-extend-session": True,
+    }
     assert json.loads(_get(client, "198.18.0.1", CAPTIVE_API_PATH, ip=OTHER_PHONE).data)["captive"] is True
 
     clock.now += DEFAULT_OPEN_SECONDS
-    assert json.loads(_get(client, "198.18.0.1", CAPTIVE_API_PATH).data) == {"captive": True,
-                                                                           "user-portal-url": PORTAL_URL}
+    assert json.loads(_get(client, "198.18.0.1", CAPTIVE_API_PATH).data) == {
+        "captive": True,
+        "user-portal-url": PORTAL_URL,
+    }
 
 
 def test_captive_api_answers_on_any_host(client):
@@ -305,6 +341,7 @@ def test_captive_api_answers_on_any_host(client):
 
 
 # ---------- the state: only {ip: expiry}, bounded ----------
+
 
 def test_state_holds_only_ip_to_expiry(state, clock):
     state.mark_open(PHONE)
@@ -358,6 +395,7 @@ def test_state_rejects_non_positive_limits(kwargs):
 
 # ---------- the table and its matcher ----------
 
+
 def test_probe_table_is_well_formed():
     for rule in PROBE_RULES:
         assert rule.hosts and rule.paths
@@ -368,19 +406,24 @@ def test_probe_table_is_well_formed():
             assert (rule.answer.status == 204) == (rule.answer.content_type is None and rule.answer.body == b"")
 
 
-@pytest.mark.parametrize("host, path, platform", [
-    ("connectivitycheck.gstatic.com", "/generate_204", "android"),
-    ("www.google.com", "/gen_204", "android"),
-    ("www.msftconnecttest.com", "/", "windows"),
-    ("www.msftconnecttest.com", "/redirect", "windows-open-portal"),
-    ("detectportal.firefox.com", "/success.txt", "firefox-connectivity"),
-    ("198.18.0.1", "/ncsi.txt", "windows-legacy"),
-])
+@pytest.mark.parametrize(
+    "host, path, platform",
+    [
+        ("connectivitycheck.gstatic.com", "/generate_204", "android"),
+        ("www.google.com", "/gen_204", "android"),
+        ("www.msftconnecttest.com", "/", "windows"),
+        ("www.msftconnecttest.com", "/redirect", "windows-open-portal"),
+        ("detectportal.firefox.com", "/success.txt", "firefox-connectivity"),
+        ("198.18.0.1", "/ncsi.txt", "windows-legacy"),
+    ],
+)
 def test_match_captive_probe(host, path, platform):
     assert match_captive_probe(host, path).platform == platform
 
 
-@pytest.mark.parametrize("host, path", [("www.google.com", "/search"), ("example.com", "/redirect"),
-                                        ("198.18.0.1", "/"), ("198.18.0.1", "/api/unit")])
+@pytest.mark.parametrize(
+    "host, path",
+    [("www.google.com", "/search"), ("example.com", "/redirect"), ("198.18.0.1", "/"), ("198.18.0.1", "/api/unit")],
+)
 def test_match_captive_probe_leaves_other_requests(host, path):
     assert match_captive_probe(host, path) is None

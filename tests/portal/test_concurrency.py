@@ -1,4 +1,5 @@
 """Several phones at once: every stream completes, the queue is fair, the unit stays responsive."""
+
 import threading
 
 import pytest
@@ -15,8 +16,11 @@ def test_eight_concurrent_streams_all_complete_while_healthz_answers(live_unit):
     def phone(index):
         with live_unit.client() as http:
             conversation = http.post("/api/conversations", json={}).json()
-            with http.stream("POST", f"/api/conversations/{conversation['id']}/messages",
-                             json={"content": f"Phone {index}: name a colour.", "params": {"max_tokens": 24}}) as r:
+            with http.stream(
+                "POST",
+                f"/api/conversations/{conversation['id']}/messages",
+                json={"content": f"Phone {index}: name a colour.", "params": {"max_tokens": 24}},
+            ) as r:
                 streaming.set()
                 results[index] = (r.status_code, read_sse(r))
 
@@ -49,10 +53,14 @@ def test_openai_clients_can_stream_concurrently_with_phones(live_unit):
     outcomes = []
 
     def api_client(index):
-        with live_unit.client() as http, http.stream(
-                "POST", "/v1/chat/completions",
-                json={"messages": [{"role": "user", "content": f"Say {index}."}], "stream": True,
-                      "max_tokens": 12}) as response:
+        with (
+            live_unit.client() as http,
+            http.stream(
+                "POST",
+                "/v1/chat/completions",
+                json={"messages": [{"role": "user", "content": f"Say {index}."}], "stream": True, "max_tokens": 12},
+            ) as response,
+        ):
             outcomes.append(read_sse(response)[-1])
 
     threads = [threading.Thread(target=api_client, args=(i,)) for i in range(4)]

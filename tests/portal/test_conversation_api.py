@@ -1,4 +1,5 @@
 """The web app's conversation API against a real `iplm serve`: ownership, streaming, persistence."""
+
 import time
 
 import pytest
@@ -10,8 +11,9 @@ pytestmark = pytest.mark.engine
 
 
 def _send(http, conversation_id, content, **extra):
-    with http.stream("POST", f"/api/conversations/{conversation_id}/messages",
-                     json={"content": content, **extra}) as response:
+    with http.stream(
+        "POST", f"/api/conversations/{conversation_id}/messages", json={"content": content, **extra}
+    ) as response:
         if response.status_code != 200:
             response.read()
             return response, None
@@ -48,10 +50,12 @@ def test_a_phone_sees_only_its_own_conversations(live_unit):
     with live_unit.client() as alice, live_unit.client() as bob:
         mine = alice.post("/api/conversations", json={"title": "alice's"}).json()
         assert bob.get("/api/conversations").json()["conversations"] == []
-        for response in (bob.get(f"/api/conversations/{mine['id']}"),
-                         bob.patch(f"/api/conversations/{mine['id']}", json={"title": "mine now"}),
-                         bob.delete(f"/api/conversations/{mine['id']}"),
-                         bob.post(f"/api/conversations/{mine['id']}/messages", json={"content": "hi"})):
+        for response in (
+            bob.get(f"/api/conversations/{mine['id']}"),
+            bob.patch(f"/api/conversations/{mine['id']}", json={"title": "mine now"}),
+            bob.delete(f"/api/conversations/{mine['id']}"),
+            bob.post(f"/api/conversations/{mine['id']}/messages", json={"content": "hi"}),
+        ):
             assert response.status_code == 404
         assert alice.get(f"/api/conversations/{mine['id']}").json()["title"] == "alice's"
 
@@ -59,8 +63,9 @@ def test_a_phone_sees_only_its_own_conversations(live_unit):
 def test_sending_streams_the_reply_and_stores_the_exchange(live_unit):
     with live_unit.client() as http:
         conversation = http.post("/api/conversations", json={}).json()
-        response, events = _send(http, conversation["id"], "What is the capital of France?",
-                                 params={"max_tokens": 16, "temperature": 0})
+        response, events = _send(
+            http, conversation["id"], "What is the capital of France?", params={"max_tokens": 16, "temperature": 0}
+        )
         assert response.status_code == 200
         deltas = [e for e in events if e["type"] == "delta"]
         done = events[-1]
@@ -71,22 +76,27 @@ def test_sending_streams_the_reply_and_stores_the_exchange(live_unit):
         assert done["conversation"]["title"] == "What is the capital of France?"
         stored = http.get(f"/api/conversations/{conversation['id']}").json()["messages"]
         assert [(m["role"], m["content"]) for m in stored] == [
-            ("user", "What is the capital of France?"), ("assistant", done["message"]["content"])]
+            ("user", "What is the capital of France?"),
+            ("assistant", done["message"]["content"]),
+        ]
         # A follow-up carries the history: the prompt grows.
         _, second = _send(http, conversation["id"], "And of Italy?", params={"max_tokens": 8})
         assert second[-1]["usage"]["prompt_tokens"] > done["usage"]["prompt_tokens"]
         assert len(http.get(f"/api/conversations/{conversation['id']}").json()["messages"]) == 4
 
 
-@pytest.mark.parametrize("body, param", [
-    ({"content": ""}, "content"),
-    ({"content": 5}, "content"),
-    ({}, "content"),
-    ({"content": "hi", "params": {"temperature": -1}}, "temperature"),
-    ({"content": "hi", "params": {"max_tokens": "many"}}, "max_tokens"),
-    ({"content": "hi", "params": []}, "params"),
-    ({"content": "hi", "model": "nope"}, "model"),
-])
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        ({"content": ""}, "content"),
+        ({"content": 5}, "content"),
+        ({}, "content"),
+        ({"content": "hi", "params": {"temperature": -1}}, "temperature"),
+        ({"content": "hi", "params": {"max_tokens": "many"}}, "max_tokens"),
+        ({"content": "hi", "params": []}, "params"),
+        ({"content": "hi", "model": "nope"}, "model"),
+    ],
+)
 def test_bad_messages_are_refused_and_nothing_is_stored(live_unit, body, param):
     with live_unit.client() as http:
         conversation = http.post("/api/conversations", json={}).json()
@@ -119,12 +129,17 @@ def test_a_question_longer_than_the_context_is_refused_unstored(live_unit):
 def test_disconnecting_mid_stream_stops_generation_and_keeps_what_was_shown(live_unit):
     with live_unit.client() as http:
         conversation = http.post("/api/conversations", json={}).json()
-        with http.stream("POST", f"/api/conversations/{conversation['id']}/messages",
-                         # At temperature 0 this prompt runs to max_tokens (about 20 s here), never stopping early.
-                         json={"content": "Count from 1 to 1000, separated by commas.",
-                               "params": {"max_tokens": 1900, "temperature": 0}}) as response:
+        with http.stream(
+            "POST",
+            f"/api/conversations/{conversation['id']}/messages",
+            # At temperature 0 this prompt runs to max_tokens (about 20 s here), never stopping early.
+            json={
+                "content": "Count from 1 to 1000, separated by commas.",
+                "params": {"max_tokens": 1900, "temperature": 0},
+            },
+        ) as response:
             lines = response.iter_lines()
-            received = [line for line, _ in zip(lines, range(6)) if line.startswith("data:")]
+            received = [line for line, _ in zip(lines, range(6), strict=False) if line.startswith("data:")]
         assert received
         # The engine stops (the worker is free again) long before 1900 tokens would be done.
         deadline = time.monotonic() + 8

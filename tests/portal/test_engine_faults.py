@@ -1,4 +1,5 @@
 """A real llama.cpp worker killed mid-reply: the web app stays up, the request fails clearly, the engine restarts."""
+
 import os
 import signal
 import time
@@ -39,9 +40,14 @@ def test_killed_engine_fails_one_request_then_recovers(unit):
     assert len(workers) == 1
     with unit.client() as http:
         conversation = http.post("/api/conversations", json={}).json()
-        with http.stream("POST", f"/api/conversations/{conversation['id']}/messages",
-                         json={"content": "Count from 1 to 1000, separated by commas.",
-                               "params": {"max_tokens": 1900, "temperature": 0}}) as response:
+        with http.stream(
+            "POST",
+            f"/api/conversations/{conversation['id']}/messages",
+            json={
+                "content": "Count from 1 to 1000, separated by commas.",
+                "params": {"max_tokens": 1900, "temperature": 0},
+            },
+        ) as response:
             assert response.status_code == 200
             lines = response.iter_lines()
             next(line for line in lines if line.startswith("data:"))
@@ -54,8 +60,11 @@ def test_killed_engine_fails_one_request_then_recovers(unit):
         deadline = time.monotonic() + 60
         while http.get("/healthz").status_code != 200 and time.monotonic() < deadline:
             time.sleep(0.2)
-        with http.stream("POST", f"/api/conversations/{conversation['id']}/messages",
-                         json={"content": "Say hi.", "params": {"max_tokens": 8}}) as response:
+        with http.stream(
+            "POST",
+            f"/api/conversations/{conversation['id']}/messages",
+            json={"content": "Say hi.", "params": {"max_tokens": 8}},
+        ) as response:
             assert read_sse(response)[-1]["type"] == "done"
     restarted = _engine_workers(unit.process.pid)
     assert len(restarted) == 1 and restarted != workers

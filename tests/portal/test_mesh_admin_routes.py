@@ -1,5 +1,6 @@
 """The mesh on the admin API through Flask's test client: the admin cookie, the key (stored, shown, created,
 joined), and the live peer table as the admin page reads it."""
+
 from __future__ import annotations
 
 import os
@@ -12,22 +13,22 @@ from flask import Flask
 from appliance.admin.admin_types import AdminHooks, InstallJobs
 from appliance.admin.install_job_types import InstallJob
 from appliance.admin.set_admin_pin import set_admin_pin
+from appliance.admin.start_admin_sessions import start_admin_sessions
 from appliance.engine.engine_types import Engine
+from appliance.mesh.agent.mesh_agent_types import MESH_KEY_FILE
 from appliance.mesh.agent.parse_presence import parse_presence
 from appliance.mesh.agent.presence_types import PeerEntry
 from appliance.mesh.key.create_mesh_key import create_mesh_key
 from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
-from appliance.mesh.pieces.encode_piece_set import encode_piece_set
 from appliance.mesh.key.load_mesh_key import load_mesh_key
-from appliance.mesh.agent.mesh_agent_types import MESH_KEY_FILE
 from appliance.mesh.key.parse_mesh_key import parse_mesh_key
 from appliance.mesh.key.store_mesh_key import store_mesh_key
-from appliance.portal.create_app import create_app
-from appliance.portal.portal_types import ChatDefaults, UnitInfo
-from appliance.admin.start_admin_sessions import start_admin_sessions
+from appliance.mesh.pieces.encode_piece_set import encode_piece_set
 from appliance.portal.build_admin_blueprint import build_admin_blueprint
 from appliance.portal.build_admin_session_blueprint import build_admin_session_blueprint
 from appliance.portal.build_mesh_admin_blueprint import build_mesh_admin_blueprint
+from appliance.portal.create_app import create_app
+from appliance.portal.portal_types import ChatDefaults, UnitInfo
 from appliance.store.open_database import open_database
 
 PIN = "424242"
@@ -35,17 +36,22 @@ NODE = "node-self"
 SECRET = bytes(range(32))
 KEY = create_mesh_key(SECRET)
 MESH_ID = derive_mesh_secrets(parse_mesh_key(KEY)).mesh_id
-MESH_PATHS = [("GET", "/api/admin/mesh"), ("GET", "/api/admin/mesh/key"), ("POST", "/api/admin/mesh/create"),
-              ("POST", "/api/admin/mesh/join")]
+MESH_PATHS = [
+    ("GET", "/api/admin/mesh"),
+    ("GET", "/api/admin/mesh/key"),
+    ("POST", "/api/admin/mesh/create"),
+    ("POST", "/api/admin/mesh/join"),
+]
 
 
 def _fake_engine() -> Engine:
-    return Engine(kind="fake", model_id="m", n_ctx=256, stream_chat=lambda request, cancel: iter(()),
-                  close=lambda: None)
+    return Engine(
+        kind="fake", model_id="m", n_ctx=256, stream_chat=lambda request, cancel: iter(()), close=lambda: None
+    )
 
 
 def _fake_hooks(data_dir: Path) -> AdminHooks:
-    jobs = InstallJobs(start=lambda model: InstallJob(model), cancel=lambda model: None, describe=lambda: {})
+    jobs = InstallJobs(start=lambda model: InstallJob(model), cancel=lambda model: None, describe=dict)
     return AdminHooks(data_dir=data_dir, node_id=NODE, memory_bytes=0, jobs=jobs, switch_model=lambda model: None)
 
 
@@ -54,10 +60,22 @@ def _entry(state: str, payload: dict, **fields) -> PeerEntry:
 
 
 def _presence(name: str, **extra) -> dict:
-    return {"v": 1, "state": "online", "node": name, "name": f"iplm-{name}", "engine": "llama.cpp",
-            "device": "generic-x86_64", "memory_free": 2_000_000_000,
+    return {
+        "v": 1,
+        "state": "online",
+        "node": name,
+        "name": f"iplm-{name}",
+        "engine": "llama.cpp",
+        "device": "generic-x86_64",
+        "memory_free": 2_000_000_000,
         "load": {"workers": 1, "workers_ready": 0, "busy": 0, "queued": 0},
-            "models": [], "address": "10.77.0.2", "broker": 1883, "portal": 8080, "will_id": "ab", **extra}
+        "models": [],
+        "address": "10.77.0.2",
+        "broker": 1883,
+        "portal": 8080,
+        "will_id": "ab",
+        **extra,
+    }
 
 
 @pytest.fixture(name="data_dir")
@@ -79,8 +97,12 @@ def _build_app(data_dir: Path, status: dict, describe_self=None, mesh_status=Non
     unit = UnitInfo(node_id=NODE, name="iplm-self", defaults=ChatDefaults(), device={})
     app = create_app(_fake_engine, unit)
     sessions = start_admin_sessions()
-    mesh = build_mesh_admin_blueprint(data_dir=data_dir, node_id=NODE,
-                                      mesh_status=mesh_status or (lambda: status["table"]), describe_self=describe_self)
+    mesh = build_mesh_admin_blueprint(
+        data_dir=data_dir,
+        node_id=NODE,
+        mesh_status=mesh_status or (lambda: status["table"]),
+        describe_self=describe_self,
+    )
     app.register_blueprint(build_admin_session_blueprint(sessions))
     app.register_blueprint(build_admin_blueprint(_fake_hooks(data_dir), _fake_engine, sessions, nested=(mesh,)))
     return app
@@ -111,15 +133,24 @@ def test_every_mesh_route_needs_the_admin_cookie(app, data_dir):
 
 def test_the_routes_refuse_to_be_served_outside_the_admin_guard():
     with pytest.raises(RuntimeError):
-        Flask("bare").register_blueprint(build_mesh_admin_blueprint(data_dir="/nonexistent", node_id=NODE,
-                                                                    mesh_status=lambda: None))
+        Flask("bare").register_blueprint(
+            build_mesh_admin_blueprint(data_dir="/nonexistent", node_id=NODE, mesh_status=lambda: None)
+        )
 
 
 def test_a_unit_in_no_mesh(admin):
     body = admin.get("/api/admin/mesh").get_json()
     assert isinstance(body.pop("now"), float)
-    assert body == {"mesh_id": None, "self": NODE, "running": False, "key_set": False, "key_error": None,
-                    "restart_needed": False, "unit": None, "peers": {}}
+    assert body == {
+        "mesh_id": None,
+        "self": NODE,
+        "running": False,
+        "key_set": False,
+        "key_error": None,
+        "restart_needed": False,
+        "unit": None,
+        "peers": {},
+    }
     response = admin.get("/api/admin/mesh/key")
     assert response.status_code == 404 and response.get_json()["error"]["code"] == "no_mesh"
 
@@ -157,12 +188,15 @@ def test_join_checks_the_key_and_stores_it_canonical(admin, data_dir):
     assert admin.get("/api/admin/mesh").get_json()["mesh_id"] == MESH_ID
 
 
-@pytest.mark.parametrize("key, code", [
-    ("hello", "bad_prefix"),
-    (KEY[:-1], "bad_length"),
-    (KEY[:-1] + ("a" if KEY[-1] != "a" else "b"), "bad_checksum"),
-    (KEY[:-1] + "1", "bad_characters"),
-])
+@pytest.mark.parametrize(
+    "key, code",
+    [
+        ("hello", "bad_prefix"),
+        (KEY[:-1], "bad_length"),
+        (KEY[:-1] + ("a" if KEY[-1] != "a" else "b"), "bad_checksum"),
+        (KEY[:-1] + "1", "bad_characters"),
+    ],
+)
 def test_join_answers_400_with_what_is_wrong_with_a_bad_key(admin, data_dir, key, code):
     response = admin.post("/api/admin/mesh/join", json={"key": key})
     assert response.status_code == 400
@@ -198,23 +232,48 @@ def test_a_key_present_at_start_needs_no_restart(data_dir, status):
     client = _build_app(data_dir, status).test_client()
     client.post("/api/admin/session", json={"pin": PIN})
     assert client.get("/api/admin/mesh").get_json()["restart_needed"] is False
-    assert client.post("/api/admin/mesh/join", json={"key": KEY}).get_json() == {"mesh_id": MESH_ID,
-                                                                                 "restart_needed": False}
+    assert client.post("/api/admin/mesh/join", json={"key": KEY}).get_json() == {
+        "mesh_id": MESH_ID,
+        "restart_needed": False,
+    }
 
 
 def test_peers_come_from_the_running_agent(data_dir, status):
     store_mesh_key(data_dir, KEY)
     partial = {"id": "Qwen", "state": "partial", "engine": "mlc", "pieces": encode_piece_set([0, 1, 2, 5], 10)}
     status["table"] = {  # what the agent holds: each presence as parse_presence read it off the wire
-        "node-b": _entry("online", _presence("b", models=[
-            {"id": "SmolLM2", "state": "installed", "engine": "llama.cpp", "root": "ab", "size": 9}, partial,
-            {"id": "Odd", "state": "available"}, "junk", {"state": "installed"}]),
-            last_seen=1000.5, via="10.77.0.2:1883", since=990.0, rssi=-61),
-        "node-c": _entry("gone", _presence("c", state="gone", load=True, memory_free="lots"),
-                         last_seen=900.0, via="10.77.0.3:1883", since=910.0, reason="silent"),
-        "node-d": _entry("online", _presence("d", models=[
-            {"id": "Broken", "state": "partial", "pieces": {"n": 3, "ranges": [[0, 9]]}}]),
-            last_seen=1000.0, via="10.77.0.4:1883", since=1000.0),
+        "node-b": _entry(
+            "online",
+            _presence(
+                "b",
+                models=[
+                    {"id": "SmolLM2", "state": "installed", "engine": "llama.cpp", "root": "ab", "size": 9},
+                    partial,
+                    {"id": "Odd", "state": "available"},
+                    "junk",
+                    {"state": "installed"},
+                ],
+            ),
+            last_seen=1000.5,
+            via="10.77.0.2:1883",
+            since=990.0,
+            rssi=-61,
+        ),
+        "node-c": _entry(
+            "gone",
+            _presence("c", state="gone", load=True, memory_free="lots"),
+            last_seen=900.0,
+            via="10.77.0.3:1883",
+            since=910.0,
+            reason="silent",
+        ),
+        "node-d": _entry(
+            "online",
+            _presence("d", models=[{"id": "Broken", "state": "partial", "pieces": {"n": 3, "ranges": [[0, 9]]}}]),
+            last_seen=1000.0,
+            via="10.77.0.4:1883",
+            since=1000.0,
+        ),
     }
     me = _presence("self", models=[{"id": "SmolLM2", "state": "installed"}])
     client = _build_app(data_dir, status, describe_self=lambda: me).test_client()
@@ -225,12 +284,23 @@ def test_peers_come_from_the_running_agent(data_dir, status):
     peers = body["peers"]
     assert set(peers) == {"node-b", "node-c", "node-d"}
     assert peers["node-b"] == {
-        "state": "online", "name": "iplm-b", "address": "10.77.0.2", "engine": "llama.cpp",
-        "device": "generic-x86_64", "memory_free": 2_000_000_000,
+        "state": "online",
+        "name": "iplm-b",
+        "address": "10.77.0.2",
+        "engine": "llama.cpp",
+        "device": "generic-x86_64",
+        "memory_free": 2_000_000_000,
         "load": {"workers": 1, "workers_ready": 0, "busy": 0, "queued": 0},
-        "models": [{"id": "SmolLM2", "state": "installed"},
-                   {"id": "Qwen", "state": "partial", "pieces": {"held": 4, "total": 10}}],
-        "via": "10.77.0.2:1883", "last_seen": 1000.5, "since": 990.0, "reason": None, "rssi": -61}
+        "models": [
+            {"id": "SmolLM2", "state": "installed"},
+            {"id": "Qwen", "state": "partial", "pieces": {"held": 4, "total": 10}},
+        ],
+        "via": "10.77.0.2:1883",
+        "last_seen": 1000.5,
+        "since": 990.0,
+        "reason": None,
+        "rssi": -61,
+    }
     gone = peers["node-c"]
     assert gone["state"] == "gone" and gone["reason"] == "silent" and "rssi" not in gone
     # What a peer sends is checked, not trusted: a load of `true` counts nothing, "lots" of memory is unknown.

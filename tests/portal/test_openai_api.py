@@ -1,4 +1,5 @@
 """The OpenAI-compatible API of a real `iplm serve` with the real default model."""
+
 import json
 
 import openai
@@ -20,10 +21,20 @@ def test_models_lists_the_default_model(live_unit):
 
 
 def test_streaming_completion_is_sse_ending_in_done(live_unit):
-    with live_unit.client() as http, http.stream(
-            "POST", "/v1/chat/completions",
-            json={"model": DEFAULT_MODEL_ID, "messages": HELLO, "stream": True, "max_tokens": 12,
-                  "stream_options": {"include_usage": True}}) as response:
+    with (
+        live_unit.client() as http,
+        http.stream(
+            "POST",
+            "/v1/chat/completions",
+            json={
+                "model": DEFAULT_MODEL_ID,
+                "messages": HELLO,
+                "stream": True,
+                "max_tokens": 12,
+                "stream_options": {"include_usage": True},
+            },
+        ) as response,
+    ):
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         payloads = read_sse(response)
@@ -44,8 +55,10 @@ def test_streaming_completion_is_sse_ending_in_done(live_unit):
 
 def test_non_streaming_completion_has_message_and_usage(live_unit):
     with live_unit.client() as http:
-        response = http.post("/v1/chat/completions", json={"model": DEFAULT_MODEL_ID, "messages": HELLO,
-                                                           "max_tokens": 8, "temperature": 0})
+        response = http.post(
+            "/v1/chat/completions",
+            json={"model": DEFAULT_MODEL_ID, "messages": HELLO, "max_tokens": 8, "temperature": 0},
+        )
     assert response.status_code == 200
     body = response.json()
     assert body["object"] == "chat.completion"
@@ -64,37 +77,48 @@ def test_official_openai_client_streams(live_unit):
 
 
 def test_json_schema_output_follows_the_schema(live_unit):
-    schema = {"type": "object", "properties": {"city": {"type": "string"}, "population": {"type": "integer"}},
-              "required": ["city", "population"]}
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "population": {"type": "integer"}},
+        "required": ["city", "population"],
+    }
     with live_unit.client() as http:
-        response = http.post("/v1/chat/completions", json={
-            "messages": [{"role": "user", "content": "Name a big city and its population as JSON."}],
-            "max_tokens": 60, "temperature": 0,
-            "response_format": {"type": "json_schema", "json_schema": {"name": "city", "schema": schema}}})
+        response = http.post(
+            "/v1/chat/completions",
+            json={
+                "messages": [{"role": "user", "content": "Name a big city and its population as JSON."}],
+                "max_tokens": 60,
+                "temperature": 0,
+                "response_format": {"type": "json_schema", "json_schema": {"name": "city", "schema": schema}},
+            },
+        )
     assert response.status_code == 200, response.text
     data = json.loads(response.json()["choices"][0]["message"]["content"])
     assert isinstance(data["city"], str) and isinstance(data["population"], int)
 
 
-@pytest.mark.parametrize("body, status, param", [
-    ({"messages": []}, 400, "messages"),
-    ({"messages": "hi"}, 400, "messages"),
-    ({"messages": [{"role": "wizard", "content": "hi"}]}, 400, "messages[0].role"),
-    ({"messages": [{"role": "user", "content": 42}]}, 400, "messages[0].content"),
-    ({"messages": [{"role": "user", "content": "   "}]}, 400, "messages"),
-    ({"messages": HELLO, "model": "gpt-17"}, 404, "model"),
-    ({"messages": HELLO, "temperature": 9}, 400, "temperature"),
-    ({"messages": HELLO, "temperature": "hot"}, 400, "temperature"),
-    ({"messages": HELLO, "top_p": 0}, 400, "top_p"),
-    ({"messages": HELLO, "max_tokens": 0}, 400, "max_tokens"),
-    ({"messages": HELLO, "max_tokens": 10**9}, 400, "max_tokens"),
-    ({"messages": HELLO, "max_tokens": True}, 400, "max_tokens"),
-    ({"messages": HELLO, "n": 3}, 400, "n"),
-    ({"messages": HELLO, "stream": "yes"}, 400, "stream"),
-    ({"messages": HELLO, "stop": [1]}, 400, "stop"),
-    ({"messages": HELLO, "response_format": {"type": "xml"}}, 400, "response_format.type"),
-    ({"messages": HELLO, "tools": [{"type": "function"}]}, 400, "tools"),
-])
+@pytest.mark.parametrize(
+    "body, status, param",
+    [
+        ({"messages": []}, 400, "messages"),
+        ({"messages": "hi"}, 400, "messages"),
+        ({"messages": [{"role": "wizard", "content": "hi"}]}, 400, "messages[0].role"),
+        ({"messages": [{"role": "user", "content": 42}]}, 400, "messages[0].content"),
+        ({"messages": [{"role": "user", "content": "   "}]}, 400, "messages"),
+        ({"messages": HELLO, "model": "gpt-17"}, 404, "model"),
+        ({"messages": HELLO, "temperature": 9}, 400, "temperature"),
+        ({"messages": HELLO, "temperature": "hot"}, 400, "temperature"),
+        ({"messages": HELLO, "top_p": 0}, 400, "top_p"),
+        ({"messages": HELLO, "max_tokens": 0}, 400, "max_tokens"),
+        ({"messages": HELLO, "max_tokens": 10**9}, 400, "max_tokens"),
+        ({"messages": HELLO, "max_tokens": True}, 400, "max_tokens"),
+        ({"messages": HELLO, "n": 3}, 400, "n"),
+        ({"messages": HELLO, "stream": "yes"}, 400, "stream"),
+        ({"messages": HELLO, "stop": [1]}, 400, "stop"),
+        ({"messages": HELLO, "response_format": {"type": "xml"}}, 400, "response_format.type"),
+        ({"messages": HELLO, "tools": [{"type": "function"}]}, 400, "tools"),
+    ],
+)
 def test_bad_input_gets_openai_shaped_4xx(live_unit, body, status, param):
     with live_unit.client() as http:
         response = http.post("/v1/chat/completions", json=body)
@@ -118,8 +142,9 @@ def test_prompt_longer_than_the_context_is_a_400(live_unit):
         response = http.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": long_prompt}]})
         assert response.status_code == 400
         assert response.json()["error"]["code"] == "context_length_exceeded"
-        streamed = http.post("/v1/chat/completions",
-                             json={"messages": [{"role": "user", "content": long_prompt}], "stream": True})
+        streamed = http.post(
+            "/v1/chat/completions", json={"messages": [{"role": "user", "content": long_prompt}], "stream": True}
+        )
         assert streamed.status_code == 400  # refused before the stream starts, not inside it
 
 

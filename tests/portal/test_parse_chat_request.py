@@ -1,4 +1,5 @@
 """parse_chat_request alone (no server): what a valid body becomes, and how each mistake is reported."""
+
 from __future__ import annotations
 
 import pytest
@@ -43,8 +44,19 @@ def test_minimal_request_gets_the_defaults():
 
 
 def test_every_parameter_is_carried():
-    parsed = _parse(model="qwen2.5-0.5b", stream=True, stream_options={"include_usage": True}, max_tokens=64,
-                    temperature=0, top_p=1, stop="\n\n", seed=-7, n=1, logprobs=False, tools=[])
+    parsed = _parse(
+        model="qwen2.5-0.5b",
+        stream=True,
+        stream_options={"include_usage": True},
+        max_tokens=64,
+        temperature=0,
+        top_p=1,
+        stop="\n\n",
+        seed=-7,
+        n=1,
+        logprobs=False,
+        tools=[],
+    )
 
     assert parsed.model == "qwen2.5-0.5b"
     assert parsed.params == ChatParams(max_tokens=64, temperature=0, top_p=1, stop=("\n\n",), seed=-7)
@@ -136,8 +148,9 @@ def test_model_must_be_a_string():
     assert _refused(model=7) == ("model", "invalid_type")
 
 
-@pytest.mark.parametrize(("n", "code"), [(2, "invalid_value"), (0, "invalid_value"), (1.0, "invalid_type"),
-                                         (True, "invalid_type")])
+@pytest.mark.parametrize(
+    ("n", "code"), [(2, "invalid_value"), (0, "invalid_value"), (1.0, "invalid_type"), (True, "invalid_type")]
+)
 def test_n_must_be_1(n, code):
     assert _refused(n=n) == ("n", code)
 
@@ -182,8 +195,16 @@ def test_max_tokens_range_is_the_context(name):
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("temperature", True), ("temperature", False), ("top_p", True), ("max_tokens", True),
-     ("max_completion_tokens", True), ("seed", True), ("seed", False), ("n", True)],
+    [
+        ("temperature", True),
+        ("temperature", False),
+        ("top_p", True),
+        ("max_tokens", True),
+        ("max_completion_tokens", True),
+        ("seed", True),
+        ("seed", False),
+        ("n", True),
+    ],
 )
 def test_booleans_are_not_numbers(name, value):
     assert _refused(**{name: value}) == (name, "invalid_type")
@@ -268,7 +289,7 @@ def test_json_schema():
         ("json_object", "response_format", "invalid_type"),
         ({"type": "xml"}, "response_format.type", "invalid_value"),
         ({}, "response_format.type", "invalid_value"),
-        ({"type": "json_object", "schema": "{\"type\": \"object\"}"}, "response_format.schema", "invalid_type"),
+        ({"type": "json_object", "schema": '{"type": "object"}'}, "response_format.schema", "invalid_type"),
         ({"type": "json_schema"}, "response_format.json_schema", "invalid_type"),
         ({"type": "json_schema", "json_schema": {"name": "x"}}, "response_format.json_schema", "invalid_type"),
         ({"type": "json_schema", "json_schema": {"schema": []}}, "response_format.json_schema", "invalid_type"),
@@ -299,7 +320,8 @@ def test_unsupported_features_are_refused_when_asked_for(name, value):
     assert error.message == f"'{name}' is not supported by this unit."
 
 
-@pytest.mark.parametrize(("name", "value"), [("tools", []), ("logprobs", False), ("tool_choice", None),
-                                             ("top_logprobs", 0)])
+@pytest.mark.parametrize(
+    ("name", "value"), [("tools", []), ("logprobs", False), ("tool_choice", None), ("top_logprobs", 0)]
+)
 def test_unsupported_features_left_off_are_accepted(name, value):
     assert _parse(**{name: value}).params == ChatParams()

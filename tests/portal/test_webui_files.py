@@ -1,10 +1,11 @@
 """The web app's files: the smallest encoding the client accepts, hashed assets cached for good."""
+
 import gzip
 
 import pytest
+from flask import Flask
 
 from appliance.portal.build_webui_blueprint import build_webui_blueprint
-from flask import Flask
 
 SCRIPT = b"export const x = 1;\n" * 200
 
@@ -40,8 +41,9 @@ def test_hashed_assets_are_cached_for_good_and_pages_are_revalidated(client):
     assert asset.headers["Cache-Control"] == "public, max-age=31536000, immutable"
     page = client.get("/", headers={"Accept-Encoding": "gzip"})
     assert page.headers["Cache-Control"] == "no-cache" and page.mimetype == "text/html"
-    again = client.get("/assets/main-abc123.js", headers={"Accept-Encoding": "gzip",
-                                                          "If-None-Match": asset.headers["ETag"]})
+    again = client.get(
+        "/assets/main-abc123.js", headers={"Accept-Encoding": "gzip", "If-None-Match": asset.headers["ETag"]}
+    )
     assert again.status_code == 304
 
 

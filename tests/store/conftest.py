@@ -1,4 +1,5 @@
 """Store fixtures: each test gets its own database file (open_database binds a process-wide proxy)."""
+
 from __future__ import annotations
 
 import pytest

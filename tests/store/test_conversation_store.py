@@ -1,4 +1,5 @@
 """The conversation queries the portal uses, on a real SQLite file per test."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -19,8 +20,13 @@ from appliance.store.store_models import Conversation, Message
 _ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z")
 
 
-def _record(client_id: str, conversation_id: str, question: str = "Why is the sky blue?",
-            answer: str = "Rayleigh scattering.", **kwargs) -> tuple[dict, dict]:
+def _record(
+    client_id: str,
+    conversation_id: str,
+    question: str = "Why is the sky blue?",
+    answer: str = "Rayleigh scattering.",
+    **kwargs,
+) -> tuple[dict, dict]:
     fields = {"finish_reason": "stop", "completion_tokens": 4, "model": "smollm", **kwargs}
     return record_exchange(find_conversation(client_id, conversation_id), question, answer, **fields)
 
@@ -130,8 +136,9 @@ def test_record_exchange_stores_both_messages_in_order(db):
     conversation_id = create_conversation("phone-a")["id"]
     created_at = find_conversation("phone-a", conversation_id).updated_at
 
-    reply, conversation = _record("phone-a", conversation_id, finish_reason="length", completion_tokens=48,
-                                  model="qwen2.5-0.5b")
+    reply, conversation = _record(
+        "phone-a", conversation_id, finish_reason="length", completion_tokens=48, model="qwen2.5-0.5b"
+    )
 
     assert (reply["role"], reply["content"], reply["finish_reason"]) == ("assistant", "Rayleigh scattering.", "length")
     assert _ISO_Z.fullmatch(reply["created_at"])
@@ -140,7 +147,8 @@ def test_record_exchange_stores_both_messages_in_order(db):
     full = describe_conversation(find_conversation("phone-a", conversation_id), with_messages=True)
     assert full == {**conversation, "messages": full["messages"]}
     assert [(m["role"], m["content"], m["finish_reason"]) for m in full["messages"]] == [
-        ("user", "Why is the sky blue?", None), ("assistant", "Rayleigh scattering.", "length"),
+        ("user", "Why is the sky blue?", None),
+        ("assistant", "Rayleigh scattering.", "length"),
     ]
     assert full["messages"][1] == reply
     assert Message.get_by_id(reply["id"]).tokens == 48

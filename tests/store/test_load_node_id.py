@@ -1,4 +1,5 @@
 """load_node_id: created once, stable across starts, replaced when the file is not one."""
+
 from __future__ import annotations
 
 import re
@@ -36,9 +37,19 @@ def test_an_existing_id_is_read_as_written(tmp_path):
 
 @pytest.mark.parametrize(
     "content",
-    [b"", b"\n", b"not hex at all!!", b"0123456789abcde", b"0123456789abcdef0",
-     b"0x123456789abcde", b"-123456789abcdef", b"+123456789abcdef", b"1234_5678_9abcde",
-     b"01234567 89abcde", b"\xff\xfe0123456789abcd"],
+    [
+        b"",
+        b"\n",
+        b"not hex at all!!",
+        b"0123456789abcde",
+        b"0123456789abcdef0",
+        b"0x123456789abcde",
+        b"-123456789abcdef",
+        b"+123456789abcdef",
+        b"1234_5678_9abcde",
+        b"01234567 89abcde",
+        b"\xff\xfe0123456789abcd",
+    ],
 )
 def test_a_corrupt_file_is_replaced(tmp_path, content):
     path = tmp_path / "node_id"

@@ -1,4 +1,5 @@
 """open_database and migrate_database on real SQLite files: WAL, foreign keys, schema versions, upgrades."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -83,8 +84,15 @@ def test_fresh_data_dir_gets_a_wal_database(tmp_path):
     assert db.execute_sql("PRAGMA foreign_keys").fetchone() == (1,)
     assert db.execute_sql("PRAGMA busy_timeout").fetchone() == (5000,)
     assert _versions() == CURRENT
-    assert set(db.get_tables()) == {"schema_version", "conversation", "message", "model", "model_file", "held_piece",
-                                    "setting"}
+    assert set(db.get_tables()) == {
+        "schema_version",
+        "conversation",
+        "message",
+        "model",
+        "model_file",
+        "held_piece",
+        "setting",
+    }
     db.close()
     # WAL is a property of the file: any later reader sees it too.
     with sqlite3.connect(data_dir / "iplm.db") as other:
@@ -102,7 +110,10 @@ def test_opening_again_keeps_the_data_and_runs_nothing_twice(tmp_path):
 
     after = describe_conversation(find_conversation("phone-a", before["id"]), with_messages=True)
     assert after == before
-    assert [(m["role"], m["content"]) for m in after["messages"]] == [("user", "What is WAL?"), ("assistant", "A journal.")]
+    assert [(m["role"], m["content"]) for m in after["messages"]] == [
+        ("user", "What is WAL?"),
+        ("assistant", "A journal."),
+    ]
     assert _versions() == CURRENT and SchemaVersion.get_by_id(1).applied_at == applied_at
     db.close()
 
@@ -127,7 +138,8 @@ def test_old_file_without_schema_version_is_adopted(tmp_path):
     chat = _read_old_chat()
     assert (chat["title"], chat["model"], chat["updated_at"]) == ("Old chat", "smollm", "2024-05-01T10:05:00.000001Z")
     assert [(m["role"], m["content"], m["finish_reason"]) for m in chat["messages"]] == [
-        ("user", "Hello?", None), ("assistant", "Hi.", "stop"),
+        ("user", "Hello?", None),
+        ("assistant", "Hi.", "stop"),
     ]
     assert _versions() == CURRENT
     assert db.execute_sql("PRAGMA journal_mode").fetchone() == ("wal",)
@@ -166,15 +178,16 @@ def test_a_new_step_runs_once_and_keeps_every_row(tmp_path, monkeypatch):
         calls.append(db)
         _add_pinned_column(db)
 
-    monkeypatch.setattr(migrate_database_module, "_MIGRATIONS",
-                        migrate_database_module._MIGRATIONS + ((NEXT, add_pinned),))
+    monkeypatch.setattr(
+        migrate_database_module, "_MIGRATIONS", migrate_database_module._MIGRATIONS + ((NEXT, add_pinned),)
+    )
 
     db = open_database(tmp_path)
 
     assert len(calls) == 1 and _versions() == CURRENT + [NEXT]
     assert "pinned" in [column.name for column in db.get_columns("conversation")]
     # The rebuild DROPs the old conversation table: no message may go with it (ON DELETE CASCADE).
-    for client, chat in zip(clients, chats):
+    for client, chat in zip(clients, chats, strict=True):
         assert describe_conversation(find_conversation(client, chat["id"]), with_messages=True) == chat
     assert db.execute_sql("SELECT count(*) FROM conversation WHERE pinned = 0").fetchone() == (2,)
     # Foreign keys are back on, and still point at the rebuilt table.
@@ -198,8 +211,9 @@ def test_a_failing_step_is_rolled_back_and_retried_next_start(tmp_path, monkeypa
         _add_pinned_column(db)
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(migrate_database_module, "_MIGRATIONS",
-                        migrate_database_module._MIGRATIONS + ((NEXT, add_then_fail),))
+    monkeypatch.setattr(
+        migrate_database_module, "_MIGRATIONS", migrate_database_module._MIGRATIONS + ((NEXT, add_then_fail),)
+    )
 
     with pytest.raises(RuntimeError, match="power cut"):
         open_database(tmp_path)
@@ -219,8 +233,9 @@ def test_a_step_that_leaves_dangling_references_is_refused(tmp_path, monkeypatch
     def drop_conversations(db):
         db.execute_sql("DELETE FROM conversation")  # foreign keys are off during steps: nothing cascades
 
-    monkeypatch.setattr(migrate_database_module, "_MIGRATIONS",
-                        migrate_database_module._MIGRATIONS + ((NEXT, drop_conversations),))
+    monkeypatch.setattr(
+        migrate_database_module, "_MIGRATIONS", migrate_database_module._MIGRATIONS + ((NEXT, drop_conversations),)
+    )
 
     with pytest.raises(peewee.IntegrityError, match="pointing at nothing"):
         open_database(tmp_path)

@@ -1,4 +1,5 @@
 """resolve_data_dir: --data-dir, else $IPLM_DATA, else $XDG_DATA_HOME/iplm, else ~/.local/share/iplm."""
+
 from __future__ import annotations
 
 from pathlib import Path

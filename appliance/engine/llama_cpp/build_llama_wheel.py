@@ -8,6 +8,7 @@ the compiler and the architecture; pip is told not to cache at all.
 
 prints the wheel's path (progress goes to stderr); `--print-plan` prints the flags and builds nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from appliance.engine.llama_cpp.cpu_types import LlamaBuild, LlamaBuildError
 from appliance.engine.llama_cpp.llama_build_targets import LLAMA_CPP_PYTHON_VERSION
@@ -40,8 +41,9 @@ def _compiler_identity() -> str:
     for variable, default in (("CC", "cc"), ("CXX", "c++")):
         command = os.environ.get(variable, default)
         try:
-            result = subprocess.run([*shlex.split(command), "--version"], capture_output=True, text=True, timeout=30,
-                                    check=False)
+            result = subprocess.run(
+                [*shlex.split(command), "--version"], capture_output=True, text=True, timeout=30, check=False
+            )
             names.append(result.stdout.splitlines()[0] if result.stdout else command)
         except (OSError, subprocess.SubprocessError):
             names.append(f"{command} (not found)")
@@ -71,13 +73,30 @@ def _fetch_sdist(cache_dir: Path, python: str) -> Path:
     if found:
         return found[0]
     sdist_dir.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run([python, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", "llama-cpp-python",
-                             f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}", "-d", str(sdist_dir)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [
+            python,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--no-binary",
+            "llama-cpp-python",
+            f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}",
+            "-d",
+            str(sdist_dir),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     found = sorted(sdist_dir.glob(f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz"))
     if result.returncode != 0 or not found:
-        raise LlamaBuildError(f"cannot download llama-cpp-python {LLAMA_CPP_PYTHON_VERSION}'s source: "
-                         f"{(result.stderr or result.stdout).strip()[-2000:]}")
+        raise LlamaBuildError(
+            f"cannot download llama-cpp-python {LLAMA_CPP_PYTHON_VERSION}'s source: "
+            f"{(result.stderr or result.stdout).strip()[-2000:]}"
+        )
     return found[0]
 
 
@@ -85,14 +104,17 @@ def _report_progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _compile(sdist: Path, cmake_args: tuple[str, ...], out_dir: Path, python: str,
-             report: Callable[[str], None]) -> None:
+def _compile(
+    sdist: Path, cmake_args: tuple[str, ...], out_dir: Path, python: str, report: Callable[[str], None]
+) -> None:
     env = {**os.environ, "CMAKE_ARGS": " ".join(cmake_args)}
     command = [python, "-m", "pip", "wheel", "--verbose", "--no-deps", "--no-cache-dir", str(sdist), "-w", str(out_dir)]
-    started, shown, tail = time.monotonic(), -1, []
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                          errors="replace") as process:
-        for line in process.stdout:
+    started, shown = time.monotonic(), -1
+    tail: list[str] = []
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, errors="replace"
+    ) as process:
+        for line in process.stdout or ():
             tail = (tail + [line.rstrip()])[-_LOG_TAIL_LINES:]
             match = _PROGRESS.match(line.strip())
             if not match:
@@ -105,8 +127,13 @@ def _compile(sdist: Path, cmake_args: tuple[str, ...], out_dir: Path, python: st
         raise LlamaBuildError("compiling llama-cpp-python failed; the last lines:\n" + "\n".join(tail))
 
 
-def build_llama_wheel(build: LlamaBuild, *, cache_dir: Path, python: str = sys.executable,
-                      report: Callable[[str], None] = _report_progress) -> Path:
+def build_llama_wheel(
+    build: LlamaBuild,
+    *,
+    cache_dir: Path,
+    python: str = sys.executable,
+    report: Callable[[str], None] = _report_progress,
+) -> Path:
     """The wheel of llama-cpp-python compiled as `build` says: from the cache, or compiled now (minutes)."""
     cmake_args = _cmake_args(build)
     key = _build_key(build, cmake_args)
@@ -122,10 +149,21 @@ def build_llama_wheel(build: LlamaBuild, *, cache_dir: Path, python: str = sys.e
         out_dir = Path(scratch) / "wheel"
         started = time.monotonic()
         _compile(sdist, cmake_args, out_dir, python, report)
-        (out_dir / "build.json").write_text(json.dumps(
-            {"target": build.target, "description": build.description, "dynamic": build.dynamic,
-             "cmake_args": list(cmake_args), "release": LLAMA_CPP_PYTHON_VERSION,
-             "compile_seconds": round(time.monotonic() - started), "cores": os.cpu_count()}, indent=1) + "\n")
+        (out_dir / "build.json").write_text(
+            json.dumps(
+                {
+                    "target": build.target,
+                    "description": build.description,
+                    "dynamic": build.dynamic,
+                    "cmake_args": list(cmake_args),
+                    "release": LLAMA_CPP_PYTHON_VERSION,
+                    "compile_seconds": round(time.monotonic() - started),
+                    "cores": os.cpu_count(),
+                },
+                indent=1,
+            )
+            + "\n"
+        )
         shutil.rmtree(wheel_dir, ignore_errors=True)
         os.replace(out_dir, wheel_dir)  # whole or not at all: an interrupted compile leaves no wheel behind
     return sorted(wheel_dir.glob("llama_cpp_python-*.whl"))[0]

@@ -1,12 +1,16 @@
 """Choose which of a dynamic build's CPU backends (libggml-cpu-<variant>.so) this machine loads."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from appliance.engine.llama_cpp.cpu_types import CpuFeatures
 from appliance.engine.llama_cpp.llama_build_targets import (
-    ARM_FEATURE_WEIGHT, ARM_VARIANTS, X86_FEATURE_WEIGHT, X86_VARIANTS,
+    ARM_FEATURE_WEIGHT,
+    ARM_VARIANTS,
+    X86_FEATURE_WEIGHT,
+    X86_VARIANTS,
 )
 
 _PREFIX, _SUFFIX = "libggml-cpu-", ".so"
@@ -15,7 +19,7 @@ _PREFIX, _SUFFIX = "libggml-cpu-", ".so"
 def _variant_tag(path: Path) -> str | None:
     name = path.name
     if name.startswith(_PREFIX) and name.endswith(_SUFFIX):
-        return name[len(_PREFIX):-len(_SUFFIX)]
+        return name[len(_PREFIX) : -len(_SUFFIX)]
     return None
 
 
@@ -25,8 +29,9 @@ def choose_cpu_variant(libraries: Iterable[Path], features: CpuFeatures) -> Path
     ggml's own choice (ggml_backend_load_all) reads CPUID and ignores what the OS refuses: on a machine
     that lists AMX but withholds its state it loads the AMX variant, which dies with SIGILL.
     """
-    variants, weights = (X86_VARIANTS, X86_FEATURE_WEIGHT) if features.arch == "x86_64" else (
-        ARM_VARIANTS, ARM_FEATURE_WEIGHT)
+    variants, weights = (
+        (X86_VARIANTS, X86_FEATURE_WEIGHT) if features.arch == "x86_64" else (ARM_VARIANTS, ARM_FEATURE_WEIGHT)
+    )
     best: tuple[int, str, Path] | None = None
     for path in libraries:
         tag = _variant_tag(path)

@@ -3,6 +3,7 @@
 Feature names are ggml's own build options (GGML_AVX2, GGML_AVX512_VNNI, ...) without the prefix, so a
 feature set maps one to one onto the CMake flags of a build and onto the CPU variants ggml ships.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

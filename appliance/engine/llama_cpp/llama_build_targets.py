@@ -12,6 +12,7 @@ even where the OS or hypervisor refuses it, and it dies with SIGILL on the next 
   both Armv8.2-A with dot product and fp16 arithmetic (no i8mm, no SVE), tuned for the big.LITTLE pair.
   Jetson Orin: Cortex-A78AE, the same feature set (no i8mm, no SVE).
 """
+
 from __future__ import annotations
 
 # The llama-cpp-python release every build compiles (pyproject.toml pins the same one).
@@ -41,14 +42,25 @@ X86_FEATURE_FLAGS: dict[str, tuple[str, ...]] = {
 # Register state the OS has to enable before a feature's instructions run. A CPU (or a hypervisor's
 # CPUID) can list the feature while the kernel never enabled the state: only running one tells.
 X86_FEATURE_STATE: dict[str, str] = {
-    "AVX": "avx", "F16C": "avx", "FMA": "avx", "AVX2": "avx", "AVX_VNNI": "avx",
-    "AVX512": "avx512", "AVX512_VBMI": "avx512", "AVX512_VNNI": "avx512", "AVX512_BF16": "avx512",
-    "AMX_TILE": "amx", "AMX_INT8": "amx", "AMX_BF16": "amx",
+    "AVX": "avx",
+    "F16C": "avx",
+    "FMA": "avx",
+    "AVX2": "avx",
+    "AVX_VNNI": "avx",
+    "AVX512": "avx512",
+    "AVX512_VBMI": "avx512",
+    "AVX512_VNNI": "avx512",
+    "AVX512_BF16": "avx512",
+    "AMX_TILE": "amx",
+    "AMX_INT8": "amx",
+    "AMX_BF16": "amx",
 }
 
 # Features that are useless without another: ggml's AMX kernels need AVX512-VNNI as well.
 X86_FEATURE_NEEDS: dict[str, tuple[str, ...]] = {
-    "AMX_TILE": ("AVX512_VNNI",), "AMX_INT8": ("AMX_TILE", "AVX512_VNNI"), "AMX_BF16": ("AMX_TILE",),
+    "AMX_TILE": ("AVX512_VNNI",),
+    "AMX_INT8": ("AMX_TILE", "AVX512_VNNI"),
+    "AMX_BF16": ("AMX_TILE",),
 }
 
 # ggml's CPU variants under GGML_CPU_ALL_VARIANTS (ggml/src/CMakeLists.txt), tag -> features.
@@ -64,11 +76,22 @@ X86_VARIANTS: dict[str, tuple[str, ...]] = {
     "cascadelake": ("SSE42", "AVX", "F16C", "FMA", "AVX2", "BMI2", "AVX512", "AVX512_VNNI"),
     "icelake": ("SSE42", "AVX", "F16C", "FMA", "AVX2", "BMI2", "AVX512", "AVX512_VBMI", "AVX512_VNNI"),
     "cooperlake": ("SSE42", "AVX", "F16C", "FMA", "AVX2", "BMI2", "AVX512", "AVX512_VNNI", "AVX512_BF16"),
-    "zen4": ("SSE42", "AVX", "F16C", "FMA", "AVX2", "BMI2", "AVX512", "AVX512_VBMI", "AVX512_VNNI",
-             "AVX512_BF16"),
+    "zen4": ("SSE42", "AVX", "F16C", "FMA", "AVX2", "BMI2", "AVX512", "AVX512_VBMI", "AVX512_VNNI", "AVX512_BF16"),
     "alderlake": ("SSE42", "AVX", "F16C", "FMA", "AVX2", "BMI2", "AVX_VNNI"),
-    "sapphirerapids": ("SSE42", "AVX", "F16C", "FMA", "AVX2", "BMI2", "AVX512", "AVX512_VBMI", "AVX512_VNNI",
-                       "AVX512_BF16", "AMX_TILE", "AMX_INT8"),
+    "sapphirerapids": (
+        "SSE42",
+        "AVX",
+        "F16C",
+        "FMA",
+        "AVX2",
+        "BMI2",
+        "AVX512",
+        "AVX512_VBMI",
+        "AVX512_VNNI",
+        "AVX512_BF16",
+        "AMX_TILE",
+        "AMX_INT8",
+    ),
 }
 
 # arm64: the kernel's HWCAP names (the "Features" line of /proc/cpuinfo) for ggml's ARM features.
@@ -84,7 +107,11 @@ ARM_FEATURE_FLAGS: dict[str, tuple[str, ...]] = {
 
 # -march extensions for an arm64 host build, in order.
 ARM_MARCH_EXTENSIONS: dict[str, str] = {
-    "DOTPROD": "dotprod", "FP16_VECTOR_ARITHMETIC": "fp16", "MATMUL_INT8": "i8mm", "SVE": "sve", "SVE2": "sve2",
+    "DOTPROD": "dotprod",
+    "FP16_VECTOR_ARITHMETIC": "fp16",
+    "MATMUL_INT8": "i8mm",
+    "SVE": "sve",
+    "SVE2": "sve2",
 }
 
 ARM_VARIANTS: dict[str, tuple[str, ...]] = {
@@ -104,23 +131,49 @@ _ALL_VARIANTS = ("-DGGML_BACKEND_DL=ON", "-DGGML_CPU_ALL_VARIANTS=ON")
 FIXED_TARGETS: dict[str, tuple[str, tuple[str, ...], bool, str]] = {
     "generic-amd64": ("x86_64", _ALL_VARIANTS, True, "every x86-64 CPU: all of ggml's CPU variants, chosen at load"),
     "generic-arm64": ("aarch64", _ALL_VARIANTS, True, "every arm64 CPU: all of ggml's CPU variants, chosen at load"),
-    "rk3588": ("aarch64", ("-DGGML_CPU_ARM_ARCH=armv8.2-a+dotprod+fp16",
-                           "-DCMAKE_C_FLAGS=-mtune=cortex-a76.cortex-a55",
-                           "-DCMAKE_CXX_FLAGS=-mtune=cortex-a76.cortex-a55"),
-               False, "RK3588 (Orange Pi 5): Cortex-A76/A55, Armv8.2-A + dotprod + fp16"),
-    "jetson-orin": ("aarch64", ("-DGGML_CPU_ARM_ARCH=armv8.2-a+dotprod+fp16",
-                                "-DCMAKE_C_FLAGS=-mtune=cortex-a78ae",
-                                "-DCMAKE_CXX_FLAGS=-mtune=cortex-a78ae"),
-                    False, "Jetson Orin: Cortex-A78AE, Armv8.2-A + dotprod + fp16"),
+    "rk3588": (
+        "aarch64",
+        (
+            "-DGGML_CPU_ARM_ARCH=armv8.2-a+dotprod+fp16",
+            "-DCMAKE_C_FLAGS=-mtune=cortex-a76.cortex-a55",
+            "-DCMAKE_CXX_FLAGS=-mtune=cortex-a76.cortex-a55",
+        ),
+        False,
+        "RK3588 (Orange Pi 5): Cortex-A76/A55, Armv8.2-A + dotprod + fp16",
+    ),
+    "jetson-orin": (
+        "aarch64",
+        (
+            "-DGGML_CPU_ARM_ARCH=armv8.2-a+dotprod+fp16",
+            "-DCMAKE_C_FLAGS=-mtune=cortex-a78ae",
+            "-DCMAKE_CXX_FLAGS=-mtune=cortex-a78ae",
+        ),
+        False,
+        "Jetson Orin: Cortex-A78AE, Armv8.2-A + dotprod + fp16",
+    ),
 }
 
 # How ggml ranks its variants (ggml-cpu/arch/*/cpu-feats.cpp): the same weights, so that where the OS
 # refuses nothing our choice is ggml's own.
 X86_FEATURE_WEIGHT: dict[str, int] = {
-    "FMA": 1, "F16C": 1 << 1, "SSE42": 1 << 2, "BMI2": 1 << 3, "AVX": 1 << 4, "AVX2": 1 << 5, "AVX_VNNI": 1 << 6,
-    "AVX512": 1 << 7, "AVX512_VBMI": 1 << 8, "AVX512_BF16": 1 << 9, "AVX512_VNNI": 1 << 10, "AMX_INT8": 1 << 11,
+    "FMA": 1,
+    "F16C": 1 << 1,
+    "SSE42": 1 << 2,
+    "BMI2": 1 << 3,
+    "AVX": 1 << 4,
+    "AVX2": 1 << 5,
+    "AVX_VNNI": 1 << 6,
+    "AVX512": 1 << 7,
+    "AVX512_VBMI": 1 << 8,
+    "AVX512_BF16": 1 << 9,
+    "AVX512_VNNI": 1 << 10,
+    "AMX_INT8": 1 << 11,
 }
 ARM_FEATURE_WEIGHT: dict[str, int] = {
-    "DOTPROD": 1 << 1, "FP16_VECTOR_ARITHMETIC": 1 << 2, "SVE": 1 << 3, "MATMUL_INT8": 1 << 4, "SVE2": 1 << 5,
+    "DOTPROD": 1 << 1,
+    "FP16_VECTOR_ARITHMETIC": 1 << 2,
+    "SVE": 1 << 3,
+    "MATMUL_INT8": 1 << 4,
+    "SVE2": 1 << 5,
     "SME": 1 << 6,
 }

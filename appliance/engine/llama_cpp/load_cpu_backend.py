@@ -1,4 +1,5 @@
 """Load the CPU backend a dynamic llama.cpp build should use here, before llama.cpp picks one itself."""
+
 from __future__ import annotations
 
 import ctypes
@@ -36,9 +37,12 @@ def load_cpu_backend(features: CpuFeatures | None = None) -> str | None:
     features = features or probe_cpu_features()
     chosen = choose_cpu_variant(variants, features)
     if chosen is None:
-        raise EngineError("engine_unavailable", f"none of this llama.cpp build's CPU backends runs on this CPU "
-                                                f"({features.model or features.arch}); rebuild it for this machine",
-                          status=503)
+        raise EngineError(
+            "engine_unavailable",
+            f"none of this llama.cpp build's CPU backends runs on this CPU "
+            f"({features.model or features.arch}); rebuild it for this machine",
+            status=503,
+        )
     libggml.ggml_backend_load.argtypes = [ctypes.c_char_p]
     libggml.ggml_backend_load.restype = ctypes.c_void_p
     if not libggml.ggml_backend_load(str(chosen).encode()):

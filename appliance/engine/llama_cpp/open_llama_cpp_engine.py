@@ -1,12 +1,21 @@
 """The CPU engine: llama.cpp through llama-cpp-python, for GGUF models."""
+
 from __future__ import annotations
 
 import json
 import os
 import threading
-from typing import Iterator
+from typing import Any
 
-from appliance.engine.engine_types import ChatEvent, ChatParams, ChatRequest, Engine, EngineError
+from appliance.engine.engine_types import (
+    CancelSignal,
+    ChatEvent,
+    ChatParams,
+    ChatRequest,
+    ChatStream,
+    Engine,
+    EngineError,
+)
 from appliance.engine.llama_cpp.load_cpu_backend import load_cpu_backend
 
 # Used only when a GGUF carries no chat template of its own.
@@ -92,15 +101,16 @@ def open_llama_cpp_engine(
     # llama.cpp holds one KV cache: streams on one engine are serialised (the pool runs several engines).
     lock = threading.Lock()
 
-    def stream_chat(request: ChatRequest, cancel: threading.Event) -> Iterator[ChatEvent]:
+    def stream_chat(request: ChatRequest, cancel: CancelSignal) -> ChatStream:
         params = request.params
         with lock:
             prompt_tokens = _count_prompt_tokens(llm, formatter, request.messages)
             limit = _resolve_max_tokens(params, prompt_tokens, llm.n_ctx(), max_tokens)
             _check_schema(llama_grammar, params)
             yield ChatEvent("start", prompt_tokens=prompt_tokens)
-            chunks = llm.create_chat_completion(
-                messages=list(request.messages),
+            # llama-cpp-python's types name every variant of its answers; the stream is plain JSON-like dicts.
+            chunks: Any = llm.create_chat_completion(
+                messages=list(request.messages),  # type: ignore[arg-type]
                 stream=True,
                 max_tokens=limit,
                 temperature=temperature if params.temperature is None else params.temperature,
@@ -109,7 +119,8 @@ def open_llama_cpp_engine(
                 seed=params.seed,
                 response_format=_response_format(params),
             )
-            pieces, finish_reason = [], "stop"
+            pieces: list[str] = []
+            finish_reason = "stop"
             try:
                 for chunk in chunks:
                     if cancel.is_set():

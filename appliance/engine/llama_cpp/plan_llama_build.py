@@ -1,9 +1,13 @@
 """Decide the CMake flags that compile llama.cpp for a target: this machine, an image, or a board class."""
+
 from __future__ import annotations
 
 from appliance.engine.llama_cpp.cpu_types import CpuFeatures, LlamaBuild
 from appliance.engine.llama_cpp.llama_build_targets import (
-    ARM_MARCH_EXTENSIONS, COMMON_CMAKE_ARGS, FIXED_TARGETS, X86_FEATURE_FLAGS,
+    ARM_MARCH_EXTENSIONS,
+    COMMON_CMAKE_ARGS,
+    FIXED_TARGETS,
+    X86_FEATURE_FLAGS,
 )
 
 TARGETS = ("host", *FIXED_TARGETS)
@@ -30,8 +34,9 @@ def plan_llama_build(target: str, features: CpuFeatures | None = None) -> LlamaB
     """The build for `target` ("host" needs the machine's probed `features`); ValueError for an unknown target."""
     if target in FIXED_TARGETS:
         arch, args, dynamic, description = FIXED_TARGETS[target]
-        return LlamaBuild(target=target, arch=arch, cmake_args=(*COMMON_CMAKE_ARGS, *args), dynamic=dynamic,
-                          description=description)
+        return LlamaBuild(
+            target=target, arch=arch, cmake_args=(*COMMON_CMAKE_ARGS, *args), dynamic=dynamic, description=description
+        )
     if target != "host":
         raise ValueError(f"unknown llama.cpp build target {target!r}; one of: {', '.join(TARGETS)}")
     if features is None:
@@ -42,5 +47,10 @@ def plan_llama_build(target: str, features: CpuFeatures | None = None) -> LlamaB
         args = _plan_arm_host(features)
     else:
         args = ()  # other architectures: ggml's portable defaults for them, still never native
-    return LlamaBuild(target="host", arch=features.arch, cmake_args=(*COMMON_CMAKE_ARGS, *args), dynamic=False,
-                      description=_describe_host(features))
+    return LlamaBuild(
+        target="host",
+        arch=features.arch,
+        cmake_args=(*COMMON_CMAKE_ARGS, *args),
+        dynamic=False,
+        description=_describe_host(features),
+    )

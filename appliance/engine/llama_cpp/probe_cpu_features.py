@@ -1,14 +1,18 @@
 """Find the CPU features this machine lists and its OS lets a program use."""
+
 from __future__ import annotations
 
 import platform
 import subprocess
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from appliance.engine.llama_cpp.cpu_types import CpuFeatures
 from appliance.engine.llama_cpp.llama_build_targets import (
-    ARM_FEATURE_FLAGS, X86_FEATURE_FLAGS, X86_FEATURE_NEEDS, X86_FEATURE_STATE,
+    ARM_FEATURE_FLAGS,
+    X86_FEATURE_FLAGS,
+    X86_FEATURE_NEEDS,
+    X86_FEATURE_STATE,
 )
 
 _PROBE_TIMEOUT_S = 20
@@ -37,8 +41,12 @@ def _read_cpuinfo(path: str) -> tuple[set[str], str]:
 def _run_probe_in_child(state: str) -> bool:
     """True when `state`'s instruction ran in a child process; a fault (SIGILL) or a refusal is False."""
     try:
-        result = subprocess.run([sys.executable, "-m", "appliance.engine.llama_cpp.run_instruction_probe", state],
-                                capture_output=True, timeout=_PROBE_TIMEOUT_S, check=False)
+        result = subprocess.run(
+            [sys.executable, "-m", "appliance.engine.llama_cpp.run_instruction_probe", state],
+            capture_output=True,
+            timeout=_PROBE_TIMEOUT_S,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return False
     return result.returncode == 0
@@ -53,8 +61,12 @@ def _drop_unusable(features: set[str]) -> set[str]:
         features = features - unusable
 
 
-def probe_cpu_features(cpuinfo: str = "/proc/cpuinfo", *, machine: str | None = None,
-                       run_probe: Callable[[str], bool] = _run_probe_in_child) -> CpuFeatures:
+def probe_cpu_features(
+    cpuinfo: str = "/proc/cpuinfo",
+    *,
+    machine: str | None = None,
+    run_probe: Callable[[str], bool] = _run_probe_in_child,
+) -> CpuFeatures:
     """The features of ggml's build options that this CPU lists and, on x86, that ran when tried.
 
     `run_probe(state)` tries one register state ("avx", "avx512", "amx") and says whether it ran; it is

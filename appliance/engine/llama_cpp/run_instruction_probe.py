@@ -4,6 +4,7 @@ Run it in a child process (`python -m appliance.engine.llama_cpp.run_instruction
 list AVX-512 or AMX in CPUID while the kernel or hypervisor never enabled their state, and the only
 reliable test is to run an instruction and see whether the process survives.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -15,9 +16,9 @@ import sys
 #   avx512: vpxord zmm0,zmm0,zmm0; kxorw k1,k1,k1; vzeroupper; ret
 #   amx:    ldtilecfg [rdi]; tilezero tmm0; tilerelease; ret
 _CODE = {
-    "avx": bytes.fromhex("c5fc57c0" "c5f877" "c3"),
-    "avx512": bytes.fromhex("62f17d48efc0" "c5f447c9" "c5f877" "c3"),
-    "amx": bytes.fromhex("c4e2784907" "c4e27b49c0" "c4e27849c0" "c3"),
+    "avx": bytes.fromhex("c5fc57c0c5f877c3"),
+    "avx512": bytes.fromhex("62f17d48efc0c5f447c9c5f877c3"),
+    "amx": bytes.fromhex("c4e2784907c4e27b49c0c4e27849c0c3"),
 }
 _SYS_ARCH_PRCTL = 158  # x86-64
 _ARCH_REQ_XCOMP_PERM = 0x1023

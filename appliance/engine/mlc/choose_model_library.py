@@ -1,4 +1,5 @@
 """Pick the kept MLC model library that fits this unit's board and toolchain, if there is one."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,8 +40,9 @@ def _parse_record(data) -> dict | None:
         return None
     if not (isinstance(size, int) and not isinstance(size, bool) and size > 0):
         return None
-    if data.get("source") not in LIBRARY_SOURCES or not (config is None or (isinstance(config, str)
-                                                                             and _SHA256.fullmatch(config))):
+    if data.get("source") not in LIBRARY_SOURCES or not (
+        config is None or (isinstance(config, str) and _SHA256.fullmatch(config))
+    ):
         return None
     return {**data, "target": LibraryTarget(**target)}
 

@@ -15,6 +15,7 @@ Without it, the newest file is a guess: a library compiled from this model's con
 config, and one compiled by this open cannot predate `since`, but only a cache root that no other model's
 engine shares makes the guess certain.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,10 @@ def _list_cache_roots() -> list[Path]:
     # MLC LLM's own resolution (support/constants.py), then the older mlc_chat one.
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg) if xdg else Path.home() / ".cache"
-    roots = [Path(os.environ["MLC_LLM_HOME"]) if "MLC_LLM_HOME" in os.environ else base / "mlc_llm",
-             Path(os.environ["MLC_CACHE_DIR"]) if "MLC_CACHE_DIR" in os.environ else base / "mlc_chat"]
+    roots = [
+        Path(os.environ["MLC_LLM_HOME"]) if "MLC_LLM_HOME" in os.environ else base / "mlc_llm",
+        Path(os.environ["MLC_CACHE_DIR"]) if "MLC_CACHE_DIR" in os.environ else base / "mlc_chat",
+    ]
     return list(dict.fromkeys(roots))
 
 
@@ -51,8 +54,9 @@ def _list_candidates(root: Path, suffix: str, floor: float) -> list[tuple[float,
     return found
 
 
-def find_jit_library(model_dir, cache_root=None, *, since: float | None = None,
-                     reported: str | None = None) -> Path | None:
+def find_jit_library(
+    model_dir, cache_root=None, *, since: float | None = None, reported: str | None = None
+) -> Path | None:
     """The library MLC compiled for the model in `model_dir`: `reported` when it is a file, else the newest
     one in `<cache_root>/model_lib` (default: MLC's cache) no older than the model's config and `since`.
     """

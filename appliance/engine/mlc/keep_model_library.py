@@ -1,4 +1,5 @@
 """Keep a compiled MLC model library (an admin's prebuilt one, or one MLC just JIT-compiled) for its target."""
+
 from __future__ import annotations
 
 import contextlib
@@ -50,8 +51,9 @@ def _remove_leftovers(folder: Path, keep: str | None) -> None:
     # Under the lock, a temporary file is a crashed keeper's, and a .so the record does not name is stale.
     for entry in os.scandir(folder):
         stale_temporary = entry.name.startswith(".") and entry.name.endswith(".tmp")
-        unreferenced = keep is not None and entry.name.endswith(".so") and entry.name != keep \
-            and not entry.name.startswith(".")
+        unreferenced = (
+            keep is not None and entry.name.endswith(".so") and entry.name != keep and not entry.name.startswith(".")
+        )
         if (stale_temporary or unreferenced) and entry.is_file(follow_symlinks=False):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(entry.path)
@@ -109,12 +111,12 @@ def _hash_model_config(model_dir) -> str | None:
         with open(Path(model_dir) / "mlc-chat-config.json", "rb") as handle:
             return hashlib.file_digest(handle, "sha256").hexdigest()
     except OSError as exc:
-        raise EngineError(code="model_invalid", message=f"cannot read {model_dir}/mlc-chat-config.json: {exc}") \
-            from exc
+        raise EngineError(code="model_invalid", message=f"cannot read {model_dir}/mlc-chat-config.json: {exc}") from exc
 
 
-def keep_model_library(data_dir, model_id: str, target: LibraryTarget, library_path, source: str, *,
-                       model_dir=None) -> Path:
+def keep_model_library(
+    data_dir, model_id: str, target: LibraryTarget, library_path, source: str, *, model_dir=None
+) -> Path:
     """Copy `library_path` into `<data_dir>/libs/<model_id>/<target.key>/` beside its target.json; return the copy.
 
     The copy appears whole, and target.json (the commit) is replaced last: a reader sees the previous
@@ -132,9 +134,18 @@ def keep_model_library(data_dir, model_id: str, target: LibraryTarget, library_p
     with handle, _lock(folder.parent):
         _remove_leftovers(folder, keep=None)
         kept, digest, size = _copy_library(handle, folder, model_id)
-        _write_record(folder, {"version": RECORD_VERSION, "target": asdict(target), "library": kept.name,
-                               "size": size, "sha256": digest, "source": source,
-                               "model_config_sha256": config_sha256})
+        _write_record(
+            folder,
+            {
+                "version": RECORD_VERSION,
+                "target": asdict(target),
+                "library": kept.name,
+                "size": size,
+                "sha256": digest,
+                "source": source,
+                "model_config_sha256": config_sha256,
+            },
+        )
         _sync_directory(folder)
         _remove_leftovers(folder, keep=kept.name)
     return kept

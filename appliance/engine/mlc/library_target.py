@@ -3,6 +3,7 @@
 A unit keeps the libraries it may use under `<data_dir>/libs/<model_id>/<target.key>/`: one `.so` and a
 `target.json` beside it (see RECORD_FIELDS). keep_model_library writes them, choose_model_library reads them.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -10,7 +11,9 @@ import json
 import re
 from dataclasses import asdict, dataclass
 
-LIBS_DIR = "libs"  # in the data dir: <LIBS_DIR>/<model id>/ kept libraries, <LIBS_DIR>/<JIT_DIR>/<model id>/ MLC's cache
+LIBS_DIR = (
+    "libs"  # in the data dir: <LIBS_DIR>/<model id>/ kept libraries, <LIBS_DIR>/<JIT_DIR>/<model id>/ MLC's cache
+)
 JIT_DIR = ".mlc-jit"
 TARGET_FILE = "target.json"
 RECORD_VERSION = 1

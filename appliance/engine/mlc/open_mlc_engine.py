@@ -1,12 +1,20 @@
 """The GPU engine: MLC LLM (`mlc_llm.MLCEngine`) on CUDA (Jetson) or OpenCL (Mali)."""
+
 from __future__ import annotations
 
 import json
 import os
 import threading
-from typing import Iterator
 
-from appliance.engine.engine_types import ChatEvent, ChatParams, ChatRequest, Engine, EngineError
+from appliance.engine.engine_types import (
+    CancelSignal,
+    ChatEvent,
+    ChatParams,
+    ChatRequest,
+    ChatStream,
+    Engine,
+    EngineError,
+)
 
 _CONFIG_FILE = "mlc-chat-config.json"
 # MLC's prompt check says "Request prompt has N tokens in total, larger than the model input length limit M."
@@ -103,7 +111,7 @@ def _map_finish_reason(reason: str | None) -> str:
     return "length" if reason == "length" else "stop"
 
 
-def _stream_chunks(chunks, first, cancel: threading.Event) -> Iterator[ChatEvent]:
+def _stream_chunks(chunks, first, cancel: CancelSignal) -> ChatStream:
     finish_reason, prompt_tokens, completion_tokens, steps = None, 0, None, 0
     chunk = first
     while chunk is not None:
@@ -163,7 +171,7 @@ def open_mlc_engine(
     # The synchronous MLCEngine keeps one output queue: requests on it must not overlap.
     lock = threading.Lock()
 
-    def stream_chat(request: ChatRequest, cancel: threading.Event) -> Iterator[ChatEvent]:
+    def stream_chat(request: ChatRequest, cancel: CancelSignal) -> ChatStream:
         with lock:
             chunks = None
             try:

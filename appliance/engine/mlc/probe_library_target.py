@@ -1,4 +1,5 @@
 """Find out which board and toolchain an MLC model library built on this unit is for."""
+
 from __future__ import annotations
 
 import json
@@ -79,15 +80,17 @@ def _read_nvidia_driver(root: str) -> str:
 def _list_mali_blobs(root: str) -> list[str]:
     # The real file's name carries the release ("libmali-valhall-g610-g13p0-x11-wayland-gbm.so");
     # libmali.so.1 and friends are symlinks to it.
-    names = set()
+    names: set[str] = set()
     for directory in _LIB_DIRS:
         try:
             entries = list(os.scandir(_locate(root, directory)))
         except OSError:
             continue
-        names.update(entry.name for entry in entries
-                     if entry.name.startswith("libmali") and ".so" in entry.name
-                     and entry.is_file(follow_symlinks=False))
+        names.update(
+            entry.name
+            for entry in entries
+            if entry.name.startswith("libmali") and ".so" in entry.name and entry.is_file(follow_symlinks=False)
+        )
     return sorted(names)
 
 

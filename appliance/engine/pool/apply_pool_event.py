@@ -1,16 +1,41 @@
 """The engine pool's transitions: one event in, the new state and the effects to perform out (pure)."""
+
 from __future__ import annotations
 
 import dataclasses
 import signal
+from collections.abc import Callable
+from typing import Any
 
 from appliance.engine.describe_exit import describe_exit
 from appliance.engine.engine_types import ChatEvent, EngineError
 from appliance.engine.pool.pool_types import (
-    BROKEN_AFTER_DEATHS, MAX_RESTART_DELAY_S, RECHECK_BROKEN_AFTER_S, ChatCancelled, ChatSubmitted, ClockTicked,
-    DeliverEvent, FinishJob, KillWorker, LoadFailure, PoolClosing, PoolEffect, PoolEvent, PoolStarted, PoolState,
-    PoolJob, RestartDue, ScheduleRestart, SendToWorker, SpawnWorker, WorkerExited, WorkerLoadFailed, WorkerReady,
-    WorkerRefused, WorkerSlot, WorkerStreamed,
+    BROKEN_AFTER_DEATHS,
+    MAX_RESTART_DELAY_S,
+    RECHECK_BROKEN_AFTER_S,
+    ChatCancelled,
+    ChatSubmitted,
+    ClockTicked,
+    DeliverEvent,
+    FinishJob,
+    KillWorker,
+    LoadFailure,
+    PoolClosing,
+    PoolEffect,
+    PoolEvent,
+    PoolJob,
+    PoolStarted,
+    PoolState,
+    RestartDue,
+    ScheduleRestart,
+    SendToWorker,
+    SpawnWorker,
+    WorkerExited,
+    WorkerLoadFailed,
+    WorkerReady,
+    WorkerRefused,
+    WorkerSlot,
+    WorkerStreamed,
 )
 
 Step = tuple[PoolState, list[PoolEffect]]
@@ -32,8 +57,11 @@ def _current(state: PoolState, index: int, generation: int) -> WorkerSlot | None
 
 def _encode_request(job: PoolJob) -> dict:
     request = job.request
-    return {"messages": list(request.messages), "params": dataclasses.asdict(request.params),
-            "client_key": request.client_key}
+    return {
+        "messages": list(request.messages),
+        "params": dataclasses.asdict(request.params),
+        "client_key": request.client_key,
+    }
 
 
 def _broken_error(state: PoolState) -> EngineError:
@@ -49,14 +77,19 @@ def _dispatch(state: PoolState, effects: list[PoolEffect], at: float) -> PoolSta
             continue
         client, *rest = state.turn
         job_id, *later = state.waiting[client]
-        waiting = {**state.waiting, client: tuple(later)} if later else {
-            c: ids for c, ids in state.waiting.items() if c != client}
+        waiting = (
+            {**state.waiting, client: tuple(later)}
+            if later
+            else {c: ids for c, ids in state.waiting.items() if c != client}
+        )
         job = dataclasses.replace(state.jobs[job_id], worker=worker.index)
-        state = dataclasses.replace(state, waiting=waiting, turn=tuple(rest) + ((client,) if later else ()),
-                                    jobs={**state.jobs, job_id: job})
+        state = dataclasses.replace(
+            state, waiting=waiting, turn=tuple(rest) + ((client,) if later else ()), jobs={**state.jobs, job_id: job}
+        )
         state = _replace_worker(state, dataclasses.replace(worker, job_id=job_id, last_activity=at))
-        effects.append(SendToWorker(worker.index, worker.generation,
-                                    {"op": "chat", "id": job_id, "request": _encode_request(job)}))
+        effects.append(
+            SendToWorker(worker.index, worker.generation, {"op": "chat", "id": job_id, "request": _encode_request(job)})
+        )
     return state
 
 
@@ -70,8 +103,9 @@ def _finish(state: PoolState, job_id: int, outcome: ChatEvent | EngineError, eff
     client = job.request.client_key
     if job.worker is None and job_id in state.waiting.get(client, ()):
         left = tuple(i for i in state.waiting[client] if i != job_id)
-        waiting = {**state.waiting, client: left} if left else {c: ids for c, ids in state.waiting.items()
-                                                                if c != client}
+        waiting = (
+            {**state.waiting, client: left} if left else {c: ids for c, ids in state.waiting.items() if c != client}
+        )
         turn = state.turn if left else tuple(c for c in state.turn if c != client)
         return dataclasses.replace(state, jobs=jobs, waiting=waiting, turn=turn)
     if job.worker is not None:
@@ -88,8 +122,9 @@ def _fail_waiting(state: PoolState, error: EngineError, effects: list[PoolEffect
 
 
 def _spawn(state: PoolState, worker: WorkerSlot, effects: list[PoolEffect], at: float) -> PoolState:
-    fresh = dataclasses.replace(worker, generation=worker.generation + 1, phase="starting", job_id=None,
-                                hang_killed=False, last_activity=at)
+    fresh = dataclasses.replace(
+        worker, generation=worker.generation + 1, phase="starting", job_id=None, hang_killed=False, last_activity=at
+    )
     effects.append(SpawnWorker(fresh.index, fresh.generation))
     return _replace_worker(state, fresh)
 
@@ -114,9 +149,11 @@ def _submit(state: PoolState, event: ChatSubmitted) -> Step:
         return state, [FinishJob(event.job_id, refusal)]
     client = event.request.client_key
     state = dataclasses.replace(
-        state, jobs={**state.jobs, event.job_id: PoolJob(job_id=event.job_id, request=event.request)},
+        state,
+        jobs={**state.jobs, event.job_id: PoolJob(job_id=event.job_id, request=event.request)},
         waiting={**state.waiting, client: state.waiting.get(client, ()) + (event.job_id,)},
-        turn=state.turn if client in state.waiting else state.turn + (client,))
+        turn=state.turn if client in state.waiting else state.turn + (client,),
+    )
     return _dispatch(state, effects, event.at), effects
 
 
@@ -137,8 +174,7 @@ def _ready(state: PoolState, event: WorkerReady) -> Step:
         return state, []
     effects: list[PoolEffect] = []
     state = _replace_worker(state, dataclasses.replace(worker, phase="ready", failures=0, last_activity=event.at))
-    state = dataclasses.replace(state, kind=event.kind, model_id=event.model_id, n_ctx=event.n_ctx,
-                                load_failure=None)
+    state = dataclasses.replace(state, kind=event.kind, model_id=event.model_id, n_ctx=event.n_ctx, load_failure=None)
     return _dispatch(state, effects, event.at), effects
 
 
@@ -158,7 +194,7 @@ def _running_job(state: PoolState, worker: WorkerSlot | None, job_id: int) -> Po
 def _streamed(state: PoolState, event: WorkerStreamed) -> Step:
     worker = _current(state, event.worker, event.generation)
     job = _running_job(state, worker, event.job_id)
-    if job is None:
+    if job is None or worker is None:
         return state, []
     effects: list[PoolEffect] = []
     state = _replace_worker(state, dataclasses.replace(worker, last_activity=event.at))
@@ -174,7 +210,7 @@ def _streamed(state: PoolState, event: WorkerStreamed) -> Step:
 def _refused(state: PoolState, event: WorkerRefused) -> Step:
     worker = _current(state, event.worker, event.generation)
     job = _running_job(state, worker, event.job_id)
-    if job is None:
+    if job is None or worker is None:
         return state, []
     effects: list[PoolEffect] = []
     state = _replace_worker(state, dataclasses.replace(worker, last_activity=event.at))
@@ -195,19 +231,29 @@ def _points_at_build(worker: WorkerSlot, job: PoolJob | None, returncode: int) -
 def _describe_broken(returncode: int, deaths: int) -> str:
     how = describe_exit(returncode)
     if returncode in _BUILD_SIGNALS:
-        return (f"its worker was {how}, {deaths} times in a row. llama.cpp was built for instructions this CPU or "
-                f"its OS does not allow: rebuild it for this machine (scripts/dev setup) or install the unit's "
-                f"package for this board.")
-    return (f"its worker was {how} before answering, {deaths} times in a row: the engine build or the model does "
-            f"not work on this unit.")
+        return (
+            f"its worker was {how}, {deaths} times in a row. llama.cpp was built for instructions this CPU or "
+            f"its OS does not allow: rebuild it for this machine (scripts/dev setup) or install the unit's "
+            f"package for this board."
+        )
+    return (
+        f"its worker was {how} before answering, {deaths} times in a row: the engine build or the model does "
+        f"not work on this unit."
+    )
 
 
 def _death_error(worker: WorkerSlot, state: PoolState, returncode: int) -> EngineError:
     if worker.hang_killed:
-        return EngineError("engine_timeout", f"The engine produced nothing for {state.hang_timeout_s:g} s and was "
-                                             f"restarted. Please retry.", 504)
-    return EngineError("engine_failed", f"The engine stopped unexpectedly ({describe_exit(returncode)}) and is "
-                                        f"restarting. Please retry.", 502)
+        return EngineError(
+            "engine_timeout",
+            f"The engine produced nothing for {state.hang_timeout_s:g} s and was restarted. Please retry.",
+            504,
+        )
+    return EngineError(
+        "engine_failed",
+        f"The engine stopped unexpectedly ({describe_exit(returncode)}) and is restarting. Please retry.",
+        502,
+    )
 
 
 def _exited(state: PoolState, event: WorkerExited) -> Step:
@@ -222,8 +268,12 @@ def _exited(state: PoolState, event: WorkerExited) -> Step:
     if suspect and deaths >= BROKEN_AFTER_DEATHS and not state.closed:
         state = dataclasses.replace(state, broken=_describe_broken(event.returncode, deaths), broken_at=event.at)
     if worker.phase == "starting" and state.load_failure is None and not suspect:
-        state = dataclasses.replace(state, load_failure=LoadFailure(
-            "engine_unavailable", f"The engine stopped while loading its model ({describe_exit(event.returncode)})."))
+        state = dataclasses.replace(
+            state,
+            load_failure=LoadFailure(
+                "engine_unavailable", f"The engine stopped while loading its model ({describe_exit(event.returncode)})."
+            ),
+        )
     if job is not None:
         outcome = _broken_error(state) if state.broken is not None else _death_error(worker, state, event.returncode)
         state = _finish(state, job.job_id, outcome, effects)
@@ -291,10 +341,18 @@ def _close(state: PoolState, event: PoolClosing) -> Step:
     return state, effects
 
 
-_TRANSITIONS = {
-    PoolStarted: _start, ChatSubmitted: _submit, ChatCancelled: _cancel, WorkerReady: _ready,
-    WorkerLoadFailed: _load_failed, WorkerStreamed: _streamed, WorkerRefused: _refused, WorkerExited: _exited,
-    RestartDue: _restart, ClockTicked: _tick, PoolClosing: _close,
+_TRANSITIONS: dict[type, Callable[[PoolState, Any], Step]] = {
+    PoolStarted: _start,
+    ChatSubmitted: _submit,
+    ChatCancelled: _cancel,
+    WorkerReady: _ready,
+    WorkerLoadFailed: _load_failed,
+    WorkerStreamed: _streamed,
+    WorkerRefused: _refused,
+    WorkerExited: _exited,
+    RestartDue: _restart,
+    ClockTicked: _tick,
+    PoolClosing: _close,
 }
 
 

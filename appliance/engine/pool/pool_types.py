@@ -5,10 +5,11 @@ apply_pool_event(state, event) -> (state, effects) is pure; start_engine_pool's 
 Worker generations tell processes apart: each spawn of a slot gets a new one, and an event from an older
 process of that slot is ignored.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 from appliance.engine.engine_types import ChatEvent, ChatRequest, EngineError
 
@@ -152,8 +153,19 @@ class PoolClosing:
     pass
 
 
-PoolEvent = Union[PoolStarted, ChatSubmitted, ChatCancelled, WorkerReady, WorkerLoadFailed, WorkerStreamed,
-                  WorkerRefused, WorkerExited, RestartDue, ClockTicked, PoolClosing]
+PoolEvent = (
+    PoolStarted
+    | ChatSubmitted
+    | ChatCancelled
+    | WorkerReady
+    | WorkerLoadFailed
+    | WorkerStreamed
+    | WorkerRefused
+    | WorkerExited
+    | RestartDue
+    | ClockTicked
+    | PoolClosing
+)
 
 
 # Effects.
@@ -199,4 +211,4 @@ class FinishJob:
     outcome: ChatEvent | EngineError
 
 
-PoolEffect = Union[SpawnWorker, SendToWorker, KillWorker, ScheduleRestart, DeliverEvent, FinishJob]
+PoolEffect = SpawnWorker | SendToWorker | KillWorker | ScheduleRestart | DeliverEvent | FinishJob

@@ -6,6 +6,7 @@ killed and restarted; only the request it was running gets an error. A build tha
 CPU (workers dying by SIGILL, or crashing before their first token, several times in a row) stops the
 restarts and is reported as such. The decisions are apply_pool_event's; this module only performs them.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -17,16 +18,34 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
-from appliance.engine.engine_types import ChatEvent, ChatRequest, Engine, EngineError
+from appliance.engine.engine_types import CancelSignal, ChatEvent, ChatRequest, ChatStream, Engine, EngineError
 from appliance.engine.pool.apply_pool_event import apply_pool_event
 from appliance.engine.pool.pool_types import (
-    ChatCancelled, ChatSubmitted, ClockTicked, DeliverEvent, FinishJob, KillWorker, PoolClosing, PoolEffect,
-    PoolEvent, PoolStarted, PoolState, RestartDue, ScheduleRestart, SendToWorker, SpawnWorker, WorkerExited,
-    WorkerLoadFailed, WorkerReady, WorkerRefused, WorkerSlot, WorkerStreamed,
+    ChatCancelled,
+    ChatSubmitted,
+    ClockTicked,
+    DeliverEvent,
+    FinishJob,
+    KillWorker,
+    PoolClosing,
+    PoolEffect,
+    PoolEvent,
+    PoolStarted,
+    PoolState,
+    RestartDue,
+    ScheduleRestart,
+    SendToWorker,
+    SpawnWorker,
+    WorkerExited,
+    WorkerLoadFailed,
+    WorkerReady,
+    WorkerRefused,
+    WorkerSlot,
+    WorkerStreamed,
 )
 
 _POLL_SECONDS = 0.1
@@ -68,11 +87,12 @@ def _perform(edge: _Edge, effect: PoolEffect) -> None:
         _send(edge, effect.worker, effect.generation, effect.message)
     elif isinstance(effect, KillWorker):
         generation, process = edge.processes.get(effect.worker, (None, None))
-        if generation == effect.generation:
+        if generation == effect.generation and process is not None:
             _kill(process)
     elif isinstance(effect, ScheduleRestart):
-        timer = threading.Timer(effect.delay_s, lambda: _apply(edge, RestartDue(effect.worker, effect.generation,
-                                                                                 time.monotonic())))
+        timer = threading.Timer(
+            effect.delay_s, lambda: _apply(edge, RestartDue(effect.worker, effect.generation, time.monotonic()))
+        )
         timer.daemon = True
         timer.start()
     elif isinstance(effect, DeliverEvent):
@@ -87,7 +107,11 @@ def _perform(edge: _Edge, effect: PoolEffect) -> None:
 def _spawn(edge: _Edge, worker: int, generation: int) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "appliance.engine.run_engine_worker", json.dumps(edge.spec)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=_worker_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+        env=_worker_env(),
         start_new_session=True,  # a Ctrl-C in the console reaches the portal, which shuts workers down
     )
     edge.processes[worker] = (generation, process)
@@ -96,7 +120,7 @@ def _spawn(edge: _Edge, worker: int, generation: int) -> None:
 
 def _send(edge: _Edge, worker: int, generation: int, message: dict) -> None:
     current, process = edge.processes.get(worker, (None, None))
-    if current != generation:
+    if current != generation or process is None or process.stdin is None:
         return
     try:
         process.stdin.write(json.dumps(message) + "\n")
@@ -109,15 +133,24 @@ def _decode(worker: int, generation: int, message: dict, at: float) -> PoolEvent
     """A worker's protocol line as a pool event; None for anything that is not one."""
     try:
         if message.get("type") == "ready":
-            return WorkerReady(worker, generation, str(message["kind"]), str(message["model_id"]),
-                               int(message["n_ctx"]), at)
+            return WorkerReady(
+                worker, generation, str(message["kind"]), str(message["model_id"]), int(message["n_ctx"]), at
+            )
         if message.get("type") == "failed":
-            return WorkerLoadFailed(worker, generation, str(message.get("code", "engine_unavailable")),
-                                    str(message["message"]))
+            return WorkerLoadFailed(
+                worker, generation, str(message.get("code", "engine_unavailable")), str(message["message"])
+            )
         if "error" in message:
             error = message["error"]
-            return WorkerRefused(worker, generation, int(message["id"]), str(error["code"]), str(error["message"]),
-                                 int(error.get("status", 500)), at)
+            return WorkerRefused(
+                worker,
+                generation,
+                int(message["id"]),
+                str(error["code"]),
+                str(error["message"]),
+                int(error.get("status", 500)),
+                at,
+            )
         if "event" in message:
             return WorkerStreamed(worker, generation, int(message["id"]), ChatEvent(**message["event"]), at)
     except (KeyError, TypeError, ValueError):
@@ -126,7 +159,7 @@ def _decode(worker: int, generation: int, message: dict, at: float) -> PoolEvent
 
 
 def _read_worker(edge: _Edge, worker: int, generation: int, process: subprocess.Popen) -> None:
-    for line in process.stdout:
+    for line in process.stdout or ():
         try:
             message = json.loads(line)
         except json.JSONDecodeError:
@@ -143,7 +176,7 @@ def _watch_clock(edge: _Edge) -> None:
         _apply(edge, ClockTicked(time.monotonic()))
 
 
-def _stream_chat(edge: _Edge, request: ChatRequest, cancel: threading.Event) -> Iterator[ChatEvent]:
+def _stream_chat(edge: _Edge, request: ChatRequest, cancel: CancelSignal) -> ChatStream:
     outbox: queue.Queue = queue.Queue()
     with edge.cond:
         job_id = next(edge.job_ids)
@@ -175,7 +208,7 @@ def _describe_status(edge: _Edge) -> dict:
     with edge.cond:
         state = edge.state
     ready = sum(w.phase == "ready" for w in state.workers)
-    phase = ("closed" if state.closed else "failed" if state.broken is not None else "ready" if ready else "starting")
+    phase = "closed" if state.closed else "failed" if state.broken is not None else "ready" if ready else "starting"
     return {
         "state": phase,
         "workers": len(state.workers),
@@ -214,15 +247,20 @@ def _wait_until_started(edge: _Edge, timeout: float) -> bool:
             edge.cond.wait(remaining)
 
 
-def start_engine_pool(spec: dict, *, workers: int = 1, hang_timeout: float = 120.0,
-                      ready_timeout: float = 300.0) -> Engine:
+def start_engine_pool(
+    spec: dict, *, workers: int = 1, hang_timeout: float = 120.0, ready_timeout: float = 300.0
+) -> Engine:
     """Start `workers` engine processes from `spec` and return an Engine that schedules onto them.
 
     Raises EngineError when no worker can load the engine (bad model path, missing library...). A build
     that dies on this CPU does not raise: the pool reports it (describe_status()["state"] == "failed").
     """
-    edge = _Edge(spec=spec, state=PoolState(workers=tuple(WorkerSlot(index=i) for i in range(max(1, workers))),
-                                            hang_timeout_s=hang_timeout))
+    edge = _Edge(
+        spec=spec,
+        state=PoolState(
+            workers=tuple(WorkerSlot(index=i) for i in range(max(1, workers))), hang_timeout_s=hang_timeout
+        ),
+    )
     _apply(edge, PoolStarted(time.monotonic()))
     if not _wait_until_started(edge, ready_timeout):
         failure = edge.state.load_failure

@@ -4,13 +4,14 @@ apply_agent_event(state, event) -> (state, effects) is pure; start_mesh_agent's 
 BLE and timer callbacks into events and performs the effects (open and close broker links, publish
 this unit's presence, arm its last will, tell listeners, log).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 from appliance.mesh.agent.mesh_agent_types import AgentTiming, BleSighting, MdnsPeer
-from appliance.mesh.agent.presence_types import PeerEntry
+from appliance.mesh.agent.presence_types import PeerEntry, PeerState
 from appliance.mesh.mesh_types import MeshSecrets
 
 LinkPhase = Literal["connecting", "connected", "refused", "down", "self"]
@@ -60,7 +61,7 @@ class AgentState:
     warned: frozenset[tuple[str, str]] = frozenset()  # (link, reason) already logged
     own_connected: bool = False
     next_heartbeat: float = 0.0  # monotonic s
-    summary: dict[str, tuple[str, str]] = field(default_factory=dict)  # node -> (state, via), last told
+    summary: dict[str, tuple[PeerState, str]] = field(default_factory=dict)  # node -> (state, via), last told
     stopping: bool = False
 
 
@@ -133,8 +134,19 @@ class AgentStopping:
     pass
 
 
-AgentEvent = Union[MessageArrived, LinkConnected, LinkDropped, MdnsFound, MdnsLost, BleSighted, PeerAdded,
-                   OwnConnected, OwnDropped, AgentTicked, AgentStopping]
+AgentEvent = (
+    MessageArrived
+    | LinkConnected
+    | LinkDropped
+    | MdnsFound
+    | MdnsLost
+    | BleSighted
+    | PeerAdded
+    | OwnConnected
+    | OwnDropped
+    | AgentTicked
+    | AgentStopping
+)
 
 
 # Effects.
@@ -184,5 +196,6 @@ class LogWarning:
     message: str
 
 
-AgentEffect = Union[OpenLink, CloseLink, SubscribePresence, PaceReconnects, PublishPresence, ArmWill, NotifyPeers,
-                    LogWarning]
+AgentEffect = (
+    OpenLink | CloseLink | SubscribePresence | PaceReconnects | PublishPresence | ArmWill | NotifyPeers | LogWarning
+)

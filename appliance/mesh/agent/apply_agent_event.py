@@ -5,15 +5,38 @@ anything forged, replayed, stale, of another mesh or speaking for another unit i
 A peer is gone when its will arrives, when the link to its broker stays down for `link_grace_s`, when
 it says it leaves, or when no fresh presence came for `gone_after_s` (update_peer_table).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
+from typing import Any
 
 from appliance.mesh.agent.agent_state_types import (
-    AgentEffect, AgentEvent, AgentState, AgentStopping, AgentTicked, ArmWill, BleSighted, CloseLink, LinkConnected,
-    LinkDropped, LinkState, LogWarning, MdnsFound, MdnsLost, MessageArrived, NotifyPeers, OpenLink, OwnConnected,
-    OwnDropped, PaceReconnects, PeerAdded, PublishPresence, SubscribePresence,
+    AgentEffect,
+    AgentEvent,
+    AgentState,
+    AgentStopping,
+    AgentTicked,
+    ArmWill,
+    BleSighted,
+    CloseLink,
+    LinkConnected,
+    LinkDropped,
+    LinkState,
+    LogWarning,
+    MdnsFound,
+    MdnsLost,
+    MessageArrived,
+    NotifyPeers,
+    OpenLink,
+    OwnConnected,
+    OwnDropped,
+    PaceReconnects,
+    PeerAdded,
+    PublishPresence,
+    SubscribePresence,
 )
 from appliance.mesh.agent.mesh_agent_types import ClockTicked, LinkLost, PresenceHeard, WillHeard
 from appliance.mesh.agent.parse_presence import parse_presence
@@ -47,8 +70,9 @@ def _drop(state: AgentState, key: str, code: str, message: str, effects: list[Ag
     return dataclasses.replace(state, drops=drops, warned=state.warned | {(key, code)})
 
 
-def _ensure_link(state: AgentState, host: str, port: int, via: str, node: str | None,
-                 effects: list[AgentEffect]) -> AgentState:
+def _ensure_link(
+    state: AgentState, host: str, port: int, via: str, node: str | None, effects: list[AgentEffect]
+) -> AgentState:
     key = format_peer_address(host, port)
     if state.stopping or key in state.links:
         return state
@@ -69,8 +93,9 @@ def _receive(state: AgentState, event: MessageArrived) -> Step:
     effects: list[AgentEffect] = []
     config = state.config
     try:
-        sender, payload, replay = open_mesh_message(config.secrets, event.topic, event.raw, state.replay,
-                                                    now=event.at, max_skew_s=config.timing.max_skew_s)
+        sender, payload, replay = open_mesh_message(
+            config.secrets, event.topic, event.raw, state.replay, now=event.at, max_skew_s=config.timing.max_skew_s
+        )
     except MeshMessageError as exc:
         return _drop(state, event.link, exc.code, exc.message, effects), effects
     if event.topic.rsplit("/", 1)[-1] != sender:  # a member may only speak for itself
@@ -103,8 +128,7 @@ def _connected(state: AgentState, event: LinkConnected) -> Step:
             effects.append(LogWarning(f"the broker at {event.link} refused us: {event.reason} (another mesh?)"))
         return _with_link(state, event.link, dataclasses.replace(link, phase="refused")), effects
     link = dataclasses.replace(link, phase="connected", down_since=None, lost=False)
-    return _with_link(state, event.link, link), [PaceReconnects(event.link, slow=False),
-                                                 SubscribePresence(event.link)]
+    return _with_link(state, event.link, link), [PaceReconnects(event.link, slow=False), SubscribePresence(event.link)]
 
 
 def _dropped(state: AgentState, event: LinkDropped) -> Step:
@@ -133,8 +157,9 @@ def _mdns_lost(state: AgentState, event: MdnsLost) -> Step:
     if key is None:
         return state, []
     effects: list[AgentEffect] = []
-    state = dataclasses.replace(state, mdns_links={n: k for n, k in state.mdns_links.items()
-                                                   if n != event.peer.node_id})
+    state = dataclasses.replace(
+        state, mdns_links={n: k for n, k in state.mdns_links.items() if n != event.peer.node_id}
+    )
     link = state.links.get(key)
     if link is not None and link.via != "manual":
         state = _close_link(state, key, event.at, effects)
@@ -142,8 +167,7 @@ def _mdns_lost(state: AgentState, event: MdnsLost) -> Step:
 
 
 def _ble(state: AgentState, event: BleSighted) -> Step:
-    return dataclasses.replace(state, proximity=update_ble_proximity(state.proximity, event.sighting,
-                                                                     now=event.at)), []
+    return dataclasses.replace(state, proximity=update_ble_proximity(state.proximity, event.sighting, now=event.at)), []
 
 
 def _add_peer(state: AgentState, event: PeerAdded) -> Step:
@@ -179,8 +203,11 @@ def _tick(state: AgentState, event: AgentTicked) -> Step:
         state = _publish(state, "online", event.mono, effects)
     table, links = state.table, dict(state.links)
     for key, link in state.links.items():
-        if link.down_since is not None and not link.lost and event.mono - link.down_since >= \
-                state.config.timing.link_grace_s:
+        if (
+            link.down_since is not None
+            and not link.lost
+            and event.mono - link.down_since >= state.config.timing.link_grace_s
+        ):
             links[key] = dataclasses.replace(link, lost=True)
             table = update_peer_table(table, LinkLost(via=key, at=event.at))
         elif link.phase == "self" and not link.closed:
@@ -200,10 +227,18 @@ def _stop(state: AgentState, event: AgentStopping) -> Step:
     return dataclasses.replace(state, stopping=True, links={}), effects
 
 
-_TRANSITIONS = {
-    MessageArrived: _receive, LinkConnected: _connected, LinkDropped: _dropped, MdnsFound: _mdns_found,
-    MdnsLost: _mdns_lost, BleSighted: _ble, PeerAdded: _add_peer, OwnConnected: _own_connected,
-    OwnDropped: _own_dropped, AgentTicked: _tick, AgentStopping: _stop,
+_TRANSITIONS: dict[type, Callable[[AgentState, Any], Step]] = {
+    MessageArrived: _receive,
+    LinkConnected: _connected,
+    LinkDropped: _dropped,
+    MdnsFound: _mdns_found,
+    MdnsLost: _mdns_lost,
+    BleSighted: _ble,
+    PeerAdded: _add_peer,
+    OwnConnected: _own_connected,
+    OwnDropped: _own_dropped,
+    AgentTicked: _tick,
+    AgentStopping: _stop,
 }
 
 
@@ -212,4 +247,4 @@ def apply_agent_event(state: AgentState, event: AgentEvent) -> Step:
     transition = _TRANSITIONS.get(type(event))
     if transition is None:
         raise TypeError(f"not a mesh agent event: {event!r}")
-    return transition(state, event)  # type: ignore[operator]
+    return transition(state, event)

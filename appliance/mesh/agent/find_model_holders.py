@@ -1,4 +1,5 @@
 """Which units of the mesh can give pieces of a model."""
+
 from __future__ import annotations
 
 from appliance.mesh.agent.presence_types import PeerEntry

@@ -15,10 +15,11 @@ password (it crosses the mesh link in clear MQTT), cannot take a living unit off
 
 Peer table: {node_id: PeerEntry} (presence_types); peers() adds the BLE signal where BLE heard the unit.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
 
 from appliance.mesh.agent.presence_types import PeerEntry, Presence
 
@@ -47,6 +48,9 @@ class AgentTiming:
     # open_mesh_message's freshness window. It assumes the units' clocks agree to within this
     # (offline units have no NTP: an admin sets the clock, or units drift); see the agent's notes.
     max_skew_s: float = 60.0
+
+
+DEFAULT_TIMING = AgentTiming()
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,7 @@ class ClockTicked:
     gone_after_s: float
 
 
-PeerTableEvent = Union[PresenceHeard, WillHeard, LinkLost, ClockTicked]
+PeerTableEvent = PresenceHeard | WillHeard | LinkLost | ClockTicked
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,6 @@
 """Read a presence (or last will) another unit sent, into a Presence: every field checked and bounded here, once."""
-from __future__ import annotations
 
-import numbers
+from __future__ import annotations
 
 from appliance.mesh.agent.presence_types import Presence, PresenceModel, UnitLoad
 from appliance.mesh.pieces.decode_piece_set import decode_piece_set
@@ -17,8 +16,8 @@ def _text(value: object) -> str:
 
 def _count(value: object) -> int | None:
     # bool is an int to Python; a presence that says `"busy": true` says nothing.
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0:
-        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
     if isinstance(value, float) and value.is_integer() and value >= 0:
         return int(value)
     return None
@@ -35,11 +34,13 @@ def _read_load(value: object) -> UnitLoad:
 
 
 def _read_pieces(value: object) -> dict | None:
+    if not isinstance(value, dict):
+        return None
     try:
         decode_piece_set(value)
     except (ValueError, TypeError):
         return None
-    return value if isinstance(value, dict) else None
+    return value
 
 
 def _read_models(value: object) -> tuple[PresenceModel, ...]:
@@ -50,11 +51,17 @@ def _read_models(value: object) -> tuple[PresenceModel, ...]:
         if model.get("state") not in _MODEL_STATES:
             continue
         root = model.get("root")
-        models.append(PresenceModel(
-            id=_text(model["id"]), state=model["state"], engine=_text(model.get("engine")),
-            format=_text(model.get("format")), root=_text(root) or None if isinstance(root, str) else None,
-            size=_count(model.get("size")) or 0,
-            pieces=_read_pieces(model.get("pieces")) if model["state"] == "partial" else None))
+        models.append(
+            PresenceModel(
+                id=_text(model["id"]),
+                state=model["state"],
+                engine=_text(model.get("engine")),
+                format=_text(model.get("format")),
+                root=_text(root) or None if isinstance(root, str) else None,
+                size=_count(model.get("size")) or 0,
+                pieces=_read_pieces(model.get("pieces")) if model["state"] == "partial" else None,
+            )
+        )
     return tuple(models)
 
 

@@ -4,6 +4,7 @@ A presence arrives as JSON from another unit; parse_presence turns it into a Pre
 bounding every field. Everything after that (the peer table, installs from peers, the admin page, the
 status file) reads these typed shapes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

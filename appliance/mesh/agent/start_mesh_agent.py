@@ -14,6 +14,7 @@ Clocks: open_mesh_message refuses messages dated more than `max_skew_s` from the
 the units' clocks must roughly agree (offline units have no NTP). In the test lab every namespace
 shares the host's clock, so the lab does not exercise skew.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,20 +22,40 @@ import logging
 import secrets as random_secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from appliance.mesh.agent.agent_state_types import (
-    AgentConfig, AgentEffect, AgentEvent, AgentState, AgentStopping, AgentTicked, ArmWill, BleSighted, CloseLink,
-    LinkConnected, LinkDropped, LogWarning, MdnsFound, MdnsLost, MessageArrived, NotifyPeers, OpenLink, OwnConnected,
-    OwnDropped, PaceReconnects, PeerAdded, PublishPresence, SubscribePresence,
+    AgentConfig,
+    AgentEffect,
+    AgentEvent,
+    AgentState,
+    AgentStopping,
+    AgentTicked,
+    ArmWill,
+    BleSighted,
+    CloseLink,
+    LinkConnected,
+    LinkDropped,
+    LogWarning,
+    MdnsFound,
+    MdnsLost,
+    MessageArrived,
+    NotifyPeers,
+    OpenLink,
+    OwnConnected,
+    OwnDropped,
+    PaceReconnects,
+    PeerAdded,
+    PublishPresence,
+    SubscribePresence,
 )
 from appliance.mesh.agent.apply_agent_event import apply_agent_event
-from appliance.mesh.agent.mesh_agent_types import PRESENCE_VERSION, AgentTiming, BleSighting, MdnsPeer, MeshAgent
+from appliance.mesh.agent.mesh_agent_types import DEFAULT_TIMING, PRESENCE_VERSION, AgentTiming, BleSighting, MeshAgent
 from appliance.mesh.agent.presence_types import PeerEntry
 from appliance.mesh.mesh_errors import MeshError, MeshMessageError
 from appliance.mesh.mesh_types import MeshSecrets
@@ -66,7 +87,7 @@ class _Edge:
     portal_port: int
     counter_path: Path
     on_change: Callable[[dict], None] | None
-    own: mqtt.Client | None = None
+    own: mqtt.Client  # the connection to this unit's own broker
     clients: dict[str, mqtt.Client] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     publish_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -96,8 +117,9 @@ def _next_counter(edge: _Edge) -> int:
 
 def _seal(edge: _Edge, payload: dict, *, will: bool = False) -> bytes:
     config = edge.state.config
-    return seal_mesh_message(edge.secrets, config.node_id, config.own_topic, payload, now=time.time(),
-                             counter=_next_counter(edge), will=will)
+    return seal_mesh_message(
+        edge.secrets, config.node_id, config.own_topic, payload, now=time.time(), counter=_next_counter(edge), will=will
+    )
 
 
 def _strip_pieces(payload: dict) -> dict:
@@ -111,16 +133,23 @@ def _describe_presence(edge: _Edge, presence_state: str, will_id: str) -> dict:
         edge.last_unit = edge.describe_unit()
     except Exception:  # a store hiccup must not silence the heartbeat: say what we said last time
         _log.exception("describing this unit for its presence failed")
-    return {**edge.last_unit, "v": PRESENCE_VERSION, "node": edge.state.config.node_id, "state": presence_state,
-            "address": edge.advertise_address, "broker": edge.broker_port, "portal": edge.portal_port,
-            "will_id": will_id}
+    return {
+        **edge.last_unit,
+        "v": PRESENCE_VERSION,
+        "node": edge.state.config.node_id,
+        "state": presence_state,
+        "address": edge.advertise_address,
+        "broker": edge.broker_port,
+        "portal": edge.portal_port,
+        "will_id": will_id,
+    }
 
 
 def _publish_presence(edge: _Edge, effect: PublishPresence) -> mqtt.MQTTMessageInfo | None:
     with edge.publish_lock:
         # Publishing while disconnected would queue an old counter behind the fresh presence that the
         # next connect sends, and the broker would keep the older one as the retained message.
-        if edge.own is None or not edge.own.is_connected():
+        if not edge.own.is_connected():
             return None
         payload = _describe_presence(edge, effect.state, effect.will_id)
         try:
@@ -137,10 +166,15 @@ def _arm_will(edge: _Edge, will_id: str) -> None:
     edge.own.will_set(edge.state.config.own_topic, raw, qos=1, retain=True)
 
 
+def _pace_reconnects(client: mqtt.Client, min_delay_s: float, max_delay_s: float) -> None:
+    # paho's annotations say int, but it computes the backoff in float seconds: 0.1 s is what a LAN needs.
+    client.reconnect_delay_set(min_delay=min_delay_s, max_delay=max_delay_s)  # type: ignore[arg-type]
+
+
 def _new_client(client_id: str, secrets: MeshSecrets, timing: AgentTiming) -> mqtt.Client:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     client.username_pw_set(secrets.broker_username, secrets.broker_password)
-    client.reconnect_delay_set(min_delay=0.1, max_delay=timing.reconnect_max_s)
+    _pace_reconnects(client, 0.1, timing.reconnect_max_s)
     client.connect_timeout = timing.connect_timeout_s
     return client
 
@@ -150,8 +184,9 @@ def _open_link(edge: _Edge, effect: OpenLink) -> None:
     client = _new_client(f"iplm-{edge.state.config.node_id}-{random_secrets.token_hex(4)}", edge.secrets, edge.timing)
     client.on_connect = lambda _c, _u, _f, code, _p: _apply(edge, LinkConnected(key, code.is_failure, str(code)))
     client.on_disconnect = lambda _c, _u, _f, _code, _p: _apply(edge, LinkDropped(key, time.monotonic()))
-    client.on_message = lambda _c, _u, message: _apply(edge, MessageArrived(key, message.topic, message.payload,
-                                                                            time.time()))
+    client.on_message = lambda _c, _u, message: _apply(
+        edge, MessageArrived(key, message.topic, bytes(message.payload), time.time())
+    )
     with edge.lock:
         edge.clients[key] = client
     client.connect_async(effect.host, effect.port, keepalive=edge.timing.keepalive_s)
@@ -179,9 +214,9 @@ def _perform(edge: _Edge, effect: AgentEffect) -> None:
         if isinstance(effect, SubscribePresence):
             client.subscribe(f"{edge.state.config.topic_prefix}/+", qos=1)
         elif effect.slow:
-            client.reconnect_delay_set(*_REFUSED_RETRY_S)
+            _pace_reconnects(client, *_REFUSED_RETRY_S)
         else:
-            client.reconnect_delay_set(min_delay=0.1, max_delay=edge.timing.reconnect_max_s)
+            _pace_reconnects(client, 0.1, edge.timing.reconnect_max_s)
     elif isinstance(effect, PublishPresence):
         info = _publish_presence(edge, effect)
         if effect.state == "gone":
@@ -209,8 +244,10 @@ def _apply(edge: _Edge, event: AgentEvent) -> None:
 def _describe_peers(edge: _Edge) -> dict[str, PeerEntry]:
     with edge.lock:
         state = edge.state
-    return {node: dataclasses.replace(entry, rssi=state.proximity[node]["rssi"]) if node in state.proximity else entry
-            for node, entry in state.table.items()}
+    return {
+        node: dataclasses.replace(entry, rssi=state.proximity[node]["rssi"]) if node in state.proximity else entry
+        for node, entry in state.table.items()
+    }
 
 
 def _describe_links(edge: _Edge) -> dict:
@@ -240,7 +277,8 @@ def _start_ble_advertising(mesh_id: str, node_id: str) -> Callable[[], None]:
     try:
         # advertise_ble bounds its own waits (system bus, BlueZ's answer).
         stop_advertising = asyncio.run_coroutine_threadsafe(
-            advertise_ble(encode_ble_advertisement(mesh_id, node_id)), loop).result()
+            advertise_ble(encode_ble_advertisement(mesh_id, node_id)), loop
+        ).result()
     except BaseException:
         close_loop()
         raise
@@ -257,8 +295,7 @@ def _start_ble_advertising(mesh_id: str, node_id: str) -> Callable[[], None]:
 
 
 def _start_own_connection(edge: _Edge, broker_host: str) -> None:
-    node_id = edge.state.config.node_id
-    own = edge.own = _new_client(f"iplm-{node_id}-own-{random_secrets.token_hex(4)}", edge.secrets, edge.timing)
+    own = edge.own
     connected = threading.Event()
 
     def on_connect(_client, _userdata, _flags, code, _properties) -> None:
@@ -286,11 +323,24 @@ def _start_discovery(edge: _Edge, *, mdns: bool, ble: bool) -> tuple[object | No
         from appliance.mesh.discovery.browse_mdns import browse_mdns
 
         zeroconf = Zeroconf(interfaces=[edge.advertise_address])
-        stoppers.append(browse_mdns(zeroconf, mesh_id=mesh_id,
-                                    on_add=lambda peer: _apply(edge, MdnsFound(peer, time.time())),
-                                    on_remove=lambda peer: _apply(edge, MdnsLost(peer, time.time()))))
-        stoppers.append(advertise_mdns(zeroconf, node_id=node_id, mesh_id=mesh_id, address=edge.advertise_address,
-                                       broker_port=edge.broker_port, portal_port=edge.portal_port))
+        stoppers.append(
+            browse_mdns(
+                zeroconf,
+                mesh_id=mesh_id,
+                on_add=lambda peer: _apply(edge, MdnsFound(peer, time.time())),
+                on_remove=lambda peer: _apply(edge, MdnsLost(peer, time.time())),
+            )
+        )
+        stoppers.append(
+            advertise_mdns(
+                zeroconf,
+                node_id=node_id,
+                mesh_id=mesh_id,
+                address=edge.advertise_address,
+                broker_port=edge.broker_port,
+                portal_port=edge.portal_port,
+            )
+        )
     if ble:
         from appliance.mesh.discovery.scan_ble_peers import scan_ble_peers
 
@@ -308,8 +358,9 @@ def _start_discovery(edge: _Edge, *, mdns: bool, ble: bool) -> tuple[object | No
     return zeroconf, stoppers
 
 
-def _stop(edge: _Edge, stop_ticking: threading.Event, ticker: threading.Thread, zeroconf,
-          stoppers: list[Callable[[], None]]) -> None:
+def _stop(
+    edge: _Edge, stop_ticking: threading.Event, ticker: threading.Thread, zeroconf, stoppers: list[Callable[[], None]]
+) -> None:
     if stop_ticking.is_set():
         return
     stop_ticking.set()
@@ -329,11 +380,22 @@ def _stop(edge: _Edge, stop_ticking: threading.Event, ticker: threading.Thread, 
         zeroconf.close()
 
 
-def start_mesh_agent(*, data_dir, node_id: str, secrets: MeshSecrets, broker_host: str, broker_port: int,
-                     describe_unit: Callable[[], dict], advertise_address: str, portal_port: int,
-                     discovery: bool = True, manual_peers=(), ble: bool = False,
-                     timing: AgentTiming = AgentTiming(),
-                     on_change: Callable[[dict], None] | None = None) -> MeshAgent:
+def start_mesh_agent(
+    *,
+    data_dir,
+    node_id: str,
+    secrets: MeshSecrets,
+    broker_host: str,
+    broker_port: int,
+    describe_unit: Callable[[], dict],
+    advertise_address: str,
+    portal_port: int,
+    discovery: bool = True,
+    manual_peers=(),
+    ble: bool = False,
+    timing: AgentTiming = DEFAULT_TIMING,
+    on_change: Callable[[dict], None] | None = None,
+) -> MeshAgent:
     """Start the agent (threads) and return once its presence is on its own broker (or after 5 s trying).
 
     The own broker is reached at broker_host:broker_port and must also listen on
@@ -341,10 +403,18 @@ def start_mesh_agent(*, data_dir, node_id: str, secrets: MeshSecrets, broker_hos
     [(host, port)]. on_change(peers) is called (from an agent thread) when a peer appears or changes state.
     """
     config = AgentConfig(node_id=node_id, secrets=secrets, timing=timing)
-    edge = _Edge(state=AgentState(config=config, will_id=random_secrets.token_hex(8)), secrets=secrets,
-                 timing=timing, describe_unit=describe_unit, advertise_address=advertise_address,
-                 broker_port=broker_port, portal_port=portal_port,
-                 counter_path=Path(data_dir) / _COUNTER_FILE, on_change=on_change)
+    edge = _Edge(
+        state=AgentState(config=config, will_id=random_secrets.token_hex(8)),
+        secrets=secrets,
+        timing=timing,
+        describe_unit=describe_unit,
+        advertise_address=advertise_address,
+        broker_port=broker_port,
+        portal_port=portal_port,
+        counter_path=Path(data_dir) / _COUNTER_FILE,
+        on_change=on_change,
+        own=_new_client(f"iplm-{node_id}-own-{random_secrets.token_hex(4)}", secrets, timing),
+    )
     _start_own_connection(edge, broker_host)
     zeroconf, stoppers = _start_discovery(edge, mdns=discovery, ble=ble)
     for host, port in manual_peers:
@@ -357,7 +427,12 @@ def start_mesh_agent(*, data_dir, node_id: str, secrets: MeshSecrets, broker_hos
 
     ticker = threading.Thread(target=tick, name="iplm-mesh-tick", daemon=True)
     ticker.start()
-    return MeshAgent(node_id=node_id, mesh_id=secrets.mesh_id, peers=lambda: _describe_peers(edge),
-                     links=lambda: _describe_links(edge), drops=lambda: dict(edge.state.drops),
-                     add_peer=lambda host, port: _apply(edge, PeerAdded(host, int(port))),
-                     stop=lambda: _stop(edge, stop_ticking, ticker, zeroconf, stoppers))
+    return MeshAgent(
+        node_id=node_id,
+        mesh_id=secrets.mesh_id,
+        peers=lambda: _describe_peers(edge),
+        links=lambda: _describe_links(edge),
+        drops=lambda: dict(edge.state.drops),
+        add_peer=lambda host, port: _apply(edge, PeerAdded(host, int(port))),
+        stop=lambda: _stop(edge, stop_ticking, ticker, zeroconf, stoppers),
+    )

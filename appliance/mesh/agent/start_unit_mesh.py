@@ -1,4 +1,5 @@
 """Start the mesh side of a unit: its own broker (in development) and its mesh agent."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,19 +8,26 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
-from appliance.mesh.key.load_mesh_key import load_mesh_key
-from appliance.mesh.agent.mesh_agent_types import (DEFAULT_BROKER_PORT, MANUAL_PEERS_SETTING, MESH_DIR, MESH_STATUS_FILE,
-                                             AgentTiming, UnitMesh)
-from appliance.mesh.mesh_errors import BrokerError
-from appliance.mesh.discovery.parse_peer_address import parse_peer_address
+from appliance.mesh.agent.mesh_agent_types import (
+    DEFAULT_BROKER_PORT,
+    DEFAULT_TIMING,
+    MANUAL_PEERS_SETTING,
+    MESH_DIR,
+    MESH_STATUS_FILE,
+    AgentTiming,
+    UnitMesh,
+)
+from appliance.mesh.agent.start_mesh_agent import start_mesh_agent
 from appliance.mesh.broker.render_mosquitto_conf import render_mosquitto_conf
 from appliance.mesh.broker.start_broker import start_broker
-from appliance.mesh.agent.start_mesh_agent import start_mesh_agent
 from appliance.mesh.broker.write_broker_credentials import write_broker_credentials
+from appliance.mesh.discovery.parse_peer_address import parse_peer_address
+from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
+from appliance.mesh.key.load_mesh_key import load_mesh_key
+from appliance.mesh.mesh_errors import BrokerError
 from appliance.store.read_setting import read_setting
 from appliance.write_file_atomically import write_file_atomically
 
@@ -56,18 +64,32 @@ def _start_own_broker(mesh_dir: Path, secrets, mesh_address: str, broker_port: i
 
 
 def _write_status(path: Path, agent) -> None:
-    status = {"updated_at": time.time(), "node": agent.node_id, "mesh_id": agent.mesh_id,
-              "peers": {node: dataclasses.asdict(entry) for node, entry in agent.peers().items()},
-              "links": agent.links(), "drops": agent.drops()}
+    status = {
+        "updated_at": time.time(),
+        "node": agent.node_id,
+        "mesh_id": agent.mesh_id,
+        "peers": {node: dataclasses.asdict(entry) for node, entry in agent.peers().items()},
+        "links": agent.links(),
+        "drops": agent.drops(),
+    }
     # Rewritten now and then, read by `iplm mesh status`: no need to sync the directory each time.
     write_file_atomically(path, json.dumps(status, indent=1, sort_keys=True), sync_directory=False)
 
 
-def start_unit_mesh(*, data_dir, node_id: str, mesh_address: str, portal_port: int,
-                    describe_unit: Callable[[], dict], broker_port: int = DEFAULT_BROKER_PORT,
-                    run_broker: bool = True, discovery: bool = True, ble: bool = False,
-                    timing: AgentTiming = AgentTiming(),
-                    on_change: Callable[[dict], None] | None = None) -> UnitMesh | None:
+def start_unit_mesh(
+    *,
+    data_dir,
+    node_id: str,
+    mesh_address: str,
+    portal_port: int,
+    describe_unit: Callable[[], dict],
+    broker_port: int = DEFAULT_BROKER_PORT,
+    run_broker: bool = True,
+    discovery: bool = True,
+    ble: bool = False,
+    timing: AgentTiming = DEFAULT_TIMING,
+    on_change: Callable[[dict], None] | None = None,
+) -> UnitMesh | None:
     """Start broker (unless systemd runs it: run_broker=False) and agent; None when the unit has no mesh key.
 
     Needs the unit's database open (manual peers are a setting). mesh_address: this unit's address on
@@ -90,11 +112,21 @@ def start_unit_mesh(*, data_dir, node_id: str, mesh_address: str, portal_port: i
             on_change(peers)
 
     try:
-        agent = start_mesh_agent(data_dir=data_dir, node_id=node_id, secrets=secrets, broker_host="127.0.0.1",
-                                 broker_port=broker_port, describe_unit=describe_unit,
-                                 advertise_address=mesh_address, portal_port=portal_port, discovery=discovery,
-                                 manual_peers=_read_manual_peers(), ble=ble, timing=timing,
-                                 on_change=on_agent_change)
+        agent = start_mesh_agent(
+            data_dir=data_dir,
+            node_id=node_id,
+            secrets=secrets,
+            broker_host="127.0.0.1",
+            broker_port=broker_port,
+            describe_unit=describe_unit,
+            advertise_address=mesh_address,
+            portal_port=portal_port,
+            discovery=discovery,
+            manual_peers=_read_manual_peers(),
+            ble=ble,
+            timing=timing,
+            on_change=on_agent_change,
+        )
     except BaseException:
         if broker is not None:
             broker.stop()

@@ -1,10 +1,11 @@
 """Apply one event to the peer table: a presence, a last will, a lost link, the passing of time."""
+
 from __future__ import annotations
 
 import dataclasses
 
 from appliance.mesh.agent.mesh_agent_types import ClockTicked, LinkLost, PeerTableEvent, PresenceHeard, WillHeard
-from appliance.mesh.agent.presence_types import GoneReason, PeerEntry
+from appliance.mesh.agent.presence_types import GoneReason, PeerEntry, PeerState
 
 PeerTable = dict[str, PeerEntry]
 
@@ -18,10 +19,16 @@ def _mark_gone(entry: PeerEntry, reason: GoneReason, at: float) -> PeerEntry:
 def _hear_presence(table: PeerTable, event: PresenceHeard) -> PeerTable:
     old = table.get(event.sender)
     leaving = event.presence.state == "gone"  # a unit that stops cleanly says so
-    state = "gone" if leaving else "online"
+    state: PeerState = "gone" if leaving else "online"
     changed = old is None or old.state != state
-    entry = PeerEntry(state=state, presence=event.presence, last_seen=event.at, via=event.via,
-                      since=event.at if changed or old is None else old.since, reason="left" if leaving else None)
+    entry = PeerEntry(
+        state=state,
+        presence=event.presence,
+        last_seen=event.at,
+        via=event.via,
+        since=event.at if changed or old is None else old.since,
+        reason="left" if leaving else None,
+    )
     return {**table, event.sender: entry}
 
 
@@ -34,14 +41,17 @@ def _hear_will(table: PeerTable, event: WillHeard) -> PeerTable:
 
 
 def _lose_link(table: PeerTable, event: LinkLost) -> PeerTable:
-    return {node: (_mark_gone(entry, "link", event.at) if entry.via == event.via else entry)
-            for node, entry in table.items()}
+    return {
+        node: (_mark_gone(entry, "link", event.at) if entry.via == event.via else entry)
+        for node, entry in table.items()
+    }
 
 
 def _tick(table: PeerTable, event: ClockTicked) -> PeerTable:
-    return {node: (_mark_gone(entry, "silent", event.at)
-                   if event.at - entry.last_seen > event.gone_after_s else entry)
-            for node, entry in table.items()}
+    return {
+        node: (_mark_gone(entry, "silent", event.at) if event.at - entry.last_seen > event.gone_after_s else entry)
+        for node, entry in table.items()
+    }
 
 
 def update_peer_table(table: PeerTable, event: PeerTableEvent) -> PeerTable:

@@ -1,4 +1,5 @@
 """Render the unit's mosquitto.conf (mosquitto 2.0)."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -23,8 +24,10 @@ def _render_listener(address: str, port: int, allow_wildcard: bool) -> str:
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise ValueError(f"listener port {port!r} is not 1-65535")
     if address in _WILDCARDS and not allow_wildcard:
-        raise ValueError("a listener on every address would let phones on the access point reach the "
-                         "broker; pass allow_wildcard=True to mean it")
+        raise ValueError(
+            "a listener on every address would let phones on the access point reach the "
+            "broker; pass allow_wildcard=True to mean it"
+        )
     if address == "":
         return f"listener {port}"
     try:
@@ -34,9 +37,14 @@ def _render_listener(address: str, port: int, allow_wildcard: bool) -> str:
     return f"listener {port} {address}"
 
 
-def render_mosquitto_conf(*, listeners: list[tuple[str, int]], password_file: Path | str,
-                          log_path: Path | str | None = None, user: str | None = None,
-                          allow_wildcard: bool = False) -> str:
+def render_mosquitto_conf(
+    *,
+    listeners: list[tuple[str, int]],
+    password_file: Path | str,
+    log_path: Path | str | None = None,
+    user: str | None = None,
+    allow_wildcard: bool = False,
+) -> str:
     """The text of mosquitto.conf: password-only access on exactly `listeners` [(address, port)].
 
     `user`: the account mosquitto runs as. Started as root, mosquitto 2.0 switches to "mosquitto" right
@@ -67,7 +75,13 @@ def render_mosquitto_conf(*, listeners: list[tuple[str, int]], password_file: Pa
         lines.append("log_dest stderr")
     else:
         lines.append(f"log_dest file {_check_line_value('log_path', str(log_path))}")
-    lines += ["log_type error", "log_type warning", "log_type notice", "log_type information",
-              "connection_messages true", "log_timestamp true"]
+    lines += [
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+        "log_type information",
+        "connection_messages true",
+        "log_timestamp true",
+    ]
     lines += [_render_listener(address, port, allow_wildcard) for address, port in listeners]
     return "\n".join(lines) + "\n"

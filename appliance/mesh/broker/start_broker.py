@@ -4,6 +4,7 @@ mosquitto 2.0.11 has no option to check a config without running it (`mosquitto 
 -v only), so a config is validated by starting a broker with it: start_broker fails with the broker's
 own error lines when the config is wrong.
 """
+
 from __future__ import annotations
 
 import collections
@@ -73,7 +74,7 @@ def _socket_inodes(pid: int) -> set[str] | None:
         return None  # not ours to read: fall back to the TCP probe alone
     except OSError:
         return set()  # the process is gone (it may have just died of "address in use"): it holds nothing
-    return {link[len("socket:["):-1] for link in links if link.startswith("socket:[")}
+    return {link[len("socket:[") : -1] for link in links if link.startswith("socket:[")}
 
 
 def _holds_listening_port(pid: int, port: int) -> bool:
@@ -114,9 +115,11 @@ def start_broker(conf_path: Path | str, *, ready_timeout: float = 10.0, executab
 
     def drain_stderr(process: subprocess.Popen) -> None:
         # Read continuously: a full pipe would block the broker on its next log line.
-        for line in iter(process.stderr.readline, b""):
+        stderr = process.stderr
+        assert stderr is not None  # spawned with stderr=PIPE
+        for line in iter(stderr.readline, b""):
             tail.append(line.decode("utf-8", "replace").rstrip())
-        process.stderr.close()
+        stderr.close()
 
     def spawn() -> None:
         tail.clear()
@@ -124,8 +127,9 @@ def start_broker(conf_path: Path | str, *, ready_timeout: float = 10.0, executab
             state["log_offset"] = log_file.stat().st_size if log_file else 0
         except OSError:
             state["log_offset"] = 0
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, start_new_session=True)
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
         drain = threading.Thread(target=drain_stderr, args=(process,), name="mosquitto-stderr", daemon=True)
         drain.start()
         state.update(process=process, drain=drain)
@@ -147,8 +151,10 @@ def start_broker(conf_path: Path | str, *, ready_timeout: float = 10.0, executab
             if _holds_listening_port(process.pid, port) and _accepts(address, port):
                 return
             if time.monotonic() > deadline:
-                raise BrokerError(f"mosquitto did not listen on {address}:{port} within {timeout} s:\n"
-                                  f"{describe_output()}", code="broker_timeout")
+                raise BrokerError(
+                    f"mosquitto did not listen on {address}:{port} within {timeout} s:\n{describe_output()}",
+                    code="broker_timeout",
+                )
             time.sleep(_POLL_S)
 
     def stop() -> None:
@@ -186,5 +192,14 @@ def start_broker(conf_path: Path | str, *, ready_timeout: float = 10.0, executab
     except BaseException:
         stop()
         raise
-    return Broker(conf_path=conf_path, address=address, port=port, process=lambda: state["process"],
-                  wait_ready=wait_ready, restart=restart, reload=reload, stop=stop, stderr_tail=read_tail)
+    return Broker(
+        conf_path=conf_path,
+        address=address,
+        port=port,
+        process=lambda: state["process"],
+        wait_ready=wait_ready,
+        restart=restart,
+        reload=reload,
+        stop=stop,
+        stderr_tail=read_tail,
+    )

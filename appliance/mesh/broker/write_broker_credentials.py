@@ -1,4 +1,5 @@
 """Write the broker's password file: the mesh's derived username and password, hashed as mosquitto does."""
+
 from __future__ import annotations
 
 import base64

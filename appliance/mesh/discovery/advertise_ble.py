@@ -17,12 +17,14 @@ the controller does Bluetooth 5 (only peers with Bluetooth 5 scanning hear it) a
 Type "broadcast": nothing needs to connect to a unit over BLE, and a connectable unit would show its
 GATT device name to anyone near (DESIGN: anonymous).
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import re
-from typing import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from appliance.mesh.agent.mesh_agent_types import BLE_SERVICE_UUID
 from appliance.mesh.mesh_errors import MeshError
@@ -48,16 +50,18 @@ _EXPLANATIONS = {
     "org.freedesktop.DBus.Error.UnknownObject": _NO_ADAPTER,
     "org.freedesktop.DBus.Error.UnknownInterface": _NO_ADAPTER,
     "org.freedesktop.DBus.Error.UnknownMethod": _NO_ADAPTER,
-    "org.freedesktop.DBus.Error.AccessDenied":
-        "the system bus does not let this user advertise (root, or a D-Bus policy for org.bluez, is needed)",
+    "org.freedesktop.DBus.Error.AccessDenied": (
+        "the system bus does not let this user advertise (root, or a D-Bus policy for org.bluez, is needed)"
+    ),
     "org.freedesktop.DBus.Error.NoReply": "BlueZ did not answer",
     "org.freedesktop.DBus.Error.Disconnected": "the call over the system bus failed",
     "org.bluez.Error.NotPermitted": "adapter {adapter} has no advertising slot left (other advertisers hold them)",
     "org.bluez.Error.AlreadyExists": "this connection already advertises on adapter {adapter}",
     "org.bluez.Error.InvalidLength": "the advertisement does not fit in a packet of adapter {adapter}",
     "org.bluez.Error.InvalidArguments": "BlueZ refused the advertisement's properties",
-    "org.bluez.Error.Failed":
-        "BlueZ refused the advertisement (adapter {adapter} powered off, or the data does not fit its packets)",
+    "org.bluez.Error.Failed": (
+        "BlueZ refused the advertisement (adapter {adapter} powered off, or the data does not fit its packets)"
+    ),
 }
 
 
@@ -116,15 +120,21 @@ def _new_advertisement(properties: dict, on_release: Callable[[], None]):
     return _Advertisement(_ADVERTISEMENT_INTERFACE)
 
 
-async def _call_manager(bus, adapter: str, member: str, signature: str, body: list):
+async def _call_manager(bus, adapter: str, member: str, signature: str, body: list) -> tuple[str, str] | None:
     """Call LEAdvertisingManager1.<member> on the adapter; (error name, text) or None when it succeeded."""
     from dbus_fast import Message, MessageType
 
-    message = Message(destination=_BLUEZ, path=f"/org/bluez/{adapter}", interface=_MANAGER_INTERFACE,
-                      member=member, signature=signature, body=body)
+    message = Message(
+        destination=_BLUEZ,
+        path=f"/org/bluez/{adapter}",
+        interface=_MANAGER_INTERFACE,
+        member=member,
+        signature=signature,
+        body=body,
+    )
     try:
         reply = await asyncio.wait_for(bus.call(message), _CALL_TIMEOUT_S)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return "org.freedesktop.DBus.Error.NoReply", f"no answer in {_CALL_TIMEOUT_S:g} s"
     except Exception as exc:  # the bus connection broke: the agent goes on without BLE
         return "org.freedesktop.DBus.Error.Disconnected", str(exc)
@@ -134,8 +144,9 @@ async def _call_manager(bus, adapter: str, member: str, signature: str, body: li
     return None
 
 
-async def advertise_ble(service_data: bytes, *, adapter: str = "hci0", bus=None,
-                        scan_response: bool = True) -> Callable[[], Awaitable[None]]:
+async def advertise_ble(
+    service_data: bytes, *, adapter: str = "hci0", bus=None, scan_response: bool = True
+) -> Callable[[], Coroutine[Any, Any, None]]:
     """Advertise the iplm BLE service with `service_data` (encode_ble_advertisement) through BlueZ.
 
     Returns an async stop() that unregisters. `bus`: a connected dbus-fast aio MessageBus (tests);
@@ -155,8 +166,9 @@ async def advertise_ble(service_data: bytes, *, adapter: str = "hci0", bus=None,
         try:
             bus = await asyncio.wait_for(MessageBus(bus_type=BusType.SYSTEM).connect(), _CALL_TIMEOUT_S)
         except Exception as exc:  # no socket, refused, timed out: this unit has no system bus to talk to
-            raise MeshError("ble_unavailable",
-                            f"cannot advertise over BLE: no system D-Bus ({type(exc).__name__}: {exc})") from None
+            raise MeshError(
+                "ble_unavailable", f"cannot advertise over BLE: no system D-Bus ({type(exc).__name__}: {exc})"
+            ) from None
     state = {"released": False, "stopped": False}
 
     def on_release() -> None:

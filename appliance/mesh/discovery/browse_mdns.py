@@ -1,11 +1,12 @@
 """Browse the mesh link for other units of our mesh (mDNS/DNS-SD `_iplm._tcp`)."""
+
 from __future__ import annotations
 
 import ipaddress
 import logging
 import re
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from zeroconf import IPVersion, ServiceBrowser, ServiceStateChange, Zeroconf
 
@@ -21,8 +22,10 @@ def _read_port(text: str | None) -> int | None:
 
 
 def _read_peer(info, name: str, mesh_id: str) -> MdnsPeer | None:
-    txt = {key.decode("utf-8", "replace"): (value or b"").decode("utf-8", "replace")
-           for key, value in (info.properties or {}).items()}
+    txt = {
+        key.decode("utf-8", "replace"): (value or b"").decode("utf-8", "replace")
+        for key, value in (info.properties or {}).items()
+    }
     broker = _read_port(txt.get("broker"))
     if txt.get("mesh") != mesh_id or not _NODE_ID.fullmatch(txt.get("node", "")) or broker is None:
         return None  # another mesh (or not an iplm unit at all): not ours to connect to
@@ -30,12 +33,19 @@ def _read_peer(info, name: str, mesh_id: str) -> MdnsPeer | None:
     addresses = sorted(info.parsed_addresses(IPVersion.All), key=lambda a: ipaddress.ip_address(a).version)
     if not addresses:
         return None
-    return MdnsPeer(node_id=txt["node"], mesh_id=mesh_id, host=addresses[0], broker_port=broker,
-                    portal_port=_read_port(txt.get("portal")) or 0, service_name=name)
+    return MdnsPeer(
+        node_id=txt["node"],
+        mesh_id=mesh_id,
+        host=addresses[0],
+        broker_port=broker,
+        portal_port=_read_port(txt.get("portal")) or 0,
+        service_name=name,
+    )
 
 
-def browse_mdns(zeroconf: Zeroconf, *, mesh_id: str, on_add: Callable[[MdnsPeer], None],
-                on_remove: Callable[[MdnsPeer], None]) -> Callable[[], None]:
+def browse_mdns(
+    zeroconf: Zeroconf, *, mesh_id: str, on_add: Callable[[MdnsPeer], None], on_remove: Callable[[MdnsPeer], None]
+) -> Callable[[], None]:
     """Call on_add for each unit of mesh `mesh_id` found (or changed), on_remove when one says goodbye.
 
     Services of other meshes are ignored. Returns stop(). Callbacks run in the browser's thread.

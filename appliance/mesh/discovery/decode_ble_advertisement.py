@@ -1,4 +1,5 @@
 """Decide whether a BLE advertisement is a unit of our mesh, and which."""
+
 from __future__ import annotations
 
 from appliance.mesh.agent.mesh_agent_types import BLE_PAYLOAD_VERSION, BLE_SERVICE_UUID, BleBeacon
@@ -11,8 +12,14 @@ def decode_ble_advertisement(service_data: dict, *, mesh_id: str, node_id: str |
 
     None: no iplm service data, an unknown version, a wrong length, another mesh, or this unit itself.
     """
-    raw = next((bytes(value) for uuid, value in (service_data or {}).items()
-                if isinstance(uuid, str) and uuid.lower() == BLE_SERVICE_UUID), None)
+    raw = next(
+        (
+            bytes(value)
+            for uuid, value in (service_data or {}).items()
+            if isinstance(uuid, str) and uuid.lower() == BLE_SERVICE_UUID
+        ),
+        None,
+    )
     # A newer version may grow the payload: only the version byte is read before deciding.
     if not raw or raw[0] != BLE_PAYLOAD_VERSION or len(raw) != _PAYLOAD_BYTES:
         return None

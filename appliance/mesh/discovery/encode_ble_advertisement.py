@@ -1,4 +1,5 @@
 """The service data a unit puts in its BLE advertisement (for an advertiser; bleak only scans)."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """Read a peer's broker address as a person types it: HOST, HOST:PORT, [IPv6] or [IPv6]:PORT."""
+
 from __future__ import annotations
 
 import ipaddress

@@ -4,16 +4,17 @@ Only the scan side: bleak is a BLE *client* library and cannot advertise. A unit
 BlueZ's LEAdvertisingManager1 over D-Bus (a LEAdvertisement1 object with ServiceUUIDs=[BLE_SERVICE_UUID]
 and ServiceData={BLE_SERVICE_UUID: encode_ble_advertisement(...)}), which is not built yet.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
-from appliance.mesh.discovery.decode_ble_advertisement import decode_ble_advertisement
 from appliance.mesh.agent.mesh_agent_types import BLE_SERVICE_UUID, BleSighting
+from appliance.mesh.discovery.decode_ble_advertisement import decode_ble_advertisement
 from appliance.mesh.mesh_errors import MeshError
 
 _log = logging.getLogger("iplm.mesh.ble")
@@ -36,16 +37,23 @@ def scan_ble_peers(*, mesh_id: str, node_id: str, on_sighting: Callable[[BleSigh
     def on_detect(device, advertisement_data) -> None:
         beacon = decode_ble_advertisement(advertisement_data.service_data, mesh_id=mesh_id, node_id=node_id)
         if beacon is not None:
-            on_sighting(BleSighting(node_id=beacon.node_id, rssi=advertisement_data.rssi,
-                                    ble_address=device.address, seen_at=time.time()))
+            on_sighting(
+                BleSighting(
+                    node_id=beacon.node_id,
+                    rssi=advertisement_data.rssi,
+                    ble_address=device.address,
+                    seen_at=time.time(),
+                )
+            )
 
     async def scan() -> None:
         stopping = asyncio.Event()
         started["stopping"] = stopping
         try:
             # Active scanning: our service data may ride in the scan response, which only active scans get.
-            scanner = BleakScanner(detection_callback=on_detect, service_uuids=[BLE_SERVICE_UUID],
-                                   scanning_mode="active")
+            scanner = BleakScanner(
+                detection_callback=on_detect, service_uuids=[BLE_SERVICE_UUID], scanning_mode="active"
+            )
             await scanner.start()
         except Exception as exc:  # BleakError, no adapter, no D-Bus: the unit just has no BLE
             started["error"] = exc

@@ -1,4 +1,5 @@
 """The checksum inside a mesh key's text form."""
+
 from __future__ import annotations
 
 import hashlib

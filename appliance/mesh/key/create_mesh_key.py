@@ -1,4 +1,5 @@
 """Create a mesh key: the one secret a person carries from unit to unit (typed, pasted or scanned)."""
+
 from __future__ import annotations
 
 import base64

@@ -1,8 +1,9 @@
 """The password of the Wi-Fi mesh link (802.11s with SAE), derived from the mesh key."""
+
 from __future__ import annotations
 
-from appliance.mesh.messages.derive_hkdf_sha256 import derive_hkdf_sha256
 from appliance.mesh.mesh_types import MeshKey
+from appliance.mesh.messages.derive_hkdf_sha256 import derive_hkdf_sha256
 
 _SALT = b"iplm mesh link v1"
 _LABEL = b"802.11s sae password"

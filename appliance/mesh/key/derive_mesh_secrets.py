@@ -1,8 +1,9 @@
 """Derive everything a unit needs from the mesh key."""
+
 from __future__ import annotations
 
-from appliance.mesh.messages.derive_hkdf_sha256 import derive_hkdf_sha256
 from appliance.mesh.mesh_types import MeshKey, MeshSecrets
+from appliance.mesh.messages.derive_hkdf_sha256 import derive_hkdf_sha256
 
 # A fixed salt: the key is already uniformly random; the salt only separates iplm from other HKDF users.
 _SALT = b"iplm mesh v1"
@@ -16,6 +17,7 @@ _LABEL_MESSAGE_KEY = b"iplm1 message mac key"
 
 def derive_mesh_secrets(key: MeshKey) -> MeshSecrets:
     """The MeshSecrets of `key`: the same on every unit that has the key."""
+
     def derive(label: bytes, length: int) -> bytes:
         return derive_hkdf_sha256(key.secret, salt=_SALT, info=label, length=length)
 

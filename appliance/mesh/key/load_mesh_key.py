@@ -1,11 +1,12 @@
 """Read the unit's mesh key from its data dir."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from appliance.mesh.agent.mesh_agent_types import MESH_KEY_FILE
-from appliance.mesh.mesh_types import MeshKey
 from appliance.mesh.key.parse_mesh_key import parse_mesh_key
+from appliance.mesh.mesh_types import MeshKey
 
 
 def load_mesh_key(data_dir) -> MeshKey | None:

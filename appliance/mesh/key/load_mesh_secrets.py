@@ -1,4 +1,5 @@
 """The unit's mesh secrets, derived from the key in its data dir."""
+
 from __future__ import annotations
 
 from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets

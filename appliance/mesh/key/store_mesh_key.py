@@ -1,4 +1,5 @@
 """Keep the mesh key in the unit's data dir (a file of its own, mode 0600; never in the database)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """The next counter a sender stamps on a mesh message."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """HKDF-SHA256 (RFC 5869) with the standard library only."""
+
 from __future__ import annotations
 
 import hashlib

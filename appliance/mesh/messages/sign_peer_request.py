@@ -1,4 +1,5 @@
 """Authenticate an HTTP request from one mesh unit to another (piece transfers on the mesh link)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,8 +10,9 @@ from appliance.mesh.mesh_types import MeshSecrets
 PEER_AUTH_HEADER = "X-Iplm-Peer"
 
 
-def sign_peer_request(secrets: MeshSecrets, node_id: str, method: str, path: str, range_header: str, *,
-                      now_ms: int) -> str:
+def sign_peer_request(
+    secrets: MeshSecrets, node_id: str, method: str, path: str, range_header: str, *, now_ms: int
+) -> str:
     """The X-Iplm-Peer header value: "<node>:<ms>:<hex HMAC-SHA256 over mesh, method, path, range, node, ms>".
 
     Only units holding the mesh key can make one; the time bounds how long a captured one can be replayed.

@@ -1,4 +1,5 @@
 """Read a piece set from a peer's presence (encode_piece_set's output)."""
+
 from __future__ import annotations
 
 import base64
@@ -17,8 +18,12 @@ def _read_ranges(raw, count: int) -> list[tuple[int, int]]:
         raise ValueError("ranges must be a list")
     ranges = []
     for item in raw:
-        if (not isinstance(item, list) or len(item) != 2 or not all(_is_count(v) for v in item)
-                or not item[0] < item[1] <= count):
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or not all(_is_count(v) for v in item)
+            or not item[0] < item[1] <= count
+        ):
             raise ValueError(f"bad piece range {item!r}")
         ranges.append((item[0], item[1]))
     return ranges

@@ -1,4 +1,5 @@
 """Encode which pieces of a model a unit holds, compactly enough to ride in every presence."""
+
 from __future__ import annotations
 
 import base64

@@ -1,4 +1,5 @@
 """Install a model from the units of the mesh that hold it: several at once, every piece verified."""
+
 from __future__ import annotations
 
 import collections
@@ -22,8 +23,12 @@ _log = logging.getLogger("iplm.mesh")
 
 def _signer(secrets: MeshSecrets, node_id: str):
     def sign(method: str, path: str, range_header: str) -> dict:
-        return {PEER_AUTH_HEADER: sign_peer_request(secrets, node_id, method, path, range_header,
-                                                    now_ms=int(time.time() * 1000))}
+        return {
+            PEER_AUTH_HEADER: sign_peer_request(
+                secrets, node_id, method, path, range_header, now_ms=int(time.time() * 1000)
+            )
+        }
+
     return sign
 
 
@@ -43,9 +48,18 @@ def _ask_offer(client: httpx.Client, peer_url: str, model_id: str, sign) -> tupl
     return manifest, holds
 
 
-def install_from_peers(model_id: str, peer_urls: list[str], *, data_dir: str | Path, node_id: str,
-                       secrets: MeshSecrets, workers: int = 4, progress=None, cancel=None,
-                       client: httpx.Client | None = None) -> dict:
+def install_from_peers(
+    model_id: str,
+    peer_urls: list[str],
+    *,
+    data_dir: str | Path,
+    node_id: str,
+    secrets: MeshSecrets,
+    workers: int = 4,
+    progress=None,
+    cancel=None,
+    client: httpx.Client | None = None,
+) -> dict:
     """Install `model_id` (whitelisted or admin-added here) with pieces from the peers that hold them.
 
     The manifest is the pinned one when this unit pins the model, else the one most peers agree on. Peers
@@ -69,11 +83,23 @@ def install_from_peers(model_id: str, peer_urls: list[str], *, data_dir: str | P
         votes = collections.Counter(manifest.root for manifest, _ in offers.values())
         root = max(votes, key=lambda r: (votes[r], sum(len(h) for m, h in offers.values() if m.root == r)))
         manifest = next(m for m, _ in offers.values() if m.root == root)
-        peers = tuple(PieceSupplier(source=ModelSource(kind="peer", base=url, repo=model_id), holds=holds,
-                                    name=url, sign=sign)
-                      for url, (m, holds) in offers.items() if m.root == root)
-        return install_model(model_id, data_dir=data_dir, node_id=node_id, manifest=manifest, peers=peers,
-                             vouched_by="mesh", workers=workers, progress=progress, cancel=cancel, client=client)
+        peers = tuple(
+            PieceSupplier(source=ModelSource(kind="peer", base=url, repo=model_id), holds=holds, name=url, sign=sign)
+            for url, (m, holds) in offers.items()
+            if m.root == root
+        )
+        return install_model(
+            model_id,
+            data_dir=data_dir,
+            node_id=node_id,
+            manifest=manifest,
+            peers=peers,
+            vouched_by="mesh",
+            workers=workers,
+            progress=progress,
+            cancel=cancel,
+            client=client,
+        )
     finally:
         if own_client:
             client.close()
