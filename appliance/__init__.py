@@ -1,1 +1,1 @@
-"""iplm: an offline LLM appliance. See ../shared/DESIGN.md for the architecture."""
+"""iplm: an offline LLM appliance. The architecture: docs/architecture.md."""
