@@ -15,6 +15,7 @@ from pathlib import Path
 
 from appliance.engine.engine_types import EngineError
 from appliance.engine.mlc.library_target import LIBRARY_SOURCES, LIBS_DIR, RECORD_VERSION, TARGET_FILE, LibraryTarget
+from appliance.write_file_atomically import write_file_atomically
 
 # The model id rule of add_model: one safe path component.
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -88,12 +89,7 @@ def _copy_library(source, folder: Path, model_id: str) -> tuple[Path, str, int]:
 
 
 def _write_record(folder: Path, record: dict) -> None:
-    with _temporary_file(folder, ".json.tmp") as (handle, temporary):
-        handle.write(json.dumps(record, sort_keys=True, indent=2).encode("utf-8"))
-        handle.flush()
-        os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, folder / TARGET_FILE)
+    write_file_atomically(folder / TARGET_FILE, json.dumps(record, sort_keys=True, indent=2), sync_directory=False)
 
 
 def _sync_directory(folder: Path) -> None:
