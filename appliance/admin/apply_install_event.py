@@ -19,6 +19,7 @@ from appliance.admin.install_job_types import (
     RunInstall,
     StopInstall,
 )
+from appliance.route_event import route_event
 
 Step = tuple[InstallJobsState, list[InstallEffect]]
 
@@ -81,7 +82,4 @@ _TRANSITIONS: dict[type, Callable[[InstallJobsState, Any], Step]] = {
 
 def apply_install_event(state: InstallJobsState, event: InstallEvent) -> Step:
     """The installs after `event`, and the effects to perform; `state` is not changed."""
-    transition = _TRANSITIONS.get(type(event))
-    if transition is None:
-        raise TypeError(f"not an install event: {event!r}")
-    return transition(state, event)
+    return route_event(_TRANSITIONS, state, event, "background installs")

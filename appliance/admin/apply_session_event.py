@@ -20,6 +20,7 @@ from appliance.admin.admin_session_types import (
     SignedOut,
     SignInAsked,
 )
+from appliance.route_event import route_event
 
 Step = tuple[AdminSessions, SessionOutcome]
 _NOT_SIGNED_IN = Refused(401, "admin_required", "Sign in with the unit's admin PIN first.")
@@ -78,7 +79,4 @@ _TRANSITIONS: dict[type, Callable[[AdminSessions, Any], Step]] = {
 
 def apply_session_event(state: AdminSessions, event: SessionEvent) -> Step:
     """The sessions after `event`, and what the request that caused it gets; `state` is not changed."""
-    transition = _TRANSITIONS.get(type(event))
-    if transition is None:
-        raise TypeError(f"not an admin session event: {event!r}")
-    return transition(state, event)
+    return route_event(_TRANSITIONS, state, event, "admin sign-in")

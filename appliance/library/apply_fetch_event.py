@@ -32,6 +32,7 @@ from appliance.library.fetch_types import (
 )
 from appliance.library.library_errors import InstallError, LibraryError
 from appliance.library.library_types import PieceSpec
+from appliance.route_event import route_event
 
 Step = tuple[FetchState, FetchDecision]
 
@@ -167,7 +168,4 @@ _TRANSITIONS: dict[type, Callable[[FetchState, Any], Step]] = {
 
 def apply_fetch_event(state: FetchState, event: FetchEvent) -> Step:
     """The fetch after `event`, and what the worker that sent it does next; `state` is not changed."""
-    transition = _TRANSITIONS.get(type(event))
-    if transition is None:
-        raise TypeError(f"not a fetch event: {event!r}")
-    return transition(state, event)
+    return route_event(_TRANSITIONS, state, event, "piece fetch")

@@ -11,57 +11,26 @@ import pytest
 from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
-from appliance.admin.admin_types import AdminHooks, InstallJobs
-from appliance.admin.set_admin_pin import set_admin_pin
 from appliance.engine.pool.pool_types import BROKEN_AFTER_DEATHS
-from appliance.engine.pool.start_engine_pool import start_engine_pool
 from appliance.library.whitelist import WHITELIST
-from appliance.portal.create_app import create_app
-from appliance.portal.portal_types import ChatDefaults, UnitInfo
-from appliance.store.open_database import open_database
+from tests.portal.broken_engine_unit import PIN, open_broken_engine_unit
 
 pytestmark = pytest.mark.browser
 
-PIN = "4321"
-NODE = "00000000000000bb"
 GIB = 1024**3
 
 
 @pytest.fixture
 def broken_unit(tmp_path):
-    database = open_database(tmp_path)
-    set_admin_pin(PIN)
-    engine = start_engine_pool(
-        {
-            "factory": "tests.engine.fake_engines:open_illegal_instruction_engine",
-            "kind": "llama.cpp",
-            "kwargs": {"model_id": "m"},
-        },
-        ready_timeout=60,
-    )
-    jobs = InstallJobs(start=lambda model: {}, cancel=lambda model: None, describe=dict)
     # A CPU-only unit with 2 GiB: llama.cpp only, and not every GGUF fits.
-    hooks = AdminHooks(
-        data_dir=tmp_path,
-        node_id=NODE,
-        memory_bytes=2 * GIB,
-        jobs=jobs,
-        switch_model=lambda model: None,
-        engines=("llama.cpp",),
-    )
-    app = create_app(
-        lambda: engine, UnitInfo(node_id=NODE, name="iplm-00bb", defaults=ChatDefaults(), device={}), hooks
-    )
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_port}"
-    for _ in range(BROKEN_AFTER_DEATHS):
-        httpx.post(f"{url}/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]}, timeout=60)
-    yield url
-    server.shutdown()
-    engine.close()
-    database.close()
+    with open_broken_engine_unit(tmp_path, memory_bytes=2 * GIB) as app:
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_port}"
+        for _ in range(BROKEN_AFTER_DEATHS):
+            httpx.post(f"{url}/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]}, timeout=60)
+        yield url
+        server.shutdown()
 
 
 def test_the_chat_says_the_engine_cannot_run_before_anyone_types(broken_unit, browser_profiles):

@@ -6,45 +6,14 @@ instruction, as a build for another CPU does); nothing here is mocked above the 
 
 import pytest
 
-from appliance.admin.admin_types import AdminHooks, InstallJobs
-from appliance.admin.set_admin_pin import set_admin_pin
 from appliance.engine.pool.pool_types import BROKEN_AFTER_DEATHS
-from appliance.engine.pool.start_engine_pool import start_engine_pool
-from appliance.portal.create_app import create_app
-from appliance.portal.portal_types import ChatDefaults, UnitInfo
-from appliance.store.open_database import open_database
-
-PIN = "4321"
-NODE = "00000000000000aa"
+from tests.portal.broken_engine_unit import PIN, open_broken_engine_unit
 
 
 @pytest.fixture
 def client(tmp_path):
-    database = open_database(tmp_path)
-    set_admin_pin(PIN)
-    engine = start_engine_pool(
-        {
-            "factory": "tests.engine.fake_engines:open_illegal_instruction_engine",
-            "kind": "llama.cpp",
-            "kwargs": {"model_id": "m"},
-        },
-        ready_timeout=60,
-    )
-    jobs = InstallJobs(start=lambda model: {}, cancel=lambda model: None, describe=dict)
-    hooks = AdminHooks(
-        data_dir=tmp_path,
-        node_id=NODE,
-        memory_bytes=0,
-        jobs=jobs,
-        switch_model=lambda model: None,
-        engines=("llama.cpp",),
-    )
-    app = create_app(
-        lambda: engine, UnitInfo(node_id=NODE, name="iplm-00aa", defaults=ChatDefaults(), device={}), hooks
-    )
-    yield app.test_client()
-    engine.close()
-    database.close()
+    with open_broken_engine_unit(tmp_path) as app:
+        yield app.test_client()
 
 
 def _chat(client):

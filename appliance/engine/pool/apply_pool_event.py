@@ -37,6 +37,7 @@ from appliance.engine.pool.pool_types import (
     WorkerSlot,
     WorkerStreamed,
 )
+from appliance.route_event import route_event
 
 Step = tuple[PoolState, list[PoolEffect]]
 _SHUTTING_DOWN = EngineError("engine_unavailable", "The engine is shutting down.", 503)
@@ -358,7 +359,4 @@ _TRANSITIONS: dict[type, Callable[[PoolState, Any], Step]] = {
 
 def apply_pool_event(state: PoolState, event: PoolEvent) -> Step:
     """The pool after `event`, and the effects the edge must perform, in order; `state` is not changed."""
-    transition = _TRANSITIONS.get(type(event))
-    if transition is None:
-        raise TypeError(f"not an engine pool event: {event!r}")
-    return transition(state, event)
+    return route_event(_TRANSITIONS, state, event, "engine pool")

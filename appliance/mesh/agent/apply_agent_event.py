@@ -45,6 +45,7 @@ from appliance.mesh.discovery.format_peer_address import format_peer_address
 from appliance.mesh.discovery.update_ble_proximity import update_ble_proximity
 from appliance.mesh.mesh_errors import MeshMessageError
 from appliance.mesh.messages.open_mesh_message import open_mesh_message
+from appliance.route_event import route_event
 
 Step = tuple[AgentState, list[AgentEffect]]
 
@@ -244,7 +245,4 @@ _TRANSITIONS: dict[type, Callable[[AgentState, Any], Step]] = {
 
 def apply_agent_event(state: AgentState, event: AgentEvent) -> Step:
     """The agent after `event`, and the effects the edge must perform, in order; `state` is not changed."""
-    transition = _TRANSITIONS.get(type(event))
-    if transition is None:
-        raise TypeError(f"not a mesh agent event: {event!r}")
-    return transition(state, event)
+    return route_event(_TRANSITIONS, state, event, "mesh agent")
