@@ -16,7 +16,7 @@ from tests.conftest import start_live_unit
 from tests.engine.make_mlc_model_dir import make_mlc_model_dir
 from tests.library.model_source_server import start_model_source
 
-PIN = "4321"
+PIN = "43214321"
 TOY_REPO = "test-org/Toy-q4f16_1-MLC"
 GGUF_REPO = "test-org/Smol-GGUF"
 

@@ -174,7 +174,7 @@ def test_serve_prints_the_admin_pin_on_the_first_start_only(tmp_path):
         unit = start_live_unit(tmp_path)
         unit.stop()
         outputs.append(unit.process.stdout.read())
-    first = re.search(r"the admin PIN is (\d{6})", outputs[0])
+    first = re.search(r"the admin PIN is (\d{8})\b", outputs[0])
     assert first is not None, outputs[0]
     assert "admin PIN" not in outputs[1]
     from appliance.admin.check_admin_pin import check_admin_pin

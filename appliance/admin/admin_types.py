@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
 from appliance.admin.install_job_types import InstallJob
@@ -30,6 +31,9 @@ class AdminHooks:
     jobs: InstallJobs
     switch_model: Callable[[str], None]  # start the model's engine, then make it the one serving
     engines: tuple[str, ...] | None = None  # the engines this unit can run (list_runnable_engines); None: unknown
+    # The phones' networks (the access point's subnet): admin is not reachable from there unless allowed.
+    phone_networks: tuple[IPv4Network | IPv6Network, ...] = ()
+    admin_from_phones: bool = False
 
 
 # Setting keys (appliance.store read_setting / write_setting).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-# scrypt's memory cost makes guessing a 6-digit PIN from a stolen database slow even on a GPU.
+# scrypt's memory cost makes guessing an 8-digit PIN from a stolen database slow even on a GPU.
 _N, _R, _P = 2**14, 8, 1
 
 

@@ -9,12 +9,13 @@ from appliance.admin.admin_types import PIN_SETTING
 from appliance.admin.hash_admin_pin import hash_admin_pin
 from appliance.store.write_setting import write_setting
 
-_PIN = re.compile(r"[0-9]{4,12}")
+# 8 digits: with sign-in slowed per address and locked unit-wide, guessing one is out of reach.
+_PIN = re.compile(r"[0-9]{8,12}")
 
 
 def set_admin_pin(pin: object) -> None:
-    """Store `pin` (4 to 12 digits) hashed; ValueError for anything else."""
+    """Store `pin` (8 to 12 digits) hashed; ValueError for anything else."""
     if not isinstance(pin, str) or not _PIN.fullmatch(pin):
-        raise ValueError("the PIN must be 4 to 12 digits")
+        raise ValueError("the PIN must be 8 to 12 digits")
     salt = secrets.token_bytes(16)
     write_setting(PIN_SETTING, {"salt": salt.hex(), "hash": hash_admin_pin(pin, salt)})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import urllib.parse
+from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from appliance.cli.run_admin_reset_pin import run_admin_reset_pin
 from appliance.cli.run_mesh_add import run_mesh_add
@@ -20,6 +21,7 @@ from appliance.cli.run_models_verify import run_models_verify
 from appliance.cli.run_network_apply import run_network_apply
 from appliance.cli.run_probe import run_probe
 from appliance.cli.run_serve import run_serve
+from appliance.network.network_types import DEFAULT_AP_SUBNET
 
 
 def _positive_int(text: str) -> int:
@@ -30,6 +32,13 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
     return value
+
+
+def _network(text: str) -> IPv4Network | IPv6Network:
+    try:
+        return ip_network(text, strict=False)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a network such as 198.18.0.0/24") from None
 
 
 def _portal_url(text: str) -> str:
@@ -145,7 +154,7 @@ def _add_network_commands(commands) -> None:
     apply.add_argument("--ap-interface", default="wlan0", help="the access point's interface (default wlan0)")
     apply.add_argument(
         "--ap-subnet",
-        default="198.18.0.0/24",
+        default=DEFAULT_AP_SUBNET,
         help="the phones' subnet, /16 to /28 (default 198.18.0.0/24; the unit is its first address)",
     )
     secret = apply.add_mutually_exclusive_group()
@@ -188,6 +197,16 @@ def _build_parser() -> argparse.ArgumentParser:
         type=_portal_url,
         help="on the unit's access point: the portal's URL (e.g. http://198.18.0.1/); turns on "
         "captive-portal answers. Leave it out in development",
+    )
+    serve.add_argument(
+        "--ap-subnet",
+        type=_network,
+        help="the phones' subnet on the unit's Wi-Fi (default with --portal-url: 198.18.0.0/24): no admin from there",
+    )
+    serve.add_argument(
+        "--admin-from-wifi",
+        action="store_true",
+        help="let phones on the unit's Wi-Fi reach the admin pages (an owner with only a phone)",
     )
     serve.add_argument("--mesh-address", help="this unit's address on the mesh link (no mesh without it)")
     serve.add_argument("--mesh-port", type=_port, default=1883, help="the mesh broker's port (default 1883)")

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
 from waitress.server import create_server
@@ -33,6 +34,7 @@ from appliance.mesh.agent.mesh_agent_types import UnitMesh
 from appliance.mesh.agent.start_unit_mesh import start_unit_mesh
 from appliance.mesh.key.load_mesh_secrets import load_mesh_secrets
 from appliance.mesh.mesh_errors import BrokerError
+from appliance.network.network_types import DEFAULT_AP_SUBNET
 from appliance.portal.create_app import create_app
 from appliance.portal.portal_types import ChatDefaults, UnitInfo
 from appliance.store.load_node_id import load_node_id
@@ -168,6 +170,13 @@ def _announce(unit: UnitInfo, engine: Engine, data_dir: Path, args, port: int) -
     print(f"iplm: serving on http://{args.host}:{port}/ (admin: /admin)", flush=True)
 
 
+def _read_phone_networks(args) -> tuple[IPv4Network | IPv6Network, ...]:
+    # On a unit (a portal URL given), the access point's subnet is the phones'; in development there is none.
+    if args.ap_subnet is not None:
+        return (args.ap_subnet,)
+    return (ip_network(DEFAULT_AP_SUBNET),) if args.portal_url else ()
+
+
 def run_serve(args) -> int:
     """Start everything, serve HTTP, shut the engine down cleanly on a signal."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -204,6 +213,8 @@ def run_serve(args) -> int:
         jobs=jobs,
         switch_model=lambda model_id: _switch_model(running, model_id),
         engines=list_runnable_engines(profile),
+        phone_networks=_read_phone_networks(args),
+        admin_from_phones=args.admin_from_wifi,
     )
     app = create_app(
         lambda: running.engine, unit, admin, portal_url=args.portal_url, mesh_status=lambda: _read_mesh_peers(running)

@@ -29,6 +29,9 @@ DEFAULT_LEASE_FILE = "/run/iplm/dnsmasq.leases"
 MESH_MODES = ("batman", "ethernet")
 
 
+DEFAULT_AP_SUBNET = "198.18.0.0/24"  # why this range: README, "Network"
+
+
 @dataclass(frozen=True)
 class NetworkPlan:
     """Everything the unit's network setup needs, validated (made by plan_network)."""

@@ -6,7 +6,7 @@ import hashlib
 import re
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from appliance.network.network_types import NetworkPlan
+from appliance.network.network_types import DEFAULT_AP_SUBNET, NetworkPlan
 
 _NODE_ID = re.compile(r"[0-9a-f]{4,64}")
 _COUNTRY = re.compile(r"[A-Z]{2}")
@@ -158,7 +158,7 @@ def plan_network(
     node_id: str,
     *,
     ap_interface: str = "wlan0",
-    ap_subnet: str | IPv4Network = "198.18.0.0/24",
+    ap_subnet: str | IPv4Network = DEFAULT_AP_SUBNET,
     passphrase: str | None = None,
     country: str = "US",
     channel: int = 6,

@@ -13,9 +13,10 @@ from collections.abc import Callable
 
 from flask import Blueprint, jsonify, request
 
-from appliance.admin.admin_session_types import Refused, SessionKeeper, SessionPresented
+from appliance.admin.admin_session_types import PinChanged, Refused, SessionKeeper, SessionPresented
 from appliance.admin.admin_types import AdminHooks
 from appliance.admin.check_admin_pin import check_admin_pin
+from appliance.admin.read_pin_version import read_pin_version
 from appliance.admin.set_admin_pin import set_admin_pin
 from appliance.engine.engine_types import Engine, EngineError
 from appliance.library.find_model_entry import find_model_entry
@@ -23,6 +24,7 @@ from appliance.library.library_errors import LibraryError
 from appliance.library.list_models import list_models
 from appliance.library.remove_model import remove_model
 from appliance.portal.build_admin_session_blueprint import ADMIN_COOKIE
+from appliance.portal.check_admin_reach import check_admin_reach
 from appliance.portal.portal_types import ApiError
 from appliance.portal.read_json_object import read_json_object
 
@@ -57,7 +59,9 @@ def build_admin_blueprint(
 
     @admin.before_request
     def require_admin():
-        outcome = sessions.apply(SessionPresented(request.cookies.get(ADMIN_COOKIE, ""), time.monotonic()))
+        check_admin_reach(request.remote_addr, hooks)
+        token = request.cookies.get(ADMIN_COOKIE, "")
+        outcome = sessions.apply(SessionPresented(token, read_pin_version(), time.monotonic()))
         if isinstance(outcome, Refused):
             raise ApiError(outcome.status, outcome.message, code=outcome.code)
 
@@ -70,6 +74,8 @@ def build_admin_blueprint(
             set_admin_pin(body.get("new"))
         except ValueError as exc:
             raise ApiError(400, f"New PIN: {exc}.", param="new", code="invalid_pin") from exc
+        # Every other session (another phone, a forgotten tab) ends with the old PIN; this one goes on.
+        sessions.apply(PinChanged(request.cookies.get(ADMIN_COOKIE, ""), read_pin_version(), time.monotonic()))
         return "", 204
 
     @admin.get("/models")

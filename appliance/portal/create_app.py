@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import cast
 
@@ -38,7 +39,10 @@ _COOKIE_MAX_AGE = 365 * 24 * 3600
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def render_api_error(exc: ApiError):
-        return jsonify(exc.to_json()), exc.status
+        response = jsonify(exc.to_json())
+        if exc.retry_after_s is not None:
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+        return response, exc.status
 
     @app.errorhandler(EngineError)
     def render_engine_error(exc: EngineError):
@@ -113,7 +117,7 @@ def create_app(
                 load=current_engine().describe_status(),
             ),
         )
-        app.register_blueprint(build_admin_session_blueprint(sessions))
+        app.register_blueprint(build_admin_session_blueprint(sessions, admin))
         app.register_blueprint(build_admin_blueprint(admin, current_engine, sessions, nested=(mesh_admin,)))
         app.register_blueprint(
             build_peer_blueprint(

@@ -35,6 +35,7 @@ class ApiError(Exception):
         param: str | None = None,
         code: str | None = None,
         kind: str = "invalid_request_error",
+        retry_after_s: float | None = None,
     ):
         super().__init__(message)
         self.status = status
@@ -42,6 +43,7 @@ class ApiError(Exception):
         self.param = param
         self.code = code
         self.kind = kind
+        self.retry_after_s = retry_after_s  # sent as Retry-After (429, 503)
 
     def to_json(self) -> dict:
         return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}

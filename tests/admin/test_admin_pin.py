@@ -16,29 +16,29 @@ def db(tmp_path):
     database.close()
 
 
-def test_first_start_creates_a_six_digit_pin_once():
+def test_first_start_creates_an_eight_digit_pin_once():
     pin = ensure_admin_pin()
-    assert pin is not None and len(pin) == 6 and pin.isdigit()
+    assert pin is not None and len(pin) == 8 and pin.isdigit()
     assert ensure_admin_pin() is None  # not shown again
     assert check_admin_pin(pin)
 
 
 def test_the_pin_is_stored_only_as_a_salted_hash():
-    set_admin_pin("123456")
+    set_admin_pin("12345678")
     stored = read_setting(PIN_SETTING)
-    assert "123456" not in str(stored) and len(stored["salt"]) == 32 and len(stored["hash"]) == 64
-    set_admin_pin("123456")
+    assert "12345678" not in str(stored) and len(stored["salt"]) == 32 and len(stored["hash"]) == 64
+    set_admin_pin("12345678")
     assert read_setting(PIN_SETTING)["salt"] != stored["salt"]  # same PIN, new salt, new hash
 
 
-@pytest.mark.parametrize("guess", ["12345", "1234567", "", None, 123456, "123456 ", "x" * 1000])
+@pytest.mark.parametrize("guess", ["1234567", "123456789", "", None, 12345678, "12345678 ", "x" * 1000])
 def test_wrong_pins_and_wrong_types_fail(guess):
-    set_admin_pin("123456")
+    set_admin_pin("12345678")
     assert not check_admin_pin(guess)
 
 
-@pytest.mark.parametrize("bad", ["123", "1234567890123", "12a4", "", None, 1234, "１２３４"])
-def test_only_4_to_12_ascii_digits_are_pins(bad):
+@pytest.mark.parametrize("bad", ["123", "1234567", "1234567890123", "12a45678", "", None, 12345678, "１２３４５６７８"])
+def test_only_8_to_12_ascii_digits_are_pins(bad):
     with pytest.raises(ValueError):
         set_admin_pin(bad)
 
@@ -51,6 +51,6 @@ def test_reset_replaces_the_pin():
 
 def test_a_damaged_pin_record_fails_closed():
     write_setting(PIN_SETTING, {"salt": "zz", "hash": "00"})
-    assert not check_admin_pin("123456")
+    assert not check_admin_pin("12345678")
     write_setting(PIN_SETTING, "garbage")
-    assert not check_admin_pin("123456")
+    assert not check_admin_pin("12345678")

@@ -26,7 +26,7 @@ def _sign_in(page, url, pin=PIN):
 
 def test_a_wrong_pin_is_refused(unit, browser_profiles):
     page = browser_profiles().new_page()
-    _sign_in(page, unit.url, "0000")
+    _sign_in(page, unit.url, "00000000")
     expect(page.locator("#admin-error")).to_be_visible()
     expect(page.locator("#admin-view")).to_be_hidden()
 

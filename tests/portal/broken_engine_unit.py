@@ -16,7 +16,7 @@ from appliance.portal.create_app import create_app
 from appliance.portal.portal_types import ChatDefaults, UnitInfo
 from appliance.store.open_database import open_database
 
-PIN = "4321"
+PIN = "43214321"
 NODE = "00000000000000aa"
 
 

@@ -31,7 +31,7 @@ from appliance.portal.create_app import create_app
 from appliance.portal.portal_types import ChatDefaults, UnitInfo
 from appliance.store.open_database import open_database
 
-PIN = "424242"
+PIN = "42424242"
 NODE = "node-self"
 SECRET = bytes(range(32))
 KEY = create_mesh_key(SECRET)
@@ -103,7 +103,7 @@ def _build_app(data_dir: Path, status: dict, describe_self=None, mesh_status=Non
         mesh_status=mesh_status or (lambda: status["table"]),
         describe_self=describe_self,
     )
-    app.register_blueprint(build_admin_session_blueprint(sessions))
+    app.register_blueprint(build_admin_session_blueprint(sessions, _fake_hooks(data_dir)))
     app.register_blueprint(build_admin_blueprint(_fake_hooks(data_dir), _fake_engine, sessions, nested=(mesh,)))
     return app
 

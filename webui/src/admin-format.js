@@ -106,12 +106,12 @@ export function choosePollDelay(models) {
   return Array.isArray(models) && models.some(isJobRunning) ? 1000 : 10000;
 }
 
-/** What a PIN field holds wrong, or null when it is 4–12 digits. */
+/** What a new PIN holds wrong, or null when it is 8–12 digits (the unit refuses shorter ones). */
 export function checkPin(text) {
   const pin = String(text ?? "").trim();
   if (pin === "") return "Enter a PIN.";
   if (!/^\d+$/.test(pin)) return "A PIN has digits only.";
-  if (pin.length < 4 || pin.length > 12) return "A PIN has 4 to 12 digits.";
+  if (pin.length < 8 || pin.length > 12) return "A PIN has 8 to 12 digits.";
   return null;
 }
 

@@ -109,10 +109,10 @@ test("choosePollDelay: fast only while an install runs", () => {
 });
 
 test("checkPin", () => {
-  assert.equal(checkPin("1234"), null);
+  assert.equal(checkPin("12345678"), null);
   assert.equal(checkPin(" 123456789012 "), null);
-  assert.match(checkPin("123"), /4 to 12/);
-  assert.match(checkPin("1234567890123"), /4 to 12/);
+  assert.match(checkPin("1234567"), /8 to 12/);
+  assert.match(checkPin("1234567890123"), /8 to 12/);
   assert.match(checkPin("12a4"), /digits only/);
   assert.match(checkPin(""), /Enter/);
 });
