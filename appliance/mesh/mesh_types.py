@@ -83,3 +83,10 @@ class Broker:
     reload: Callable[[], None]
     stop: Callable[[], None]
     stderr_tail: Callable[[], str]  # the broker's last stderr lines, for error messages
+
+
+@dataclass(frozen=True)
+class ReplayMemory:
+    """Signatures of peer requests already answered (start_replay_memory): remember(sig) is False for a repeat."""
+
+    remember: Callable[[str], bool]

@@ -25,6 +25,7 @@ from appliance.library.list_models import list_models
 from appliance.library.remove_model import remove_model
 from appliance.portal.build_admin_session_blueprint import ADMIN_COOKIE
 from appliance.portal.check_admin_reach import check_admin_reach
+from appliance.portal.check_same_origin import check_same_origin
 from appliance.portal.portal_types import ApiError
 from appliance.portal.read_json_object import read_json_object
 
@@ -60,6 +61,7 @@ def build_admin_blueprint(
     @admin.before_request
     def require_admin():
         check_admin_reach(request.remote_addr, hooks)
+        check_same_origin()
         token = request.cookies.get(ADMIN_COOKIE, "")
         outcome = sessions.apply(SessionPresented(token, read_pin_version(), time.monotonic()))
         if isinstance(outcome, Refused):

@@ -21,6 +21,7 @@ from appliance.admin.admin_types import AdminHooks
 from appliance.admin.check_admin_pin import check_admin_pin
 from appliance.admin.read_pin_version import read_pin_version
 from appliance.portal.check_admin_reach import check_admin_reach
+from appliance.portal.check_same_origin import check_same_origin
 from appliance.portal.portal_types import ApiError
 from appliance.portal.read_json_object import read_json_object
 from appliance.store.read_setting import read_setting
@@ -42,6 +43,7 @@ def build_admin_session_blueprint(sessions: SessionKeeper, hooks: AdminHooks) ->
     @session.before_request
     def require_owner_network():
         check_admin_reach(request.remote_addr, hooks)
+        check_same_origin()
 
     @session.get("")
     def describe_session():

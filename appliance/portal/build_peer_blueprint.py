@@ -18,7 +18,8 @@ from appliance.library.read_held_range import read_held_range
 from appliance.mesh.mesh_errors import MeshMessageError
 from appliance.mesh.mesh_types import MeshSecrets
 from appliance.mesh.messages.sign_peer_request import PEER_AUTH_HEADER
-from appliance.mesh.messages.verify_peer_request import verify_peer_request
+from appliance.mesh.messages.start_replay_memory import start_replay_memory
+from appliance.mesh.messages.verify_peer_request import PEER_REQUEST_SKEW_MS, verify_peer_request
 from appliance.portal.portal_types import ApiError
 
 _RANGE = re.compile(r"bytes=(\d+)-(\d+)")
@@ -28,15 +29,18 @@ _NOT_FOUND = ("model_not_held", "file_not_found", "piece_not_held")
 def build_peer_blueprint(*, data_dir: Path, node_id: str, load_secrets: Callable[[], MeshSecrets | None]) -> Blueprint:
     """/mesh/models/<id>/manifest and /mesh/models/<id>/files/<path> (single byte ranges of held pieces)."""
     peers = Blueprint("peers", __name__, url_prefix="/mesh")
+    # A signature is fresh for PEER_REQUEST_SKEW_MS either way: remembered twice that long, it is answered once.
+    answered = start_replay_memory(2 * PEER_REQUEST_SKEW_MS / 1000)
 
     def authenticate() -> str:
         secrets = load_secrets()
         if secrets is None:
             raise ApiError(404, "This unit is in no mesh.", code="no_mesh")
+        signature = request.headers.get(PEER_AUTH_HEADER)
         try:
-            return verify_peer_request(
+            node = verify_peer_request(
                 secrets,
-                request.headers.get(PEER_AUTH_HEADER),
+                signature,
                 request.method,
                 request.path,
                 request.headers.get("Range", ""),
@@ -44,6 +48,9 @@ def build_peer_blueprint(*, data_dir: Path, node_id: str, load_secrets: Callable
             )
         except MeshMessageError as exc:
             raise ApiError(403, exc.message, code=exc.code) from exc
+        if not answered.remember(signature or ""):
+            raise ApiError(403, "This signed request was answered already (a replay).", code="replay")
+        return node
 
     @peers.get("/models/<model_id>/manifest")
     def serve_manifest(model_id: str):

@@ -22,4 +22,11 @@ def read_json_object(*, allow_empty: bool = False) -> dict:
         raise ApiError(400, f"The request body is not valid JSON: {exc}.", code="invalid_json") from exc
     if not isinstance(body, dict):
         raise ApiError(400, "The request body must be a JSON object.", code="invalid_json")
+    try:
+        # JSON's \ud800 escapes can make text that is no Unicode at all (a lone surrogate); nothing can store it.
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ApiError(
+            400, "The request body holds text that is not valid Unicode (a lone surrogate).", code="invalid_json"
+        ) from exc
     return body

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+import threading
 import time
 
 import httpx
@@ -118,6 +119,45 @@ def test_a_replayed_signature_from_long_ago_is_refused(mesh):
     with httpx.Client() as http:
         response = http.get(mesh["A"].url + path, headers={PEER_AUTH_HEADER: stale})
     assert response.status_code == 403 and response.json()["error"]["code"] == "stale"
+
+
+def test_a_fresh_signature_is_answered_once_and_a_replay_is_refused(mesh):
+    path = "/mesh/models/Toy/manifest"
+    header = sign_peer_request(SECRETS, B_NODE, "GET", path, "", now_ms=int(time.time() * 1000))
+    with httpx.Client() as http:
+        first = http.get(mesh["A"].url + path, headers={PEER_AUTH_HEADER: header})
+        again = http.get(mesh["A"].url + path, headers={PEER_AUTH_HEADER: header})
+    assert first.status_code == 200
+    assert again.status_code == 403 and again.json()["error"]["code"] == "replay"
+
+
+def test_an_oversized_offer_is_no_offer(b_dir):
+    # A broken or hostile peer answers the manifest request with an endless body.
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Endless(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            try:
+                self.wfile.write(b'{"manifest": "' + b"x" * (64 * 1024 * 1024))
+            except OSError:
+                pass  # the asker hung up, as it should
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Endless)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(LibraryError) as refused:
+            install_from_peers(
+                "Toy", [f"http://127.0.0.1:{server.server_port}"], data_dir=b_dir, node_id=B_NODE, secrets=SECRETS
+            )
+    finally:
+        server.shutdown()
+    assert refused.value.code == "no_peer_has_model"
 
 
 def test_an_admin_install_job_takes_the_model_from_the_mesh(mesh, b_dir):

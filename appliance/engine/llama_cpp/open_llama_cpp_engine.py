@@ -16,6 +16,7 @@ from appliance.engine.engine_types import (
     Engine,
     EngineError,
 )
+from appliance.engine.llama_cpp.defuse_special_tokens import defuse_special_tokens
 from appliance.engine.llama_cpp.load_cpu_backend import load_cpu_backend
 
 # Used only when a GGUF carries no chat template of its own.
@@ -31,6 +32,19 @@ def _build_formatter(llm, llama_chat_format):
     eos = llm._model.token_get_text(eos_id) if eos_id != -1 else ""
     bos = llm._model.token_get_text(bos_id) if bos_id != -1 else ""
     return llama_chat_format.Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+
+
+def _list_special_texts(llm) -> tuple[str, ...]:
+    """The text of every control and user-defined token of the model, longest first."""
+    import llama_cpp
+
+    model, mask = llm._model, llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+    texts = {model.token_get_text(token) for token in range(model.n_vocab()) if model.token_get_attr(token) & mask}
+    return tuple(sorted((text for text in texts if text), key=len, reverse=True))
+
+
+def _defuse_messages(messages, specials: tuple[str, ...]) -> list[dict]:
+    return [{**message, "content": defuse_special_tokens(message["content"], specials)} for message in messages]
 
 
 def _count_prompt_tokens(llm, formatter, messages) -> int:
@@ -98,19 +112,21 @@ def open_llama_cpp_engine(
         verbose=False,
     )
     formatter = _build_formatter(llm, llama_chat_format)
+    specials = _list_special_texts(llm)
     # llama.cpp holds one KV cache: streams on one engine are serialised (the pool runs several engines).
     lock = threading.Lock()
 
     def stream_chat(request: ChatRequest, cancel: CancelSignal) -> ChatStream:
         params = request.params
+        messages = _defuse_messages(request.messages, specials)  # the client's text never forges roles
         with lock:
-            prompt_tokens = _count_prompt_tokens(llm, formatter, request.messages)
+            prompt_tokens = _count_prompt_tokens(llm, formatter, messages)
             limit = _resolve_max_tokens(params, prompt_tokens, llm.n_ctx(), max_tokens)
             _check_schema(llama_grammar, params)
             yield ChatEvent("start", prompt_tokens=prompt_tokens)
             # llama-cpp-python's types name every variant of its answers; the stream is plain JSON-like dicts.
             chunks: Any = llm.create_chat_completion(
-                messages=list(request.messages),  # type: ignore[arg-type]
+                messages=messages,  # type: ignore[arg-type]
                 stream=True,
                 max_tokens=limit,
                 temperature=temperature if params.temperature is None else params.temperature,

@@ -12,6 +12,9 @@ from appliance.mesh.messages.sign_peer_request import sign_peer_request
 _HEADER = re.compile(r"([0-9a-f]{16}):([0-9]{1,15}):([0-9a-f]{64})")
 
 
+PEER_REQUEST_SKEW_MS = 60_000  # how far a request's time may be from the answering unit's clock
+
+
 def verify_peer_request(
     secrets: MeshSecrets,
     header: str | None,
@@ -20,7 +23,7 @@ def verify_peer_request(
     range_header: str,
     *,
     now_ms: int,
-    max_skew_ms: int = 60_000,
+    max_skew_ms: int = PEER_REQUEST_SKEW_MS,
 ) -> str:
     """The asking unit's node id; MeshMessageError when the header is missing, forged, or too old or new."""
     match = _HEADER.fullmatch(header or "")

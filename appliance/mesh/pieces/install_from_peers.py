@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import json
 import logging
 import time
 from pathlib import Path
@@ -19,6 +20,18 @@ from appliance.mesh.mesh_types import MeshSecrets
 from appliance.mesh.messages.sign_peer_request import PEER_AUTH_HEADER, sign_peer_request
 
 _log = logging.getLogger("iplm.mesh")
+# A manifest of a model of hundreds of GB is a few MB: a peer that sends more is not sending a manifest.
+_MAX_OFFER_BYTES = 16 * 1024 * 1024
+
+
+def _read_capped(response: httpx.Response, limit: int) -> bytes:
+    chunks, size = [], 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise ValueError(f"the offer is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _signer(secrets: MeshSecrets, node_id: str):
@@ -35,11 +48,12 @@ def _signer(secrets: MeshSecrets, node_id: str):
 def _ask_offer(client: httpx.Client, peer_url: str, model_id: str, sign) -> tuple | None:
     path = f"/mesh/models/{model_id}/manifest"
     try:
-        response = client.get(peer_url.rstrip("/") + path, headers=sign("GET", path, ""))
-        if response.status_code != 200:
-            _log.info("peer %s has no %s for us (%s)", peer_url, model_id, response.status_code)
-            return None
-        body = response.json()
+        with client.stream("GET", peer_url.rstrip("/") + path, headers=sign("GET", path, "")) as response:
+            if response.status_code != 200:
+                _log.info("peer %s has no %s for us (%s)", peer_url, model_id, response.status_code)
+                return None
+            raw = _read_capped(response, _MAX_OFFER_BYTES)
+        body = json.loads(raw)
         manifest = parse_manifest(body["manifest"])
         holds = frozenset((str(p), int(i)) for p, i in body["held"])
     except (httpx.HTTPError, LibraryError, ValueError, KeyError, TypeError) as exc:
