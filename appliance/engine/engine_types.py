@@ -38,13 +38,16 @@ class ChatRequest:
     params: ChatParams = field(default_factory=ChatParams)
     # Who asks (a hash of the phone's cookie, or the API caller): the engine pool queues fairly by it.
     client_key: str = ""
+    # A long conversation: leave out its oldest exchanges (never the system prompt) so that it fits.
+    fit_history: bool = False
 
 
 @dataclass(frozen=True)
 class ChatEvent:
     """One event of a chat stream.
 
-    kind "start": the prompt was accepted (prompt_tokens set);
+    kind "start": the prompt was accepted (prompt_tokens set; dropped_messages: how many old messages
+    fit_history left out);
     kind "delta": a piece of the reply text;
     kind "done": the end (finish_reason "stop" | "length" | "cancelled", token counts set).
     """
@@ -54,6 +57,7 @@ class ChatEvent:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str | None = None
+    dropped_messages: int = 0
 
 
 class EngineError(UnitError):

@@ -31,6 +31,7 @@ def _decode_request(data: dict) -> ChatRequest:
         messages=tuple(data["messages"]),
         params=ChatParams(**params),
         client_key=data.get("client_key", ""),
+        fit_history=bool(data.get("fit_history", False)),
     )
 
 

@@ -23,8 +23,6 @@ from appliance.store.rename_conversation import rename_conversation
 
 _MAX_TITLE = 200
 _MAX_CONTENT = 100_000
-# When the history no longer fits the context, the oldest exchanges are left out, up to this many tries.
-_MAX_TRIMS = 32
 
 
 def _title(body: dict, *, required: bool) -> str:
@@ -48,17 +46,12 @@ def _owned(conversation_id: str):
     return row
 
 
-def _open_trimmed(engine: Engine, history: list[dict], question: str, params: ChatParams):
-    # Drop the oldest exchanges until the prompt fits; a question that alone does not fit is the client's error.
-    for _ in range(_MAX_TRIMS):
-        messages = tuple(history + [{"role": "user", "content": question}])
-        try:
-            return open_chat_stream(engine, ChatRequest(messages=messages, params=params, client_key=g.client_id))
-        except EngineError as exc:
-            if exc.code != "context_length_exceeded" or not history:
-                raise
-            history = history[2:]
-    raise EngineError("context_length_exceeded", "The conversation does not fit the model's context.")
+def _open_reply(engine: Engine, history: list[dict], question: str, params: ChatParams):
+    # The engine leaves out the oldest exchanges that do not fit, measured in its own tokens, in one go.
+    messages = tuple(history + [{"role": "user", "content": question}])
+    return open_chat_stream(
+        engine, ChatRequest(messages=messages, params=params, client_key=g.client_id, fit_history=True)
+    )
 
 
 def _read_chat_body(engine: Engine) -> tuple[str, ParsedChat]:
@@ -116,7 +109,14 @@ def _reply(row, content: str, model: str, start: ChatEvent, events: ChatStream) 
         "completion_tokens": done.completion_tokens,
         "total_tokens": start.prompt_tokens + done.completion_tokens,
     }
-    yield {"type": "done", "message": message, "usage": usage, "conversation": conversation}
+    # How many of the oldest messages the model did not see, so the app can say so.
+    yield {
+        "type": "done",
+        "message": message,
+        "usage": usage,
+        "conversation": conversation,
+        "dropped_messages": start.dropped_messages,
+    }
 
 
 def build_conversations_blueprint(current_engine: Callable[[], Engine]) -> Blueprint:
@@ -160,7 +160,7 @@ def build_conversations_blueprint(current_engine: Callable[[], Engine]) -> Bluep
         engine = current_engine()
         row = _owned(conversation_id)
         content, parsed = _read_chat_body(engine)
-        start, events = _open_trimmed(engine, read_conversation_history(row), content, parsed.params)
+        start, events = _open_reply(engine, read_conversation_history(row), content, parsed.params)
         return stream_sse_response(_reply(row, content, parsed.model, start, events))
 
     return conversations

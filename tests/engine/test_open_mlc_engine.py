@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import json
@@ -541,3 +542,37 @@ def test_close_terminates_the_engine(fake_mlc, model_dir):
     engine.close()
 
     assert fake_mlc.instances[0].terminated == 1
+
+
+class _WordTokenizer:
+    """MLC's Tokenizer has encode(text) -> token ids; one per word is enough to see the budget kept."""
+
+    def encode(self, text: str) -> list[int]:
+        return [7] * len(text.split())
+
+
+@pytest.mark.parametrize("with_tokenizer", [True, False])
+def test_a_long_history_is_fitted_before_mlc_sees_it(fake_mlc, model_dir, with_tokenizer):
+    engine = _open(model_dir, n_ctx=400)
+    if with_tokenizer:
+        fake_mlc.instances[0].tokenizer = _WordTokenizer()
+    system = {"role": "system", "content": "Be brief."}
+    history = [
+        {"role": role, "content": " ".join([f"{role}{index}"] * 10)}
+        for index in range(30)
+        for role in ("user", "assistant")
+    ]
+    newest = {"role": "user", "content": "And now?"}
+    request = ChatRequest(messages=(system, *history, newest), params=ChatParams(max_tokens=100), fit_history=True)
+
+    events = list(engine.stream_chat(request, threading.Event()))
+
+    sent = fake_mlc.instances[0].streams[0].kwargs["messages"]
+    assert sent[0] == system and sent[-1] == newest and sent[1]["role"] == "user"
+    assert events[0].dropped_messages == len(history) - (len(sent) - 2) > 0
+    assert sent[1:-1] == history[events[0].dropped_messages :]
+    if with_tokenizer:  # 32 + (words + 16) per message, within the 400 - 100 left for the prompt
+        assert 32 + sum(len(m["content"].split()) + 16 for m in sent) <= 300
+    # Without fit_history MLC gets the whole conversation (and answers for itself).
+    list(engine.stream_chat(dataclasses.replace(request, fit_history=False), threading.Event()))
+    assert len(fake_mlc.instances[0].streams[1].kwargs["messages"]) == len(history) + 2

@@ -53,7 +53,11 @@ def test_admin_routes_need_the_pin(unit):
         assert http.get("/api/admin/session").json() == {"admin": False}
         # Two tries only: they count against this address, which the module's other tests sign in from.
         assert http.post("/api/admin/session", json={"pin": "00000000"}).status_code == 403
-        assert http.post("/api/admin/session", content=b"{").status_code == 400
+        assert (
+            http.post("/api/admin/session", content=b"{", headers={"content-type": "application/json"}).status_code
+            == 400
+        )
+        assert http.post("/api/admin/session", content=b"{").status_code == 415  # JSON only: no cross-site forms
 
 
 def test_library_lists_embedded_whitelisted_and_admin_models(unit):

@@ -126,6 +126,22 @@ def test_a_question_longer_than_the_context_is_refused_unstored(live_unit):
         assert http.get(f"/api/conversations/{conversation['id']}").json()["messages"] == []
 
 
+def test_a_conversation_longer_than_the_context_goes_on_without_its_oldest_messages(live_unit):
+    # Each question is about 800 tokens of a 2048-token context: for the third, the first must go.
+    with live_unit.client() as http:
+        conversation = http.post("/api/conversations", json={}).json()
+        dropped = []
+        for index in range(3):
+            response, events = _send(http, conversation["id"], f"{index} " + "word " * 800, params={"max_tokens": 4})
+            assert response.status_code == 200 and events[-1]["type"] == "done"
+            dropped.append(events[-1]["dropped_messages"])
+            assert events[-1]["usage"]["prompt_tokens"] <= 2048 - 4
+        assert dropped[:2] == [0, 0] and dropped[2] == 2  # the first question and its answer
+        # The model saw less; the phone's history keeps everything.
+        messages = http.get(f"/api/conversations/{conversation['id']}").json()["messages"]
+        assert [m["content"].split()[0] for m in messages if m["role"] == "user"] == ["0", "1", "2"]
+
+
 def test_disconnecting_mid_stream_stops_generation_and_keeps_what_was_shown(live_unit):
     with live_unit.client() as http:
         conversation = http.post("/api/conversations", json={}).json()

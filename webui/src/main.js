@@ -534,6 +534,9 @@ async function sendPrompt() {
       if (message.id) assistantElement.dataset.id = message.id;
       if (message.finish_reason) assistantElement.dataset.finishReason = message.finish_reason;
       if (message.finish_reason === "length") addNote(assistantElement, "Reply cut at the max tokens setting.");
+      if (event.dropped_messages > 0) {
+        addNote(assistantElement, `The model no longer saw the ${event.dropped_messages} oldest messages of this chat.`);
+      }
       if (event.conversation) upsertConversation(event.conversation, { toTop: true });
       outcome = { kind: "done" };
       finishStreaming("done");

@@ -16,6 +16,7 @@ from appliance.engine.engine_types import (
     Engine,
     EngineError,
 )
+from appliance.engine.fit_chat_history import fit_chat_history
 from appliance.engine.llama_cpp.defuse_special_tokens import defuse_special_tokens
 from appliance.engine.llama_cpp.load_cpu_backend import load_cpu_backend
 
@@ -50,6 +51,14 @@ def _defuse_messages(messages, specials: tuple[str, ...]) -> list[dict]:
 def _count_prompt_tokens(llm, formatter, messages) -> int:
     rendered = formatter(messages=list(messages))
     return len(llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True))
+
+
+def _fit_messages(llm, formatter, messages: list[dict], params: ChatParams, default_max_tokens: int):
+    """The newest messages that leave room for the reply: asked max_tokens, else the default (at most half)."""
+    n_ctx = llm.n_ctx()
+    room = params.max_tokens if params.max_tokens is not None else min(default_max_tokens, n_ctx // 2)
+    budget = max(1, n_ctx - room)
+    return fit_chat_history(messages, lambda kept: _count_prompt_tokens(llm, formatter, kept), budget)
 
 
 def _response_format(params: ChatParams):
@@ -120,10 +129,13 @@ def open_llama_cpp_engine(
         params = request.params
         messages = _defuse_messages(request.messages, specials)  # the client's text never forges roles
         with lock:
+            dropped = 0
+            if request.fit_history:
+                messages, dropped = _fit_messages(llm, formatter, messages, params, max_tokens)
             prompt_tokens = _count_prompt_tokens(llm, formatter, messages)
             limit = _resolve_max_tokens(params, prompt_tokens, llm.n_ctx(), max_tokens)
             _check_schema(llama_grammar, params)
-            yield ChatEvent("start", prompt_tokens=prompt_tokens)
+            yield ChatEvent("start", prompt_tokens=prompt_tokens, dropped_messages=dropped)
             # llama-cpp-python's types name every variant of its answers; the stream is plain JSON-like dicts.
             chunks: Any = llm.create_chat_completion(
                 messages=messages,  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -15,6 +16,7 @@ from appliance.engine.engine_types import (
     Engine,
     EngineError,
 )
+from appliance.engine.fit_chat_history import fit_chat_history
 
 _CONFIG_FILE = "mlc-chat-config.json"
 # MLC's prompt check says "Request prompt has N tokens in total, larger than the model input length limit M."
@@ -96,6 +98,27 @@ def _map_request_error(exc: Exception, params: ChatParams) -> EngineError:
     return EngineError("engine_failed", f"MLC LLM failed: {message}", status=500)
 
 
+# What a chat template adds around each message and before the reply, in tokens: generous, because the
+# count below is of the contents alone (MLC renders its template only inside the request).
+_TEMPLATE_TOKENS_PER_MESSAGE = 16
+_TEMPLATE_TOKENS = 32
+
+
+def _count_tokens(tokenizer, messages: list[dict]) -> int:
+    if tokenizer is None:  # an engine without its tokenizer at hand: UTF-8 bytes bound the tokens of BPE
+        return sum(len(m["content"].encode("utf-8")) + _TEMPLATE_TOKENS_PER_MESSAGE for m in messages)
+    return _TEMPLATE_TOKENS + sum(len(tokenizer.encode(m["content"])) + _TEMPLATE_TOKENS_PER_MESSAGE for m in messages)
+
+
+def _fit_request(request: ChatRequest, tokenizer, context: int, default_max_tokens: int) -> tuple[ChatRequest, int]:
+    params = request.params
+    room = params.max_tokens if params.max_tokens is not None else min(default_max_tokens, context // 2)
+    kept, dropped = fit_chat_history(
+        request.messages, lambda messages: _count_tokens(tokenizer, messages), max(1, context - room)
+    )
+    return dataclasses.replace(request, messages=tuple(kept)), dropped
+
+
 def _read_chunk(chunk) -> tuple[str, str | None]:
     choices = getattr(chunk, "choices", None) or []
     if not choices:
@@ -173,7 +196,9 @@ def open_mlc_engine(
 
     def stream_chat(request: ChatRequest, cancel: CancelSignal) -> ChatStream:
         with lock:
-            chunks = None
+            chunks, dropped = None, 0
+            if request.fit_history:
+                request, dropped = _fit_request(request, getattr(mlc, "tokenizer", None), context, max_tokens)
             try:
                 # MLC tokenizes and checks the prompt on the first next(): pull it before "start",
                 # so a prompt that cannot run raises EngineError before the stream begins.
@@ -182,7 +207,7 @@ def open_mlc_engine(
                     first = next(chunks, None)
                 except Exception as exc:
                     raise _map_request_error(exc, request.params) from exc
-                yield ChatEvent("start")
+                yield ChatEvent("start", dropped_messages=dropped)
                 try:
                     yield from _stream_chunks(chunks, first, cancel)
                 except EngineError:

@@ -62,6 +62,7 @@ def _encode_request(job: PoolJob) -> dict:
         "messages": list(request.messages),
         "params": dataclasses.asdict(request.params),
         "client_key": request.client_key,
+        "fit_history": request.fit_history,
     }
 
 
