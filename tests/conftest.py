@@ -28,9 +28,14 @@ class LiveUnit:
     process: subprocess.Popen
     args: list
 
-    def client(self, **kwargs) -> httpx.Client:
-        """A fresh HTTP client: its own cookie jar, i.e. its own anonymous phone."""
-        return httpx.Client(base_url=self.url, timeout=120, **kwargs)
+    def client(self, *, device: int | None = None, **kwargs) -> httpx.Client:
+        """A fresh HTTP client: its own cookie jar, i.e. its own anonymous phone.
+
+        The unit limits chats per address: `device` N sends from 127.0.0.N, another device's address.
+        """
+        if device is not None:
+            kwargs["transport"] = httpx.HTTPTransport(local_address=f"127.0.0.{device}")
+        return httpx.Client(base_url=self.url, **{"timeout": 120, **kwargs})
 
     def stop(self) -> None:
         if self.process.poll() is None:

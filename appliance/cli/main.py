@@ -21,6 +21,7 @@ from appliance.cli.run_models_verify import run_models_verify
 from appliance.cli.run_network_apply import run_network_apply
 from appliance.cli.run_probe import run_probe
 from appliance.cli.run_serve import run_serve
+from appliance.engine.pool.pool_types import PoolLimits
 from appliance.network.network_types import DEFAULT_AP_SUBNET
 
 
@@ -216,6 +217,18 @@ def _build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         default=120.0,
         help="seconds without a token before the engine counts as hung and restarts",
+    )
+    serve.add_argument(
+        "--chats-per-device",
+        type=_positive_int,
+        default=PoolLimits.chats_per_client,
+        help=f"chats one address may have running or waiting (default {PoolLimits.chats_per_client}); more get 429",
+    )
+    serve.add_argument(
+        "--max-queued-chats",
+        type=_positive_int,
+        default=PoolLimits.max_queued,
+        help=f"chats waiting for the engine, all devices together (default {PoolLimits.max_queued}); more get 503",
     )
     _add_engine_overrides(serve)
     serve.set_defaults(run=run_serve)

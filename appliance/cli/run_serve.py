@@ -23,6 +23,7 @@ from appliance.engine.choose_engine_spec import choose_engine_spec
 from appliance.engine.device_profile import Recommendation
 from appliance.engine.engine_types import Engine, EngineError
 from appliance.engine.list_runnable_engines import list_runnable_engines
+from appliance.engine.pool.pool_types import PoolLimits
 from appliance.engine.pool.start_engine_pool import start_engine_pool
 from appliance.engine.probe_device import probe_device
 from appliance.engine.recommend_settings import recommend_settings
@@ -126,7 +127,10 @@ def _open_engine(recipe: _EngineRecipe, model_path: str | None, model_id: str | 
         model_id=model_id,
         data_dir=str(recipe.data_dir),
     )
-    return start_engine_pool(spec, workers=recipe.recommendation.workers, hang_timeout=recipe.args.hang_timeout)
+    limits = PoolLimits(chats_per_client=recipe.args.chats_per_device, max_queued=recipe.args.max_queued_chats)
+    return start_engine_pool(
+        spec, workers=recipe.recommendation.workers, hang_timeout=recipe.args.hang_timeout, limits=limits
+    )
 
 
 def _switch_model(running: _Running, model_id: str) -> None:

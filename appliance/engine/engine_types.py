@@ -67,9 +67,10 @@ class EngineError(UnitError):
     "engine_failed", "engine_timeout", "engine_unavailable").
     """
 
-    def __init__(self, code: str, message: str, status: int = 400):
+    def __init__(self, code: str, message: str, status: int = 400, retry_after_s: float | None = None):
         super().__init__(code, message)
         self.status = status
+        self.retry_after_s = retry_after_s  # a refusal for load (429, 503): when to ask again
 
 
 class CancelSignal(Protocol):

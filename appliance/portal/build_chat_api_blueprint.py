@@ -6,9 +6,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 
 from appliance.engine.engine_types import ChatEvent, ChatRequest, ChatStream, Engine, EngineError
+from appliance.portal.name_chat_client import name_chat_client
 from appliance.portal.open_chat_stream import open_chat_stream
 from appliance.portal.parse_chat_request import parse_chat_request
 from appliance.portal.read_json_object import read_json_object
@@ -79,8 +80,8 @@ def _complete_response(model: str, start: ChatEvent, events: ChatStream) -> Resp
     )
 
 
-def build_chat_api_blueprint(current_engine: Callable[[], Engine], client_key: Callable[[], str]) -> Blueprint:
-    """The OpenAI-compatible routes; `client_key()` names the caller for fair queueing."""
+def build_chat_api_blueprint(current_engine: Callable[[], Engine]) -> Blueprint:
+    """The OpenAI-compatible routes; callers are limited and queued by address (name_chat_client)."""
     api = Blueprint("chat_api", __name__, url_prefix="/v1")
 
     @api.get("/models")
@@ -94,8 +95,9 @@ def build_chat_api_blueprint(current_engine: Callable[[], Engine], client_key: C
     def create_chat_completion():
         engine = current_engine()
         parsed = parse_chat_request(read_json_object(), models=(engine.model_id,), n_ctx=engine.n_ctx)
+        client = name_chat_client(request.remote_addr)
         start, events = open_chat_stream(
-            engine, ChatRequest(messages=parsed.messages, params=parsed.params, client_key=client_key())
+            engine, ChatRequest(messages=parsed.messages, params=parsed.params, client_key=client)
         )
         if parsed.stream:
             return stream_sse_response(_stream_chunks(parsed.model, start, events, parsed.include_usage))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from flask import Blueprint, g, jsonify
+from flask import Blueprint, g, jsonify, request
 
 from appliance.engine.engine_types import ChatEvent, ChatParams, ChatRequest, ChatStream, Engine, EngineError
+from appliance.portal.name_chat_client import name_chat_client
 from appliance.portal.open_chat_stream import open_chat_stream
 from appliance.portal.parse_chat_request import parse_chat_request
 from appliance.portal.portal_types import ApiError, ParsedChat
@@ -49,9 +50,8 @@ def _owned(conversation_id: str):
 def _open_reply(engine: Engine, history: list[dict], question: str, params: ChatParams):
     # The engine leaves out the oldest exchanges that do not fit, measured in its own tokens, in one go.
     messages = tuple(history + [{"role": "user", "content": question}])
-    return open_chat_stream(
-        engine, ChatRequest(messages=messages, params=params, client_key=g.client_id, fit_history=True)
-    )
+    client = name_chat_client(request.remote_addr)
+    return open_chat_stream(engine, ChatRequest(messages=messages, params=params, client_key=client, fit_history=True))
 
 
 def _read_chat_body(engine: Engine) -> tuple[str, ParsedChat]:

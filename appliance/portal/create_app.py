@@ -47,7 +47,8 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(EngineError)
     def render_engine_error(exc: EngineError):
         kind = "invalid_request_error" if exc.status < 500 else "server_error"
-        return jsonify(ApiError(exc.status, exc.message, code=exc.code, kind=kind).to_json()), exc.status
+        error = ApiError(exc.status, exc.message, code=exc.code, kind=kind, retry_after_s=exc.retry_after_s)
+        return render_api_error(error)
 
     @app.errorhandler(HTTPException)
     def render_http_error(exc: HTTPException):
@@ -80,11 +81,6 @@ def _register_phone_identity(app: Flask) -> None:
         return response
 
 
-def _name_api_client() -> str:
-    # OpenAI clients send no cookie: they queue by address (kept in memory only, never stored).
-    return g.client_id if request.cookies.get(COOKIE_NAME) else f"api:{request.remote_addr}"
-
-
 def create_app(
     current_engine: Callable[[], Engine],
     unit: UnitInfo,
@@ -101,7 +97,7 @@ def create_app(
     _register_errors(app)
     _register_phone_identity(app)
     app.register_blueprint(build_unit_blueprint(current_engine, unit))
-    app.register_blueprint(build_chat_api_blueprint(current_engine, _name_api_client))
+    app.register_blueprint(build_chat_api_blueprint(current_engine))
     app.register_blueprint(build_conversations_blueprint(current_engine))
     if admin is not None:
         sessions = start_admin_sessions()

@@ -16,6 +16,7 @@ from appliance.engine.pool.pool_types import (
     FinishJob,
     KillWorker,
     PoolClosing,
+    PoolLimits,
     PoolStarted,
     PoolState,
     RestartDue,
@@ -40,8 +41,12 @@ def _request(client="c", prompt="hi"):
 class Pool:
     """Feeds events, keeps the state, collects every effect."""
 
-    def __init__(self, workers=1, hang_timeout=10.0):
-        self.state = PoolState(workers=tuple(WorkerSlot(index=i) for i in range(workers)), hang_timeout_s=hang_timeout)
+    def __init__(self, workers=1, hang_timeout=10.0, limits=None):
+        self.state = PoolState(
+            workers=tuple(WorkerSlot(index=i) for i in range(workers)),
+            hang_timeout_s=hang_timeout,
+            limits=limits or PoolLimits(),
+        )
         self.effects = []
         self.apply(PoolStarted(at=0.0))
 
@@ -93,7 +98,7 @@ def test_a_chat_waits_for_a_ready_worker_then_is_sent():
 
 
 def test_clients_take_turns():
-    pool = Pool()
+    pool = Pool(limits=PoolLimits(chats_per_client=3))
     pool.ready()
     pool.submit(1, "x")  # runs
     for job_id, client in ((2, "a"), (3, "a"), (4, "a"), (5, "b"), (6, "c")):
@@ -105,6 +110,43 @@ def test_clients_take_turns():
         job = next(e.message["id"] for e in sent if isinstance(e, SendToWorker))
         order.append(job)
     assert order == [2, 5, 6, 3, 4]
+
+
+def test_a_client_over_its_share_is_refused_at_once_and_others_still_queue():
+    pool = Pool(limits=PoolLimits(chats_per_client=2, max_queued=8))
+    pool.ready()
+    pool.submit(1, "ip:10.0.0.2")
+    pool.submit(2, "ip:10.0.0.2")
+    refused = pool.submit(3, "ip:10.0.0.2")
+    (error,) = _finished(refused, 3)
+    assert (error.code, error.status) == ("too_many_chats", 429) and error.retry_after_s > 0
+    assert 3 not in pool.state.jobs and pool.state.waiting == {"ip:10.0.0.2": (2,)}
+    assert pool.submit(4, "ip:10.0.0.3") == []  # another device queues
+    pool.stream(1, "done")  # one of its chats ends: the device may ask again
+    assert _finished(pool.submit(5, "ip:10.0.0.2"), 5) == []
+
+
+def test_a_full_queue_is_a_503_with_a_retry_after_from_how_long_chats_take():
+    pool = Pool(limits=PoolLimits(chats_per_client=2, max_queued=2))
+    pool.ready(at=0.0)
+    pool.submit(1, "a", at=0.0)
+    pool.stream(1, "done", at=40.0)  # chats here take long: 40 s, against the first guess of 20 s
+    pool.submit(2, "a", at=40.0)  # runs
+    pool.submit(3, "b", at=40.0)
+    pool.submit(4, "c", at=40.0)
+    (error,) = _finished(pool.submit(5, "d", at=41.0), 5)
+    assert (error.code, error.status) == ("unit_busy", 503)
+    mean = 0.8 * 20.0 + 0.2 * 40.0
+    assert pool.state.mean_chat_s == pytest.approx(mean)
+    assert error.retry_after_s == pytest.approx(mean * 3)  # two waiting and one running, on one worker
+    assert sorted(pool.state.jobs) == [2, 3, 4]
+
+
+def test_the_unit_itself_is_not_limited_per_client():
+    pool = Pool(limits=PoolLimits(chats_per_client=1, max_queued=8))
+    pool.ready()
+    for job_id in range(1, 5):
+        assert _finished(pool.submit(job_id, ""), job_id) == []
 
 
 def test_events_reach_the_caller_and_done_frees_the_worker():

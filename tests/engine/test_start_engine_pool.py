@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from appliance.engine.engine_types import ChatParams, ChatRequest, EngineError
-from appliance.engine.pool.pool_types import BROKEN_AFTER_DEATHS
+from appliance.engine.pool.pool_types import BROKEN_AFTER_DEATHS, PoolLimits
 from appliance.engine.pool.start_engine_pool import start_engine_pool
 
 SCRIPTED = "tests.engine.fake_engines:open_scripted_engine"
@@ -106,7 +106,7 @@ def test_crash_on_load_is_reported_at_start():
 
 
 def test_queue_is_round_robin_between_clients(pool):
-    engine = pool(engine={"delay": 0.05})
+    engine = pool(engine={"delay": 0.05}, limits=PoolLimits(chats_per_client=3))
     order, lock = [], threading.Lock()
 
     def run(client, prompt, max_tokens=1):

@@ -14,7 +14,7 @@ def test_eight_concurrent_streams_all_complete_while_healthz_answers(live_unit):
     finished = threading.Event()
 
     def phone(index):
-        with live_unit.client() as http:
+        with live_unit.client(device=10 + index) as http:
             conversation = http.post("/api/conversations", json={}).json()
             with http.stream(
                 "POST",
@@ -54,7 +54,7 @@ def test_openai_clients_can_stream_concurrently_with_phones(live_unit):
 
     def api_client(index):
         with (
-            live_unit.client() as http,
+            live_unit.client(device=20 + index) as http,
             http.stream(
                 "POST",
                 "/v1/chat/completions",

@@ -43,6 +43,8 @@ Step = tuple[PoolState, list[PoolEffect]]
 _SHUTTING_DOWN = EngineError("engine_unavailable", "The engine is shutting down.", 503)
 _BUILD_SIGNALS = (-signal.SIGILL,)
 _EARLY_SIGNALS = (-signal.SIGSEGV, -signal.SIGBUS)
+_MEAN_WEIGHT = 0.2  # of the newest chat in mean_chat_s: a few chats move it
+_MAX_RETRY_AFTER_S = 300.0
 
 
 def _replace_worker(state: PoolState, worker: WorkerSlot) -> PoolState:
@@ -84,7 +86,7 @@ def _dispatch(state: PoolState, effects: list[PoolEffect], at: float) -> PoolSta
             if later
             else {c: ids for c, ids in state.waiting.items() if c != client}
         )
-        job = dataclasses.replace(state.jobs[job_id], worker=worker.index)
+        job = dataclasses.replace(state.jobs[job_id], worker=worker.index, started_at=at)
         state = dataclasses.replace(
             state, waiting=waiting, turn=tuple(rest) + ((client,) if later else ()), jobs={**state.jobs, job_id: job}
         )
@@ -147,6 +149,8 @@ def _submit(state: PoolState, event: ChatSubmitted) -> Step:
         refusal = _broken_error(state)
     elif state.load_failure is not None and not any(w.phase == "ready" for w in state.workers):
         refusal = EngineError(state.load_failure.code, state.load_failure.message, 503)
+    if refusal is None:
+        refusal = _refuse_for_load(state, event.request.client_key)
     if refusal is not None:
         return state, [FinishJob(event.job_id, refusal)]
     client = event.request.client_key
@@ -157,6 +161,30 @@ def _submit(state: PoolState, event: ChatSubmitted) -> Step:
         turn=state.turn if client in state.waiting else state.turn + (client,),
     )
     return _dispatch(state, effects, event.at), effects
+
+
+def _refuse_for_load(state: PoolState, client: str) -> EngineError | None:
+    """The client already has its share of chats, or the queue is full: refused now, never queued."""
+    limits = state.limits
+    mine = sum(job.request.client_key == client for job in state.jobs.values())
+    # "" is the unit itself (a check, a benchmark): never a phone, whose requests always carry a key.
+    if client and mine >= limits.chats_per_client:
+        return EngineError(
+            "too_many_chats",
+            f"This device already has {mine} chats running or waiting; wait for one to finish.",
+            429,
+            retry_after_s=state.mean_chat_s,
+        )
+    queued = sum(len(ids) for ids in state.waiting.values())
+    if queued >= limits.max_queued:
+        workers = max(1, sum(w.phase == "ready" for w in state.workers))
+        return EngineError(
+            "unit_busy",
+            f"The unit is answering {len(state.jobs)} chats; please try again shortly.",
+            503,
+            retry_after_s=min(_MAX_RETRY_AFTER_S, state.mean_chat_s * (queued + workers) / workers),
+        )
+    return None
 
 
 def _cancel(state: PoolState, event: ChatCancelled) -> Step:
@@ -202,7 +230,9 @@ def _streamed(state: PoolState, event: WorkerStreamed) -> Step:
     state = _replace_worker(state, dataclasses.replace(worker, last_activity=event.at))
     if event.event.kind == "done":
         state = _finish(state, job.job_id, event.event, effects)
-        state = dataclasses.replace(state, suspect_deaths=0)  # a chat answered: the build works here
+        # A chat answered: the build works here; and one more measure of how long a chat takes.
+        mean = (1 - _MEAN_WEIGHT) * state.mean_chat_s + _MEAN_WEIGHT * max(0.0, event.at - job.started_at)
+        state = dataclasses.replace(state, suspect_deaths=0, mean_chat_s=mean)
         return _dispatch(state, effects, event.at), effects
     if event.event.kind == "delta" and not job.streamed:
         state = dataclasses.replace(state, jobs={**state.jobs, job.job_id: dataclasses.replace(job, streamed=True)})

@@ -25,6 +25,19 @@ Phase = Literal["starting", "ready", "restarting", "stopped"]
 
 
 @dataclass(frozen=True)
+class PoolLimits:
+    """How much one client and everyone together may ask at once.
+
+    Every chat that waits holds one of the web server's threads: these bound how many chats can, so the
+    server keeps threads for pages, /healthz, the portal's probes and peers' piece requests (see
+    count_server_threads). A client is an address (name_chat_client), not a cookie a phone can rotate.
+    """
+
+    chats_per_client: int = 2  # running and queued: a reply and the next question, or two tabs
+    max_queued: int = 8  # chats waiting for a worker, all clients together: beyond it, 503 and Retry-After
+
+
+@dataclass(frozen=True)
 class WorkerSlot:
     index: int
     generation: int = 0
@@ -40,6 +53,7 @@ class PoolJob:
     job_id: int
     request: ChatRequest
     worker: int | None = None
+    started_at: float = 0.0  # when a worker took it
     streamed: bool = False  # a piece of the reply went out: a death now is not "before the first token"
 
 
@@ -55,6 +69,8 @@ class PoolState:
 
     workers: tuple[WorkerSlot, ...]
     hang_timeout_s: float = 120.0
+    limits: PoolLimits = PoolLimits()
+    mean_chat_s: float = 20.0  # how long a chat holds a worker, smoothed: the Retry-After estimate
     jobs: dict[int, PoolJob] = field(default_factory=dict)
     waiting: dict[str, tuple[int, ...]] = field(default_factory=dict)  # client -> its queued job ids, in order
     turn: tuple[str, ...] = ()  # clients with queued jobs, in round-robin order

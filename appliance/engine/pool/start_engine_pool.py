@@ -34,6 +34,7 @@ from appliance.engine.pool.pool_types import (
     PoolClosing,
     PoolEffect,
     PoolEvent,
+    PoolLimits,
     PoolStarted,
     PoolState,
     RestartDue,
@@ -215,6 +216,7 @@ def _describe_status(edge: _Edge) -> dict:
         "workers_ready": ready,
         "busy": sum(w.job_id is not None for w in state.workers),
         "queued": sum(len(ids) for ids in state.waiting.values()),
+        "queue_limit": state.limits.max_queued,
         "load_error": state.load_failure.message if state.load_failure else None,
         "failure": state.broken,
     }
@@ -248,7 +250,12 @@ def _wait_until_started(edge: _Edge, timeout: float) -> bool:
 
 
 def start_engine_pool(
-    spec: dict, *, workers: int = 1, hang_timeout: float = 120.0, ready_timeout: float = 300.0
+    spec: dict,
+    *,
+    workers: int = 1,
+    hang_timeout: float = 120.0,
+    ready_timeout: float = 300.0,
+    limits: PoolLimits | None = None,
 ) -> Engine:
     """Start `workers` engine processes from `spec` and return an Engine that schedules onto them.
 
@@ -258,7 +265,9 @@ def start_engine_pool(
     edge = _Edge(
         spec=spec,
         state=PoolState(
-            workers=tuple(WorkerSlot(index=i) for i in range(max(1, workers))), hang_timeout_s=hang_timeout
+            workers=tuple(WorkerSlot(index=i) for i in range(max(1, workers))),
+            hang_timeout_s=hang_timeout,
+            limits=limits or PoolLimits(),
         ),
     )
     _apply(edge, PoolStarted(time.monotonic()))
