@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
+import peewee
 from waitress.server import create_server
 
 from appliance.admin.admin_types import DEFAULT_MODEL_SETTING, AdminHooks
@@ -40,13 +41,16 @@ from appliance.portal.create_app import create_app
 from appliance.portal.portal_types import ChatDefaults, UnitInfo
 from appliance.store.load_node_id import load_node_id
 from appliance.store.open_database import open_database
+from appliance.store.prune_conversations import prune_conversations
 from appliance.store.read_setting import read_setting
+from appliance.store.read_store_limits import read_store_limits
 from appliance.store.resolve_data_dir import resolve_data_dir
 from appliance.store.write_setting import write_setting
 
 _log = logging.getLogger("iplm")
 # Each streaming chat holds a server thread; page loads and /healthz need their own.
 _SERVER_THREADS = 48
+_PRUNE_EVERY_S = 600.0
 
 
 def _choose_model_path(args, data_dir) -> tuple[str | None, str | None]:
@@ -181,6 +185,24 @@ def _read_phone_networks(args) -> tuple[IPv4Network | IPv6Network, ...]:
     return (ip_network(DEFAULT_AP_SUBNET),) if args.portal_url else ()
 
 
+def _prune_chats_forever() -> None:
+    # Retention and the store's total, now and then every few minutes (a phone's own quota is kept as it
+    # writes). A failure is logged and tried again: chats must not stop because pruning did.
+    while True:
+        try:
+            report = prune_conversations(read_store_limits())
+            if report.removed:
+                _log.info(
+                    "removed %d conversations (%d past retention, %d over the store's size)",
+                    report.removed,
+                    report.expired,
+                    report.over_total,
+                )
+        except peewee.PeeweeException:
+            _log.exception("pruning conversations failed")
+        time.sleep(_PRUNE_EVERY_S)
+
+
 def run_serve(args) -> int:
     """Start everything, serve HTTP, shut the engine down cleanly on a signal."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -241,6 +263,7 @@ def run_serve(args) -> int:
         print(f"iplm: cannot start the mesh broker: {exc.message}", file=sys.stderr)
         return 2
     _announce(unit, engine, data_dir, args, server.effective_port)
+    threading.Thread(target=_prune_chats_forever, daemon=True).start()
     try:
         server.run()
     except (OSError, ValueError):

@@ -38,6 +38,7 @@ from appliance.library.parse_manifest import parse_manifest
 from appliance.library.render_manifest import render_manifest
 from appliance.library.resolve_model_path import resolve_model_path
 from appliance.store.store_models import HeldPiece, LibraryModel, ModelFile, database, now_utc
+from appliance.store.store_types import INSTALL_RESERVE_BYTES
 
 _FLUSH_SECONDS = 0.5
 
@@ -120,10 +121,11 @@ def _reset_stale_pieces(row: LibraryModel, node_id: str, files, piece_size: int,
 
 def _open_files(model_dir: Path, files, needed_bytes: int) -> dict[str, int]:
     free = shutil.disk_usage(model_dir).free
-    if needed_bytes > free:
+    if needed_bytes + INSTALL_RESERVE_BYTES > free:
         raise InstallError(
             code="disk_full",
-            message=f"the model needs {needed_bytes / 1e6:.0f} MB more; {free / 1e6:.0f} MB are free on {model_dir}",
+            message=f"the model needs {needed_bytes / 1e6:.0f} MB more; {free / 1e6:.0f} MB are free on {model_dir}, "
+            f"of which the unit keeps {INSTALL_RESERVE_BYTES / 1e6:.0f} MB for its chats",
         )
     fds = {}
     try:

@@ -1,4 +1,5 @@
-"""The admin API (/api/admin/…): the model library with install progress, the default model, the PIN.
+"""The admin API (/api/admin/…): the model library with install progress, the default model, the PIN, how
+long chats are kept.
 
 Every route here, and in the blueprints nested in it (the mesh), needs an open admin session: the
 guard is this blueprint's own before_request.
@@ -28,6 +29,11 @@ from appliance.portal.check_admin_reach import check_admin_reach
 from appliance.portal.check_same_origin import check_same_origin
 from appliance.portal.portal_types import ApiError
 from appliance.portal.read_json_object import read_json_object
+from appliance.store.describe_chat_storage import describe_chat_storage
+from appliance.store.prune_conversations import prune_conversations
+from appliance.store.read_store_limits import read_store_limits
+from appliance.store.store_types import MAX_RETENTION_DAYS, RETENTION_SETTING
+from appliance.store.write_setting import write_setting
 
 _LIBRARY_ERROR_STATUS = {
     "model_unknown": 404,
@@ -139,6 +145,24 @@ def build_admin_blueprint(
         except EngineError as exc:
             raise ApiError(409, f"{model_id} cannot run on this unit: {exc.message}", code=exc.code) from exc
         return jsonify({"default_model": current_engine().model_id})
+
+    @admin.get("/chats")
+    def describe_chats():
+        return jsonify(describe_chat_storage())
+
+    @admin.put("/chats")
+    def set_chat_retention():
+        days = read_json_object().get("retention_days")
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_RETENTION_DAYS:
+            raise ApiError(
+                400,
+                f"'retention_days' must be a whole number of days from 1 to {MAX_RETENTION_DAYS}.",
+                param="retention_days",
+                code="invalid_value",
+            )
+        write_setting(RETENTION_SETTING, days)
+        prune_conversations(read_store_limits())  # a shorter retention applies now, not at the next pass
+        return jsonify(describe_chat_storage())
 
     for blueprint in nested:
         admin.register_blueprint(blueprint)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterator
 
+import peewee
 from flask import Blueprint, g, jsonify, request
 
 from appliance.engine.engine_types import ChatEvent, ChatParams, ChatRequest, ChatStream, Engine, EngineError
@@ -12,17 +15,26 @@ from appliance.portal.open_chat_stream import open_chat_stream
 from appliance.portal.parse_chat_request import parse_chat_request
 from appliance.portal.portal_types import ApiError, ParsedChat
 from appliance.portal.read_json_object import read_json_object
+from appliance.portal.start_storage_budgets import start_storage_budgets
+from appliance.portal.storage_budget_types import StorageAsked, StorageBudgetKeeper, StorageUsed
 from appliance.portal.stream_sse_response import stream_sse_response
 from appliance.store.create_conversation import create_conversation
+from appliance.store.delete_client_conversations import delete_client_conversations
 from appliance.store.delete_conversation import delete_conversation
 from appliance.store.describe_conversation import describe_conversation
 from appliance.store.find_conversation import find_conversation
 from appliance.store.list_conversations import list_conversations
+from appliance.store.measure_free_space import measure_free_space
+from appliance.store.prune_conversations import prune_conversations
 from appliance.store.read_conversation_history import read_conversation_history
+from appliance.store.read_store_limits import read_store_limits
 from appliance.store.record_exchange import record_exchange
 from appliance.store.rename_conversation import rename_conversation
+from appliance.store.store_types import CHATS_STOP_BELOW_BYTES
 
+_log = logging.getLogger("iplm.portal")
 _MAX_TITLE = 200
+_NOT_SAVED = "The reply could not be saved: the unit's storage failed or is full. Copy what you need from it."
 _MAX_CONTENT = 100_000
 
 
@@ -76,7 +88,18 @@ def _read_chat_body(engine: Engine) -> tuple[str, ParsedChat]:
     return content, parse_chat_request(openai_body, models=(engine.model_id,), n_ctx=engine.n_ctx)
 
 
-def _reply(row, content: str, model: str, start: ChatEvent, events: ChatStream) -> Iterator[dict]:
+def _record(row, question: str, answer: str, finish_reason: str, tokens: int, model: str, stored) -> tuple[dict, dict]:
+    message, conversation = record_exchange(
+        row, question, answer, finish_reason=finish_reason, completion_tokens=tokens, model=model
+    )
+    stored(len(answer.encode("utf-8")))
+    return message, conversation
+
+
+def _reply(
+    row, content: str, model: str, start: ChatEvent, events: ChatStream, stored: Callable[[int], None]
+) -> Iterator[dict]:
+    """The SSE events of a reply; the exchange is stored at its end, and `stored(bytes of the reply)` told."""
     pieces, done, failed = [], None, False
     try:
         for event in events:
@@ -93,17 +116,17 @@ def _reply(row, content: str, model: str, start: ChatEvent, events: ChatStream) 
         events.close()
         if done is None and not failed and pieces:
             # The phone left mid-reply: keep what it was shown.
-            record_exchange(row, content, "".join(pieces), finish_reason="cancelled", completion_tokens=0, model=model)
+            _record(row, content, "".join(pieces), "cancelled", 0, model, stored)
     if failed or done is None:
         return
-    message, conversation = record_exchange(
-        row,
-        content,
-        "".join(pieces),
-        finish_reason=done.finish_reason or "stop",
-        completion_tokens=done.completion_tokens,
-        model=model,
-    )
+    try:
+        message, conversation = _record(
+            row, content, "".join(pieces), done.finish_reason or "stop", done.completion_tokens, model, stored
+        )
+    except peewee.OperationalError:  # the disk filled up, or failed, since the reserve was checked
+        _log.exception("could not store a reply")
+        yield {"type": "error", "error": {"message": _NOT_SAVED, "code": "not_saved"}}
+        return
     usage = {
         "prompt_tokens": start.prompt_tokens,
         "completion_tokens": done.completion_tokens,
@@ -119,13 +142,36 @@ def _reply(row, content: str, model: str, start: ChatEvent, events: ChatStream) 
     }
 
 
-def build_conversations_blueprint(current_engine: Callable[[], Engine]) -> Blueprint:
-    """/api/conversations…; the phone is g.client_id, set by the app from its cookie."""
+def _check_room(budgets: StorageBudgetKeeper, device: str, size: int, *, conversations: int) -> None:
+    """Refuse, before anything is generated or stored, what the disk or the device's budget has no room for."""
+    if measure_free_space() < CHATS_STOP_BELOW_BYTES:
+        raise ApiError(507, "The unit's storage is full: it cannot keep new chats now.", code="storage_full")
+    outcome = budgets.apply(StorageAsked(device, time.monotonic(), bytes=size, conversations=conversations))
+    if not outcome.allowed:
+        raise ApiError(
+            429,
+            "This device has stored as much as one device may in a day; delete some chats or try again later.",
+            code="storage_quota",
+            retry_after_s=outcome.retry_after_s,
+        )
+
+
+def build_conversations_blueprint(
+    current_engine: Callable[[], Engine], budgets: StorageBudgetKeeper | None = None
+) -> Blueprint:
+    """/api/conversations…; the phone is g.client_id, set by the app from its cookie; what its address may
+    have stored per day is `budgets`'s (a fresh one when not given)."""
+    budgets = budgets or start_storage_budgets()
     conversations = Blueprint("conversations", __name__, url_prefix="/api/conversations")
 
     @conversations.get("")
     def list_own_conversations():
         return jsonify({"conversations": list_conversations(g.client_id)})
+
+    @conversations.delete("")
+    def delete_all_own_conversations():
+        # "Delete all my chats": this phone's (its cookie's), nobody else's.
+        return jsonify({"deleted": delete_client_conversations(g.client_id)})
 
     @conversations.post("")
     def create_own_conversation():
@@ -136,7 +182,10 @@ def build_conversations_blueprint(current_engine: Callable[[], Engine]) -> Bluep
             raise ApiError(
                 404, f"The model '{model}' does not exist on this unit.", param="model", code="model_not_found"
             )
-        return jsonify(create_conversation(g.client_id, title=_title(body, required=False), model=model)), 201
+        _check_room(budgets, name_chat_client(request.remote_addr), 0, conversations=1)
+        created = create_conversation(g.client_id, title=_title(body, required=False), model=model)
+        prune_conversations(read_store_limits(), client_id=g.client_id)  # past its quota: its oldest go
+        return jsonify(created), 201
 
     @conversations.get("/<conversation_id>")
     def read_own_conversation(conversation_id: str):
@@ -160,7 +209,15 @@ def build_conversations_blueprint(current_engine: Callable[[], Engine]) -> Bluep
         engine = current_engine()
         row = _owned(conversation_id)
         content, parsed = _read_chat_body(engine)
+        device = name_chat_client(request.remote_addr)
+        _check_room(budgets, device, len(content.encode("utf-8")), conversations=0)
         start, events = _open_reply(engine, read_conversation_history(row), content, parsed.params)
-        return stream_sse_response(_reply(row, content, parsed.model, start, events))
+        client_id = g.client_id
+
+        def stored(reply_bytes: int) -> None:
+            budgets.apply(StorageUsed(device, time.monotonic(), reply_bytes))
+            prune_conversations(read_store_limits(), client_id=client_id)
+
+        return stream_sse_response(_reply(row, content, parsed.model, start, events, stored))
 
     return conversations

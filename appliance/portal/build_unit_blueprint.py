@@ -10,6 +10,7 @@ from flask import Blueprint, jsonify
 
 from appliance.engine.engine_types import Engine
 from appliance.portal.portal_types import UnitInfo
+from appliance.store.read_store_limits import read_store_limits
 
 
 def build_unit_blueprint(current_engine: Callable[[], Engine], unit: UnitInfo) -> Blueprint:
@@ -49,6 +50,8 @@ def build_unit_blueprint(current_engine: Callable[[], Engine], unit: UnitInfo) -
                 "defaults": defaults,
                 "limits": {"max_tokens": [1, engine.n_ctx], "temperature": [0, 2], "top_p": [0, 1]},
                 "device": unit.device,
+                # The phone is told how long its chats stay on this unit.
+                "chat_retention_days": read_store_limits().retention_days,
             }
         )
 

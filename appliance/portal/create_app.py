@@ -30,6 +30,8 @@ from appliance.portal.captive_types import CaptiveState
 from appliance.portal.identify_client import COOKIE_NAME, identify_client
 from appliance.portal.portal_types import ApiError, UnitInfo
 from appliance.portal.start_captive_state import start_captive_state
+from appliance.portal.start_storage_budgets import start_storage_budgets
+from appliance.portal.storage_budget_types import StorageBudgetKeeper
 
 _log = logging.getLogger("iplm.portal")
 _MAX_BODY_BYTES = 1 << 20
@@ -89,6 +91,7 @@ def create_app(
     portal_url: str | None = None,
     captive_state: CaptiveState | None = None,
     mesh_status: Callable[[], dict[str, PeerEntry] | None] = lambda: None,
+    storage_budgets: StorageBudgetKeeper | None = None,
 ) -> Flask:
     """Build the portal app; `current_engine()` is the engine (pool) serving now: an admin may switch models."""
     app = Flask("appliance.portal")
@@ -98,7 +101,7 @@ def create_app(
     _register_phone_identity(app)
     app.register_blueprint(build_unit_blueprint(current_engine, unit))
     app.register_blueprint(build_chat_api_blueprint(current_engine))
-    app.register_blueprint(build_conversations_blueprint(current_engine))
+    app.register_blueprint(build_conversations_blueprint(current_engine, storage_budgets or start_storage_budgets()))
     if admin is not None:
         sessions = start_admin_sessions()
         mesh_admin = build_mesh_admin_blueprint(

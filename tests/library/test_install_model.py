@@ -29,6 +29,7 @@ from appliance.library.verify_model import verify_model
 from appliance.library.whitelist import WHITELIST
 from appliance.store.open_database import open_database
 from appliance.store.store_models import HeldPiece, LibraryModel
+from appliance.store.store_types import INSTALL_RESERVE_BYTES
 from tests.engine.make_mlc_model_dir import make_mlc_model_dir
 from tests.library.model_source_server import start_model_source
 
@@ -303,6 +304,34 @@ def test_a_symlink_planted_in_the_model_directory_is_not_followed(data_dir, sour
     with pytest.raises(ManifestError):
         _install(data_dir)
     assert outside.read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize("room_for_the_model", [False, True])
+def test_an_install_leaves_the_chats_their_reserve(tmp_path, source, whitelisted, toy_model, room_for_the_model):
+    if os.geteuid() != 0:
+        pytest.fail("this test mounts a tmpfs: run the suite as root (as scripts/dev and CI do)")
+    model_bytes = sum(path.stat().st_size for path in toy_model.iterdir())
+    # A disk with room for the model but not for the model and the chats' reserve: refused. With room
+    # for both: installed. (tmpfs takes memory only for what is written.)
+    size = INSTALL_RESERVE_BYTES + (2 * model_bytes + (1 << 20) if room_for_the_model else model_bytes // 2)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)], check=True)
+    try:
+        open_database(disk / "data")
+        whitelisted(_entry(source))
+        if room_for_the_model:
+            assert _install(disk / "data")["state"] == "installed"
+        else:
+            with pytest.raises(InstallError) as refused:
+                _install(disk / "data")
+            assert refused.value.code == "disk_full" and "for its chats" in refused.value.message
+            assert _state() == "partial"
+    finally:
+        from appliance.store.store_models import database
+
+        database.close()
+        subprocess.run(["umount", "-l", str(disk)], check=True)
 
 
 def test_a_full_disk_is_a_clear_error_and_nothing_is_installed(tmp_path, source, whitelisted):

@@ -150,6 +150,44 @@ def test_switching_the_default_model_serves_it_now_and_after_a_restart(unit):
         assert http.get("/v1/models").json()["data"][0]["id"] == "Smol-Copy"
 
 
+def _backdate(unit, conversation_id: str, days: int) -> None:
+    # The unit's own database, opened beside it (SQLite in WAL mode takes a second writer).
+    from datetime import timedelta
+
+    from appliance.store.open_database import open_database
+    from appliance.store.store_models import Conversation, now_utc
+
+    db = open_database(unit.data_dir)
+    try:
+        when = now_utc() - timedelta(days=days)
+        Conversation.update(updated_at=when).where(Conversation.id == conversation_id).execute()
+    finally:
+        db.close()
+
+
+def test_the_owner_sets_how_long_chats_are_kept_and_older_ones_go_at_once(unit):
+    with unit.client() as phone:
+        old = phone.post("/api/conversations", json={"title": "old"}).json()
+        recent = phone.post("/api/conversations", json={"title": "recent"}).json()
+        _backdate(unit, old["id"], 10)
+        _backdate(unit, recent["id"], 2)
+        assert phone.get("/api/unit").json()["chat_retention_days"] == 14
+        with _admin(unit) as http:
+            assert http.get("/api/admin/chats").json()["retention_days"] == 14
+            for bad in (0, 3651, "7", 2.5, True, None):
+                refused = http.put("/api/admin/chats", json={"retention_days": bad})
+                assert refused.status_code == 400 and refused.json()["error"]["param"] == "retention_days"
+            assert http.put("/api/admin/chats", json={"retention_days": 7}).status_code == 200
+            storage = http.get("/api/admin/chats").json()
+            assert storage["retention_days"] == 7 and storage["free_bytes"] > 0
+        assert [c["id"] for c in phone.get("/api/conversations").json()["conversations"]] == [recent["id"]]
+        assert phone.get("/api/unit").json()["chat_retention_days"] == 7
+        with unit.client() as stranger:  # not signed in
+            assert stranger.put("/api/admin/chats", json={"retention_days": 1}).status_code == 401
+        with _admin(unit) as http:
+            http.put("/api/admin/chats", json={"retention_days": 14})
+
+
 def test_changing_the_pin(unit):
     with _admin(unit) as http:
         assert http.put("/api/admin/pin", json={"current": "11111111", "new": "55555555"}).status_code == 403

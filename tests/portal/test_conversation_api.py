@@ -184,3 +184,30 @@ def test_conversations_survive_a_restart(tmp_path):
             assert messages[0]["content"] == "Remember the word pineapple."
     finally:
         unit.stop()
+
+
+def test_chats_past_the_retention_go_when_the_unit_starts(tmp_path):
+    from datetime import timedelta
+
+    from appliance.store.open_database import open_database
+    from appliance.store.store_models import Conversation, now_utc
+    from tests.conftest import start_live_unit
+
+    unit = start_live_unit(tmp_path)
+    try:
+        with unit.client() as http:
+            old = http.post("/api/conversations", json={"title": "old"}).json()
+            kept = http.post("/api/conversations", json={"title": "kept"}).json()
+            cookie = http.cookies[COOKIE_NAME]
+        unit.stop()
+        db = open_database(tmp_path)  # while the unit is down: a phone's chat from three weeks ago
+        Conversation.update(updated_at=now_utc() - timedelta(days=21)).where(Conversation.id == old["id"]).execute()
+        db.close()
+        unit.restart()
+        with unit.client(cookies={COOKIE_NAME: cookie}) as http:
+            deadline = time.monotonic() + 30
+            while len(http.get("/api/conversations").json()["conversations"]) > 1 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert [c["id"] for c in http.get("/api/conversations").json()["conversations"]] == [kept["id"]]
+    finally:
+        unit.stop()

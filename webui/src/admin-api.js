@@ -41,3 +41,9 @@ export const createMesh = (force = false) => requestJson("POST", "/api/admin/mes
 
 /** POST /api/admin/mesh/join → {mesh_id, restart_needed} (400 with what is wrong with the key). */
 export const joinMesh = (key) => requestJson("POST", "/api/admin/mesh/join", { key });
+
+/** How much the chat store holds and how long it keeps chats. */
+export const fetchChatStorage = (signal) => requestJson("GET", "/api/admin/chats", undefined, signal);
+
+/** Sets how many days chats are kept; resolves to the new storage description. */
+export const setChatRetention = (days) => requestJson("PUT", "/api/admin/chats", { retention_days: days });

@@ -5,6 +5,8 @@ import "./admin.css";
 import {
   cancelInstall,
   changePin,
+  fetchChatStorage,
+  setChatRetention,
   chooseDefaultModel,
   fetchAdminModels,
   fetchAdminSession,
@@ -61,6 +63,12 @@ const el = {
   modelsEmpty: $("models-empty"),
   notOffered: $("models-not-offered"),
   pinForm: $("pin-form"),
+  chatsSection: $("chats-section"),
+  chatsUsage: $("chats-usage"),
+  chatsForm: $("chats-form"),
+  chatsRetention: $("chats-retention"),
+  chatsMessage: $("chats-message"),
+  chatsSave: $("chats-save"),
   pinCurrent: $("pin-current"),
   pinNew: $("pin-new"),
   pinChange: $("pin-change"),
@@ -608,6 +616,51 @@ async function submitPinChange(event) {
   setPinMessage("PIN changed. Use the new PIN from now on.", "ok");
 }
 
+// ---------- chats kept ----------
+
+function showChatStorage(storage) {
+  const megabytes = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
+  el.chatsUsage.textContent =
+    `${storage.conversations} chats, ${megabytes(storage.bytes)} of text (at most ${megabytes(storage.total_bytes)}; ` +
+    `the oldest go first). ${megabytes(storage.free_bytes)} free on the disk.`;
+  if (document.activeElement !== el.chatsRetention) el.chatsRetention.value = String(storage.retention_days);
+}
+
+async function loadChatStorage() {
+  if (!el.chatsSection.open) return;
+  try {
+    showChatStorage(await fetchChatStorage());
+  } catch (error) {
+    if (isSessionEnded(error)) return showSignIn(SESSION_ENDED);
+    el.chatsMessage.textContent = describeError(error, "Could not read the chat storage.");
+    el.chatsMessage.dataset.kind = "error";
+  }
+}
+
+async function submitChatRetention(event) {
+  event.preventDefault();
+  const days = Number(el.chatsRetention.value);
+  if (!Number.isInteger(days) || days < 1 || days > 3650) {
+    el.chatsRetention.setAttribute("aria-invalid", "true");
+    el.chatsMessage.textContent = "A whole number of days from 1 to 3650.";
+    el.chatsMessage.dataset.kind = "error";
+    return;
+  }
+  el.chatsRetention.removeAttribute("aria-invalid");
+  setBusy(el.chatsSave, true);
+  try {
+    showChatStorage(await setChatRetention(days));
+    el.chatsMessage.textContent = `Chats are now deleted ${days} days after their last message.`;
+    el.chatsMessage.dataset.kind = "ok";
+  } catch (error) {
+    if (isSessionEnded(error)) return showSignIn(SESSION_ENDED);
+    el.chatsMessage.textContent = describeError(error, "Could not save.");
+    el.chatsMessage.dataset.kind = "error";
+  } finally {
+    setBusy(el.chatsSave, false);
+  }
+}
+
 // ---------- start ----------
 
 function wireEvents() {
@@ -617,6 +670,8 @@ function wireEvents() {
   el.pin.addEventListener("input", () => el.pin.removeAttribute("aria-invalid"));
   el.signOut.addEventListener("click", submitSignOut);
   el.pinForm.addEventListener("submit", submitPinChange);
+  el.chatsForm.addEventListener("submit", submitChatRetention);
+  el.chatsSection.addEventListener("toggle", loadChatStorage);
   el.models.addEventListener("click", handleModelsClick);
   // <details> toggles do not bubble: listen while capturing, to keep them open across rebuilds.
   el.models.addEventListener(

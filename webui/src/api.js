@@ -92,6 +92,9 @@ export const renameConversation = (id, title) => requestJson("PATCH", conversati
 /** DELETE /api/conversations/<id>. */
 export const deleteConversation = (id) => requestJson("DELETE", conversationPath(id));
 
+/** Deletes every chat of this phone on the unit; resolves to { deleted: count }. */
+export const deleteAllConversations = () => requestJson("DELETE", "/api/conversations");
+
 /**
  * POST /api/conversations/<id>/messages and stream the reply.
  * onOpen() is called once the unit has accepted the message (HTTP 2xx);

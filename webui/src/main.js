@@ -3,6 +3,7 @@ import "./style.css";
 
 import {
   createConversation,
+  deleteAllConversations,
   deleteConversation,
   fetchCaptiveStatus,
   reportPortalOpened,
@@ -38,6 +39,8 @@ const el = {
   settings: $("settings"),
   settingsForm: $("settings-form"),
   settingsReset: $("settings-reset"),
+  deleteAllChats: $("delete-all-chats"),
+  retentionNote: $("retention-note"),
   themeToggle: $("theme-toggle"),
   messages: $("messages"),
   welcome: $("welcome"),
@@ -184,6 +187,10 @@ async function loadUnit() {
   if (state.unit?.engine_state === "failed") {
     // Say it before anyone types: no chat can be answered until the unit's owner fixes the engine.
     showError(`This unit cannot answer chats right now: ${state.unit.engine_failure || "its engine failed"}`);
+  }
+  const days = state.unit?.chat_retention_days;
+  if (Number.isInteger(days)) {
+    el.retentionNote.textContent = `This unit deletes a chat ${days} ${days === 1 ? "day" : "days"} after its last message.`;
   }
   const name = state.unit?.name;
   el.unitName.textContent = name || "";
@@ -350,6 +357,32 @@ async function confirmDelete(item, button) {
   state.conversations = state.conversations.filter((entry) => entry.id !== id);
   if (state.currentId === id) startNewChat();
   else renderHistory();
+}
+
+async function deleteAllChats() {
+  const button = el.deleteAllChats;
+  // Two taps, as for one chat: the first arms the button, the second deletes.
+  if (!button.classList.contains("armed")) {
+    button.classList.add("armed");
+    button.textContent = "Tap again: delete every chat of this phone";
+    window.setTimeout(() => {
+      button.classList.remove("armed");
+      button.textContent = "Delete all my chats";
+    }, DELETE_CONFIRM_MS);
+    return;
+  }
+  button.classList.remove("armed");
+  button.textContent = "Delete all my chats";
+  if (state.streaming) state.streaming.controller.abort();
+  try {
+    await deleteAllConversations();
+  } catch (error) {
+    showError(`Could not delete the chats: ${describeError(error, "unknown error")}`);
+    return;
+  }
+  state.conversations = [];
+  startNewChat();
+  closeSettings();
 }
 
 // ---------- messages ----------
@@ -658,6 +691,7 @@ function wireEvents() {
 
   el.settingsOpen.addEventListener("click", openSettings);
   el.settingsReset.addEventListener("click", resetSettings);
+  el.deleteAllChats.addEventListener("click", deleteAllChats);
   el.settingsForm.addEventListener("submit", (event) => {
     event.preventDefault();
     closeSettings();
