@@ -6,7 +6,7 @@ from ipaddress import IPv6Address, ip_address
 
 
 def name_chat_client(remote_addr: str | None) -> str:
-    """"ip:<address>"; "unknown" when the server saw no address.
+    """The device as "ip:<address>"; "unknown" when the server saw no address.
 
     A cookie is the phone's to choose (a fresh one per request costs nothing); its address is the unit's
     DHCP lease. A device that takes several addresses (IPv6 lets a host pick many) gets a share per
