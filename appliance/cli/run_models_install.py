@@ -13,6 +13,7 @@ from appliance.cli.choose_model_source import choose_model_source
 from appliance.cli.open_unit_store import open_unit_store
 from appliance.engine.list_runnable_engines import list_runnable_engines
 from appliance.engine.probe_device import probe_device
+from appliance.library.advise_install_error import advise_install_error
 from appliance.library.find_model_entry import find_model_entry
 from appliance.library.install_model import install_model
 from appliance.library.library_errors import LibraryError
@@ -64,16 +65,8 @@ def run_models_install(args) -> int:
             progress=lambda update: _print_progress(update, last),
         )
     except LibraryError as exc:
-        print(
-            f"\niplm: {exc.message}"
-            + (
-                "; run the same command again to resume"
-                if exc.code
-                not in ("model_unknown", "root_mismatch", "source_mismatch", "manifest_invalid", "install_running")
-                else ""
-            ),
-            file=sys.stderr,
-        )
+        advice = advise_install_error(exc)
+        print(f"\niplm: {exc.message}" + (f"\niplm: {advice}" if advice else ""), file=sys.stderr)
         return 2 if exc.code in ("model_unknown", "manifest_invalid") else 1
     except (OSError, ValueError) as exc:
         print(f"\niplm: cannot read the manifest: {exc}", file=sys.stderr)

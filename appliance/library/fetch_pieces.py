@@ -1,11 +1,14 @@
-"""Fetch many pieces from several suppliers at once: rarest first, more from faster peers, bad peers dropped."""
+"""Fetch many pieces from several suppliers at once: rarest first, more from faster peers, bad peers dropped,
+whole files streamed once from a source that ignores ranges."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from appliance.library.apply_fetch_event import apply_fetch_event
@@ -17,13 +20,18 @@ from appliance.library.fetch_types import (
     FetchState,
     PieceDelivered,
     PieceFailed,
+    PieceStreamed,
     Stop,
+    Stream,
+    StreamedPieceRejected,
+    StreamEnded,
     SupplierStanding,
     WorkerBroke,
     WorkWanted,
 )
 from appliance.library.library_errors import InstallError, LibraryError, SourceError
 from appliance.library.library_types import PieceSpec, PieceSupplier, SupplierReport
+from appliance.library.stream_source_file import stream_source_file
 
 _WAIT_S = 0.2
 
@@ -54,11 +62,11 @@ def _apply(edge: _Edge, event: FetchEvent) -> FetchDecision:
     return decision
 
 
-def _next_job(edge: _Edge, cancel: threading.Event) -> Fetch | None:
+def _next_job(edge: _Edge, cancel: threading.Event) -> Fetch | Stream | None:
     with edge.cond:
         while True:
             edge.state, decision = apply_fetch_event(edge.state, WorkWanted(cancelled=cancel.is_set()))
-            if isinstance(decision, Fetch):
+            if isinstance(decision, Fetch | Stream):
                 return decision
             if isinstance(decision, Stop):
                 edge.cond.notify_all()
@@ -66,34 +74,87 @@ def _next_job(edge: _Edge, cancel: threading.Event) -> Fetch | None:
             edge.cond.wait(_WAIT_S)
 
 
+def _is_intact(piece: PieceSpec, data: bytes) -> bool:
+    return not piece.sha256 or hashlib.sha256(data).hexdigest() == piece.sha256
+
+
+def _fetch(edge: _Edge, client, job: Fetch, on_piece: Callable[[PieceSpec, bytes], None]) -> FetchEvent:
+    piece, supplier = job.piece, edge.state.suppliers[job.supplier].supplier
+    started = time.monotonic()
+    try:
+        data = fetch_source_range(
+            supplier.source,
+            piece.path,
+            piece.offset,
+            piece.length,
+            file_size=piece.file_size,
+            client=client,
+            sign=supplier.sign,
+        )
+        if not _is_intact(piece, data):
+            raise SourceError(code="piece_corrupt", message=f"piece {piece.index} of {piece.path} failed verification")
+        on_piece(piece, data)
+    except LibraryError as exc:
+        return PieceFailed(piece, job.supplier, exc)
+    return PieceDelivered(piece, job.supplier, time.monotonic() - started)
+
+
+def _cut_pieces(chunks: Iterable[bytes], pieces: tuple[PieceSpec, ...]) -> Iterator[tuple[PieceSpec, bytes]]:
+    """(piece, its bytes) as each piece passes in a file's chunks; bytes between pieces are dropped unkept."""
+    wanted = iter(pieces)
+    piece, body, position = next(wanted, None), bytearray(), 0
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while piece is not None and view:
+            skip = min(len(view), max(0, piece.offset + len(body) - position))
+            take = min(len(view) - skip, piece.length - len(body))
+            body += view[skip : skip + take]
+            view, position = view[skip + take :], position + skip + take
+            if len(body) == piece.length:
+                yield piece, bytes(body)
+                piece, body = next(wanted, None), bytearray()
+        if piece is None:
+            return  # past the last piece wanted: the rest of the file is not read
+        position += len(view)
+
+
+def _stream(
+    edge: _Edge, client, job: Stream, cancel: threading.Event, on_piece: Callable[[PieceSpec, bytes], None]
+) -> FetchEvent:
+    """One pass over job's file; each piece reported as it passes; the StreamEnded event to report last."""
+    supplier, left = edge.state.suppliers[job.supplier].supplier, list(job.pieces)
+    size = job.pieces[0].file_size
+    try:
+        with contextlib.closing(stream_source_file(supplier.source, job.path, file_size=size, client=client)) as file:
+            # Checked chunk by chunk: a pass may read far between pieces (past those already held).
+            chunks = itertools.takewhile(lambda _: not cancel.is_set() and edge.state.failure is None, file)
+            since = time.monotonic()
+            for piece, data in _cut_pieces(chunks, job.pieces):
+                left.remove(piece)
+                if _is_intact(piece, data):
+                    on_piece(piece, data)
+                    _apply(edge, PieceStreamed(piece, job.supplier, time.monotonic() - since))
+                else:
+                    _apply(edge, StreamedPieceRejected(piece, job.supplier))
+                since = time.monotonic()
+    except LibraryError as exc:
+        return StreamEnded(job.supplier, tuple(left), exc)
+    return StreamEnded(job.supplier, tuple(left))  # what is left (stopped early) goes back to the queue
+
+
 def _work(edge: _Edge, client, cancel: threading.Event, on_piece: Callable[[PieceSpec, bytes], None]) -> None:
     while (job := _next_job(edge, cancel)) is not None:
-        piece, supplier = job.piece, edge.state.suppliers[job.supplier].supplier
         if job.delay_s:
             time.sleep(job.delay_s)
-        started = time.monotonic()
         try:
-            data = fetch_source_range(
-                supplier.source,
-                piece.path,
-                piece.offset,
-                piece.length,
-                file_size=piece.file_size,
-                client=client,
-                sign=supplier.sign,
-            )
-            if piece.sha256 and hashlib.sha256(data).hexdigest() != piece.sha256:
-                raise SourceError(
-                    code="piece_corrupt", message=f"piece {piece.index} of {piece.path} failed verification"
-                )
-            on_piece(piece, data)
-        except LibraryError as exc:
-            _apply(edge, PieceFailed(piece, job.supplier, exc))
-            continue
+            if isinstance(job, Fetch):
+                event = _fetch(edge, client, job, on_piece)
+            else:
+                event = _stream(edge, client, job, cancel, on_piece)
         except Exception as exc:  # a disk error in on_piece: stop everything, the caller reports it
             _apply(edge, WorkerBroke(job.supplier, exc))
             return
-        _apply(edge, PieceDelivered(piece, job.supplier, time.monotonic() - started))
+        _apply(edge, event)
 
 
 def fetch_pieces(

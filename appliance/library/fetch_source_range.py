@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from appliance.library.build_source_url import build_source_url
+from appliance.library.fetch_types import IGNORES_RANGES
 from appliance.library.library_errors import SourceError
 from appliance.library.library_types import ModelSource
 from appliance.library.resolve_model_path import resolve_model_path
@@ -40,6 +41,37 @@ def _read_local(source: ModelSource, path: str, offset: int, length: int, file_s
     return data
 
 
+def _check_range(response: httpx.Response, url: str, offset: int, length: int, file_size: int) -> None:
+    match = _CONTENT_RANGE.fullmatch(response.headers.get("content-range", ""))
+    if not match or (int(match[1]), int(match[2])) != (offset, offset + length - 1):
+        raise SourceError(
+            code="source_bad_response",
+            message=f"{url} sent the wrong range: "
+            f"{response.headers.get('content-range')!r} for bytes {offset}-{offset + length - 1}",
+        )
+    if match[3] != "*" and int(match[3]) != file_size:
+        raise SourceError(
+            code="source_wrong_size",
+            message=f"{url} is {match[3]} bytes on the source; the manifest says {file_size}",
+        )
+
+
+def _check_whole_file(response: httpx.Response, url: str, offset: int, length: int, file_size: int) -> None:
+    """A 200 answers a range request with the whole file (RFC 9110 allows it): fine when that is what was asked."""
+    announced = response.headers.get("content-length")
+    if announced is not None and (not announced.isdigit() or int(announced) != file_size):
+        raise SourceError(
+            code="source_wrong_size",
+            message=f"{url} answered a range request with the whole file, {announced} bytes; "
+            f"the manifest says {file_size}",
+        )
+    if (offset, length) != (0, file_size):
+        # Not read: the fetch asks this source for whole files from now on, each read once (stream_source_file).
+        raise SourceError(
+            code=IGNORES_RANGES, message=f"{url} answered a range request with the whole file (200, not 206)"
+        )
+
+
 def _read_http(
     client: httpx.Client, source: ModelSource, path: str, offset: int, length: int, file_size: int, sign
 ) -> bytes:
@@ -59,23 +91,15 @@ def _read_http(
                     message=f"{url} is {announced or 'of unknown size'} "
                     f"bytes on the source; the manifest says {file_size}",
                 )
-            if response.status_code != 206:
+            if response.status_code == 200:
+                _check_whole_file(response, url, offset, length, file_size)
+            elif response.status_code != 206:
                 raise SourceError(
                     code="source_bad_response",
                     message=f"{url} answered {response.status_code} to a range request (expected 206)",
                 )
-            match = _CONTENT_RANGE.fullmatch(response.headers.get("content-range", ""))
-            if not match or (int(match[1]), int(match[2])) != (offset, offset + length - 1):
-                raise SourceError(
-                    code="source_bad_response",
-                    message=f"{url} sent the wrong range: "
-                    f"{response.headers.get('content-range')!r} for bytes {offset}-{offset + length - 1}",
-                )
-            if match[3] != "*" and int(match[3]) != file_size:
-                raise SourceError(
-                    code="source_wrong_size",
-                    message=f"{url} is {match[3]} bytes on the source; the manifest says {file_size}",
-                )
+            else:
+                _check_range(response, url, offset, length, file_size)
             body = bytearray()
             for chunk in response.iter_raw():
                 body += chunk
@@ -100,7 +124,8 @@ def fetch_source_range(
     client: httpx.Client | None = None,
     sign=None,
 ) -> bytes:
-    """Exactly `length` bytes of `path` from `offset`, or SourceError saying what the source did wrong.
+    """Exactly `length` bytes of `path` from `offset`, or SourceError saying what the source did wrong
+    ("source_ignores_ranges": it answered with the whole file, which the fetch then streams once).
 
     `sign(method, path, range) -> headers` authenticates requests to mesh peers.
     """

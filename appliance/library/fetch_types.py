@@ -1,7 +1,8 @@
 """Data shapes of a multi-supplier fetch: the suppliers' standing, the pieces left, what workers are told.
 
 apply_fetch_event(state, event) -> (state, decision) is pure; fetch_pieces' worker threads ask it for work,
-fetch and verify the piece they are given, and report back.
+fetch and verify the piece they are given (or stream a whole file from a source that ignores ranges, cutting
+the pieces they are given from it), and report back.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ SUPPLIER_FAILURES = 3  # a supplier that fails this many pieces in a row is drop
 SUPPLIER_INFLIGHT = 4  # requests at once per supplier: enough to fill a link, few enough to share peers
 # Worth another try: the network hiccuped, or the bytes were wrong this time (a flaky link, a bad cache).
 RETRYABLE = frozenset({"source_unavailable", "source_short_read", "source_bad_response"})
+# A source answered a range request with the whole file (200): its pieces come from one pass per file.
+IGNORES_RANGES = "source_ignores_ranges"
 
 PieceKey = tuple[str, int]  # (path, piece index)
 
@@ -27,6 +30,7 @@ class SupplierStanding:
     busy_seconds: float = 0.0
     failures_in_row: int = 0
     dropped: str | None = None  # why it is no longer asked
+    whole_files: bool = False  # it ignores ranges: it is asked for whole files (Stream), never for pieces
 
     @property
     def is_origin(self) -> bool:
@@ -46,6 +50,9 @@ class FetchState:
     attempts: dict[PieceKey, int] = field(default_factory=dict)
     avoided: dict[PieceKey, frozenset[int]] = field(default_factory=dict)  # suppliers a piece failed on
     rejected: int = 0  # pieces that failed verification
+    # Pieces no supplier left can serve right: the source's copy is corrupt. The rest is fetched (and kept)
+    # first; then the fetch fails, naming these.
+    lost: tuple[PieceSpec, ...] = ()
     failure: Exception | None = None  # what ends the fetch
 
 
@@ -72,6 +79,33 @@ class PieceFailed:
 
 
 @dataclass(frozen=True)
+class PieceStreamed:
+    """A piece cut from a Stream came complete and verified, and is written (the stream goes on)."""
+
+    piece: PieceSpec
+    supplier: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class StreamedPieceRejected:
+    """A piece cut from a Stream came complete but does not match the manifest: the source's copy is bad."""
+
+    piece: PieceSpec
+    supplier: int
+
+
+@dataclass(frozen=True)
+class StreamEnded:
+    """A Stream's request is over. unfinished: its pieces not yet reported; error: why it broke (None: it ended
+    as planned, or stopped early because the fetch was cancelled or failed)."""
+
+    supplier: int
+    unfinished: tuple[PieceSpec, ...]
+    error: Exception | None = None
+
+
+@dataclass(frozen=True)
 class WorkerBroke:
     """Something beside the download failed (a disk error while writing): the whole fetch stops."""
 
@@ -79,7 +113,9 @@ class WorkerBroke:
     error: Exception
 
 
-FetchEvent = WorkWanted | PieceDelivered | PieceFailed | WorkerBroke
+FetchEvent = (
+    WorkWanted | PieceDelivered | PieceFailed | PieceStreamed | StreamedPieceRejected | StreamEnded | WorkerBroke
+)
 
 
 # Decisions (for WorkWanted; other events answer Carry).
@@ -88,6 +124,19 @@ class Fetch:
     piece: PieceSpec
     supplier: int
     delay_s: float = 0.0  # a retry waits a little longer each time
+
+
+@dataclass(frozen=True)
+class Stream:
+    """Read `path` once from its start, cutting `pieces` (by offset) from it as they pass; stop after the last.
+
+    Reported piece by piece (PieceStreamed, StreamedPieceRejected), then StreamEnded.
+    """
+
+    path: str
+    pieces: tuple[PieceSpec, ...]
+    supplier: int
+    delay_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -105,4 +154,4 @@ class Carry:
     """Go on (the answer to a report)."""
 
 
-FetchDecision = Fetch | Wait | Stop | Carry
+FetchDecision = Fetch | Stream | Wait | Stop | Carry

@@ -10,7 +10,8 @@ regular file directly is an organisation; its subdirectories are the repos). Ser
 Responses carry Content-Length, Accept-Ranges: bytes and ETag (the quoted sha256 of the real file). A single
 `Range: bytes=a-b | a- | -n` gets 206 with Content-Range; an unsatisfiable or backwards one gets 416 with
 `Content-Range: bytes */total`; several ranges, another unit or a malformed header get the whole file (200),
-which RFC 9110 allows. Anything outside root_dir (`..`, `%2e%2e`, `%2f`, symlinks out) is a 404.
+which RFC 9110 allows. `ignore_ranges()` makes it answer every GET so, as a plain file server does (no
+Accept-Ranges then). Anything outside root_dir (`..`, `%2e%2e`, `%2f`, symlinks out) is a 404.
 
 Faults are keyed by a file's path relative to its repo ("model.bin") or to root_dir ("org/name/model.bin");
 each can be set from any thread at any time. `bytes_sent` counts file body bytes (padding and oversize garbage
@@ -78,6 +79,7 @@ class ModelSourceServer:
         self._oversizes: dict = {}  # key -> [extra, times left]
         self._statuses: dict = {}  # key -> [status, times left]
         self._vanish_at: int | None = None
+        self._ignores_ranges = False
         self._vanish_mode = "reset"
         self._rate: float | None = None
         self._link_free_at = 0.0
@@ -139,9 +141,15 @@ class ModelSourceServer:
             _set_or_clear(self._sizes, _key(path), size)
 
     def truncate(self, path: str, after_bytes: int, times: int = 1) -> None:
-        """The next `times` GETs of `path` close the connection after `after_bytes` bytes of body."""
+        """The next `times` GETs of `path` close the connection after `after_bytes` bytes of body (times=0:
+        none any more)."""
         with self._lock:
-            self._truncations[_key(path)] = [after_bytes, times]
+            _set_or_clear(self._truncations, _key(path), [after_bytes, times] if times > 0 else None)
+
+    def ignore_ranges(self, ignore: bool = True) -> None:
+        """Answer every GET with the whole file (200) whatever its Range header, as `python3 -m http.server` does."""
+        with self._lock:
+            self._ignores_ranges = ignore
 
     def oversize(self, path: str, extra: int, times: int = 1) -> None:
         """The next `times` GETs of `path` send `extra` garbage bytes after the announced body, then close
@@ -344,12 +352,14 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_message(404, "EntryNotFound")
         real_size = file.stat().st_size
         total = source._announced_size(keys, real_size)
-        status, start, end = _parse_range(range_header, total)
+        ignores_ranges = source._ignores_ranges
+        status, start, end = _parse_range(None if ignores_ranges else range_header, total)
         if status == 416:
             return self._send_unsatisfiable(total)
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Accept-Ranges", "bytes")
+        if not ignores_ranges:
+            self.send_header("Accept-Ranges", "bytes")
         self.send_header("ETag", source._etag(file))
         self.send_header("Content-Length", str(end - start))
         if status == 206:

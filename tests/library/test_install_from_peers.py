@@ -150,3 +150,32 @@ def test_when_no_supplier_can_serve_a_piece_the_install_stays_partial(tmp_path, 
 
     assert LibraryModel.get_by_id("Toy").state == "partial"
     assert {(h.path, h.piece) for h in HeldPiece.select()} <= half  # what the peer gave is kept
+
+
+def test_a_peer_that_ignores_ranges_is_dropped_and_the_origin_serves_instead(tmp_path, toy, servers, setup):
+    p0, _, origin = servers
+    p0.ignore_ranges()  # a unit of the mesh always serves ranges: one that does not is broken
+    result, updates = _install(tmp_path, [_peer(p0, _all_pieces(setup), "whole")], workers=1)
+    assert result["state"] == "installed" and _identical(tmp_path, toy)
+    dropped = {s.name: s.dropped for u in updates for s in u.suppliers}
+    assert "ignores ranges" in dropped["whole"] and dropped[origin.base_url] is None
+    final = {s.name: s for s in next(u for u in reversed(updates) if u.suppliers).suppliers}
+    assert final["whole"].bytes < PIECE  # the small config file alone: whole is what was asked for it
+    assert len(_piece_gets(origin)) >= len(_all_pieces(setup)) - 2
+
+
+def test_an_origin_that_ignores_ranges_streams_what_the_peers_do_not_hold(tmp_path, toy, servers, setup):
+    p0, _, origin = servers
+    origin.ignore_ranges()
+    shard = {("params_shard_1.bin", i) for i in range(8)}
+    result, _ = _install(tmp_path, [_peer(p0, _all_pieces(setup) - shard)], workers=1)
+    assert result["state"] == "installed" and _identical(tmp_path, toy)
+    asked_peer = {_requested_piece(r) for r in _piece_gets(p0)}
+    assert not asked_peer & shard and len(asked_peer) == len(_all_pieces(setup)) - len(shard)
+    gets = [(path, asked) for method, path, asked in origin.requests if method == "GET"]
+    assert {path for path, _ in gets} == {f"/{REPO}/resolve/main/params_shard_1.bin"}
+    # Each worker's range request was answered with the whole file (and left unread); then one pass over the
+    # shard, and for a piece that was in flight during the switch, at most one more that stops after it.
+    workers = 2
+    ranged = [asked for _, asked in gets if asked]
+    assert 1 <= len(ranged) <= workers and 1 <= len(gets) - len(ranged) <= workers

@@ -315,6 +315,23 @@ def test_truncate_closes_the_connection_mid_body(client, server, files):
     assert client.get(MODEL).content == data
 
 
+def test_truncate_with_zero_times_clears_the_fault(client, server, files):
+    server.truncate("model.bin", 1000, times=5)
+    server.truncate("model.bin", 1000, times=0)
+    assert client.get(MODEL).content == files["gpt2/model.bin"]
+
+
+def test_ignore_ranges_answers_every_get_with_the_whole_file(client, server, files):
+    data = files["gpt2/model.bin"]
+    server.ignore_ranges()
+    response = client.get(MODEL, headers={"Range": "bytes=100-199"})
+    assert response.status_code == 200 and response.content == data
+    assert "accept-ranges" not in response.headers and "content-range" not in response.headers
+    server.ignore_ranges(False)
+    response = client.get(MODEL, headers={"Range": "bytes=100-199"})
+    assert response.status_code == 206 and response.content == data[100:200]
+
+
 def test_oversize_sends_garbage_after_the_body_then_closes(client, server, files):
     data = files["gpt2/model.bin"]
     server.oversize("model.bin", 50, times=2)

@@ -171,3 +171,16 @@ export function checkDiskRoom(model, diskFreeBytes) {
   if (!(needed > diskFreeBytes)) return null;
   return `Not enough free disk: needs ${formatBytes(needed)}, ${formatBytes(diskFreeBytes)} free.`;
 }
+
+// Failures where the source's own copy is wrong: the same source gives the same bytes again.
+const SOURCE_FAULTS = new Set(["source_corrupt", "source_wrong_size", "source_missing_file", "root_mismatch", "source_mismatch"]);
+
+/** What a failed install job says, with advice that is true for its kind of failure. */
+export function describeJobError(error) {
+  const message = error?.message || "unknown error";
+  if (SOURCE_FAULTS.has(error?.code)) {
+    return `Install failed: ${message}. Trying again from the same source will not help (verified pieces are kept): ` +
+      "install it from a unit of the mesh that holds it, or from another source with iplm models install.";
+  }
+  return `Install failed: ${message}. Resume continues where it stopped.`;
+}

@@ -23,6 +23,7 @@ import {
   computePercent,
   describeFit,
   describeFormat,
+  describeJobError,
   describeNotOffered,
   describeProgress,
   formatBytes,
@@ -349,8 +350,7 @@ function buildCard(model, view) {
     card.append(makeElement("p", "model-note partial-text", text));
   }
   if (job?.state === "failed") {
-    const message = job.error?.message || "unknown error";
-    card.append(makeElement("p", "model-note job-error", `Install failed: ${message}`));
+    card.append(makeElement("p", "model-note job-error", describeJobError(job.error)));
   } else if (job?.state === "cancelled" && model.state !== "installed") {
     card.append(makeElement("p", "model-note", "Install cancelled. Resume continues where it stopped."));
   }

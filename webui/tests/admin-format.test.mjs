@@ -10,6 +10,7 @@ import {
   computePercent,
   describeFit,
   describeFormat,
+  describeJobError,
   describeNotOffered,
   describeProgress,
   formatBytes,
@@ -153,4 +154,13 @@ test("models this unit cannot run are not offered, and a line says why", () => {
   assert.equal(describeNotOffered([mlc, big, ok]), "2 more models need MLC LLM or more memory than this unit has: not offered here.");
   assert.equal(describeNotOffered([mlc]), "1 more model needs MLC LLM: not offered here.");
   assert.equal(describeNotOffered([ok, held]), null);
+});
+
+test("describeJobError: a corrupt source is not worth retrying, a broken download is", () => {
+  const corrupt = describeJobError({ code: "source_corrupt", message: "the source's copy of a.bin is corrupt" });
+  assert.match(corrupt, /will not help/);
+  assert.doesNotMatch(corrupt, /Resume continues/);
+  const broken = describeJobError({ code: "source_interrupted", message: "the download broke off" });
+  assert.match(broken, /Resume continues where it stopped/);
+  assert.match(describeJobError(null), /unknown error/);
 });
