@@ -1,0 +1,68 @@
+"""Unit identities: one CA per mesh key, a certificate per unit, signatures a peer can attribute."""
+
+from __future__ import annotations
+
+import ssl
+import stat
+
+import pytest
+
+from appliance.mesh.identity.derive_mesh_authority import derive_mesh_authority
+from appliance.mesh.identity.ensure_unit_identity import ensure_unit_identity
+from appliance.mesh.identity.sign_unit_statement import sign_unit_statement
+from appliance.mesh.identity.verify_unit_certificate import verify_unit_certificate
+from appliance.mesh.identity.verify_unit_statement import verify_unit_statement
+from appliance.mesh.key.create_mesh_key import create_mesh_key
+from appliance.mesh.key.parse_mesh_key import parse_mesh_key
+from appliance.mesh.mesh_errors import MeshError
+
+KEY = parse_mesh_key(create_mesh_key())
+OTHER_KEY = parse_mesh_key(create_mesh_key())
+NODE_A, NODE_B = "00000000000000aa", "00000000000000bb"
+
+
+def test_every_unit_derives_the_same_authority_and_another_mesh_another():
+    assert derive_mesh_authority(KEY) == derive_mesh_authority(KEY)
+    assert derive_mesh_authority(KEY).certificate_pem != derive_mesh_authority(OTHER_KEY).certificate_pem
+
+
+def test_a_unit_gets_a_certificate_for_its_node_id_its_key_private_and_kept(tmp_path):
+    identity = ensure_unit_identity(tmp_path, NODE_A, KEY)
+    assert verify_unit_certificate(identity.certificate_pem, derive_mesh_authority(KEY)) == NODE_A
+    assert stat.S_IMODE(identity.key_path.stat().st_mode) == 0o600
+    again = ensure_unit_identity(tmp_path, NODE_A, KEY)
+    assert again.certificate_pem == identity.certificate_pem  # not re-issued without a reason
+    # Python's own TLS stack (OpenSSL, as mosquitto's) accepts the files as a chain.
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(identity.ca_path))
+    context.load_cert_chain(identity.certificate_path, identity.key_path)
+
+
+def test_a_new_mesh_key_reissues_the_certificate_and_keeps_the_units_key(tmp_path):
+    first = ensure_unit_identity(tmp_path, NODE_A, KEY)
+    second = ensure_unit_identity(tmp_path, NODE_A, OTHER_KEY)
+    assert second.private_key_pem == first.private_key_pem
+    assert verify_unit_certificate(second.certificate_pem, derive_mesh_authority(OTHER_KEY)) == NODE_A
+    with pytest.raises(MeshError) as caught:
+        verify_unit_certificate(first.certificate_pem, derive_mesh_authority(OTHER_KEY))
+    assert caught.value.code == "bad_identity"
+
+
+def test_statements_are_attributed_to_their_signer_and_nothing_else_passes(tmp_path):
+    authority = derive_mesh_authority(KEY)
+    a = ensure_unit_identity(tmp_path / "a", NODE_A, KEY)
+    b = ensure_unit_identity(tmp_path / "b", NODE_B, KEY)
+    outsider = ensure_unit_identity(tmp_path / "x", NODE_B, OTHER_KEY)
+    signature = sign_unit_statement(a, b"manifest of Toy")
+    assert verify_unit_statement(a.certificate_pem, b"manifest of Toy", signature, authority) == NODE_A
+    refusals = [
+        (a.certificate_pem, b"manifest of Toy!", signature),  # other bytes
+        (b.certificate_pem, b"manifest of Toy", signature),  # claimed by another unit
+        (outsider.certificate_pem, b"manifest of Toy", sign_unit_statement(outsider, b"manifest of Toy")),
+        (authority.certificate_pem, b"manifest of Toy", signature),  # the CA is not a unit
+        (b"not a certificate", b"manifest of Toy", signature),
+        (b"x" * 100_000, b"manifest of Toy", signature),
+    ]
+    for certificate, statement, forged in refusals:
+        with pytest.raises(MeshError) as caught:
+            verify_unit_statement(certificate, statement, forged, authority)
+        assert caught.value.code in ("bad_identity", "bad_signature")
