@@ -159,8 +159,11 @@ def _add_network_commands(commands) -> None:
         help="the phones' subnet, /16 to /28 (default 198.18.0.0/24; the unit is its first address)",
     )
     secret = apply.add_mutually_exclusive_group()
-    secret.add_argument("--passphrase", help="WPA2 passphrase, 8-63 printable ASCII characters (default: open)")
-    secret.add_argument("--passphrase-file", help="read the WPA2 passphrase from the first line of this file")
+    secret.add_argument(
+        "--passphrase",
+        help="WPA3-SAE/WPA2 passphrase, 8-63 printable ASCII characters (default: none, Enhanced Open)",
+    )
+    secret.add_argument("--passphrase-file", help="read the Wi-Fi passphrase from the first line of this file")
     apply.add_argument("--country", default="US", help="two-letter country code for the radio (default US)")
     apply.add_argument("--channel", type=_positive_int, default=6, help="2.4 GHz channel, 1-13 (default 6)")
     apply.add_argument(

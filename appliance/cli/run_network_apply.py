@@ -17,8 +17,9 @@ from appliance.mesh.key.load_mesh_key import load_mesh_key
 from appliance.network.apply_network import apply_network
 from appliance.network.check_rendered_configs import check_rendered_configs
 from appliance.network.detect_ap_and_mesh_support import detect_ap_and_mesh_support
+from appliance.network.detect_interface_combination import detect_interface_combination
 from appliance.network.network_errors import NetworkError
-from appliance.network.network_types import CONFIG_FILES, DEFAULT_LEASE_FILE, NetworkPlan
+from appliance.network.network_types import CONFIG_FILES, DEFAULT_LEASE_FILE, NetworkPlan, RadioCapabilities
 from appliance.network.plan_network import plan_network
 from appliance.network.read_interface_combinations import read_interface_combinations
 from appliance.network.render_mesh_point_conf import render_mesh_point_conf
@@ -39,18 +40,43 @@ def _read_passphrase(args) -> str | None:
     return args.passphrase
 
 
-def _detect_radio(ap_interface: str) -> tuple[bool, str]:
-    """(AP + mesh point together?, how that was found) for the radio under the AP interface."""
+def _read_radios(ap_interface: str) -> tuple[str | None, tuple[RadioCapabilities, ...], str]:
+    """(the AP interface's phy, every radio from `iw list`, why there are none)."""
     try:
         phy = Path(f"/sys/class/net/{ap_interface}/phy80211/name").read_text(encoding="ascii").strip()
     except OSError:
-        return False, f"{ap_interface} is not a Wi-Fi interface here: Ethernet mesh"
+        return None, (), f"{ap_interface} is not a Wi-Fi interface here"
     iw = shutil.which("iw") or shutil.which("iw", path="/usr/sbin:/sbin")
     if iw is None:
-        return False, "iw is not installed (Debian: iw): Ethernet mesh"
+        return phy, (), "iw is not installed (Debian: iw)"
     result = subprocess.run([iw, "list"], capture_output=True, text=True, timeout=30)
-    supported = result.returncode == 0 and detect_ap_and_mesh_support(read_interface_combinations(result.stdout), phy)
-    return supported, f"{phy} {'can' if supported else 'cannot'} run AP and mesh point together (iw list)"
+    return phy, read_interface_combinations(result.stdout) if result.returncode == 0 else (), "iw list failed"
+
+
+def _detect_radio(ap_interface: str, mesh_radio: str) -> tuple[bool, bool]:
+    """(a mesh point on the AP's radio?, a second access point beside it, for OWE transition mode?)."""
+    phy, radios, why = _read_radios(ap_interface)
+    if mesh_radio == "auto":
+        mesh = phy is not None and detect_ap_and_mesh_support(radios, phy)
+        found = f"{phy} {'can' if mesh else 'cannot'} run AP and mesh point together (iw list)"
+        print(f"mesh radio: {found if radios else why}{'' if mesh else ': Ethernet mesh'}", file=sys.stderr)
+    else:
+        mesh = mesh_radio == "yes"
+    # The second AP must fit beside the mesh point when the mesh uses this radio too.
+    wanted = ("AP", "AP", "mesh point") if mesh else ("AP", "AP")
+    second = phy is not None and detect_interface_combination(radios, phy, wanted)
+    found = f"{phy} {'can' if second else 'cannot'} run {' + '.join(wanted)} together (iw list)"
+    mode = "OWE transition (open + hidden OWE BSS)" if second else "Enhanced Open (OWE) only"
+    print(f"access point: {found if radios else why}: {mode} unless a passphrase is set", file=sys.stderr)
+    return mesh, second
+
+
+def _read_mac(ap_interface: str) -> str | None:
+    # The radio's address, from which the second BSS's is derived (plan_network).
+    try:
+        return Path(f"/sys/class/net/{ap_interface}/address").read_text(encoding="ascii").strip()
+    except OSError:
+        return None
 
 
 def _read_node_id(data_dir: Path, dry_run: bool) -> str:
@@ -78,7 +104,7 @@ def _print_plan(plan: NetworkPlan, texts: dict[str, str], config_dir: Path) -> N
     for field in dataclasses.fields(plan):
         value = getattr(plan, field.name)
         if field.name == "passphrase":
-            value = "(open network)" if value is None else _MASK
+            value = "(none: Enhanced Open)" if value is None else _MASK
         print(f"{field.name}: {_render_value(value)}")
     for name, text in texts.items():
         print(f"\n== {config_dir / CONFIG_FILES[name]} ==")
@@ -124,12 +150,7 @@ def run_network_apply(args) -> int:
     data_dir = resolve_data_dir(getattr(args, "data_dir", None))
     config_dir = Path(args.config_dir)
     lease_file = getattr(args, "lease_file", None) or DEFAULT_LEASE_FILE
-    mesh_radio = getattr(args, "mesh_radio", "auto")
-    if mesh_radio == "auto":
-        radio_supports, how = _detect_radio(args.ap_interface)
-        print(f"mesh radio: {how}", file=sys.stderr)
-    else:
-        radio_supports = mesh_radio == "yes"
+    radio_supports, second_ap = _detect_radio(args.ap_interface, getattr(args, "mesh_radio", "auto"))
     try:
         plan = plan_network(
             _read_node_id(data_dir, args.dry_run),
@@ -140,6 +161,8 @@ def run_network_apply(args) -> int:
             channel=args.channel,
             mesh_interface=args.mesh_interface,
             radio_supports_ap_and_mesh=radio_supports,
+            radio_supports_second_ap=second_ap,
+            ap_mac=_read_mac(args.ap_interface) if second_ap else None,
             mesh_address=args.mesh_address,
         )
         texts = render_network_files(plan, config_dir=config_dir, lease_file=lease_file)

@@ -14,12 +14,12 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
 import peewee
-from waitress.server import create_server
 
 from appliance.admin.admin_types import DEFAULT_MODEL_SETTING, AdminHooks
 from appliance.admin.ensure_admin_pin import ensure_admin_pin
 from appliance.admin.start_install_jobs import start_install_jobs
 from appliance.cli.apply_overrides import apply_overrides
+from appliance.cli.create_portal_server import create_portal_server
 from appliance.engine.choose_engine_spec import choose_engine_spec
 from appliance.engine.device_profile import Recommendation
 from appliance.engine.engine_types import Engine, EngineError
@@ -246,10 +246,8 @@ def run_serve(args) -> int:
         lambda: running.engine, unit, admin, portal_url=args.portal_url, mesh_status=lambda: _read_mesh_peers(running)
     )
     try:
-        # channel_request_lookahead lets waitress notice a phone that hung up while its prompt is evaluated.
-        server = create_server(
-            app, host=args.host, port=args.port, threads=_SERVER_THREADS, channel_request_lookahead=1, ident="iplm"
-        )
+        # Body, header, deadline and connection limits against hostile phones: create_portal_server.
+        server = create_portal_server(app, host=args.host, port=args.port, threads=_SERVER_THREADS)
     except OSError as exc:
         engine.close()
         print(f"iplm: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)

@@ -1,12 +1,15 @@
 """Apply a network plan to this unit (or to a network namespace): links, addresses, config files, nftables.
 
-Addresses. The AP interface is the unit's alone: it ends up with exactly the unit's IPv4 address (any other
-IPv4 address there is removed, so a changed subnet leaves nothing stale behind; IPv6 link-local stays).
+Addresses. The phones' interface is the unit's alone: it ends up with exactly the unit's IPv4 address (any
+other IPv4 address there is removed, so a changed subnet leaves nothing stale behind; IPv6 link-local stays).
+That is the AP interface, or in OWE transition mode the bridge (created here) whose ports hostapd adds: the
+open and the OWE BSS, which keep no IPv4 address of their own. Without transition mode a bridge of that
+name, left by an earlier plan, is removed.
 batman-adv's interface (bat0) is ours too: exactly the mesh address. A plain Ethernet mesh link may be
 shared (a venue's LAN, an admin's DHCP address): the mesh address is added and nothing is removed.
 
-Only the AP and mesh interfaces and table inet iplm are touched. Services are not started or restarted:
-systemd runs them; NetworkChanges.reload names those whose config file changed.
+Only the AP, bridge and mesh interfaces and tables inet iplm and bridge iplm are touched. Services are not
+started or restarted: systemd runs them; NetworkChanges.reload names those whose config file changed.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ _SCOPE_LINK = 253  # RT_SCOPE_LINK: a link-local address is never a source for r
 _FILE_MODES = {"hostapd": 0o600, "dnsmasq": 0o644, "nftables": 0o644, "mosquitto": 0o644}
 _SERVICES = ("hostapd", "dnsmasq", "mosquitto")  # nftables is loaded here, not by a service restart
 _TABLE = ("inet", "iplm")
+_BRIDGE_TABLE = ("bridge", "iplm")  # OWE transition mode only
 _NFT_TIMEOUT_S = 30
 
 
@@ -55,8 +59,8 @@ def _list_ipv4(ipr: IPRoute, index: int) -> list[tuple[str, int]]:
 
 
 def _ensure_address(ipr: IPRoute, index: int, ifname: str, address, *, exclusive: bool) -> list[str]:
-    """address: an IPv4Interface. exclusive: remove every other IPv4 address of the interface."""
-    wanted = (str(address.ip), address.network.prefixlen)
+    """address: an IPv4Interface, or None for none. exclusive: remove every other IPv4 address of the interface."""
+    wanted = (str(address.ip), address.network.prefixlen) if address is not None else None
     present = _list_ipv4(ipr, index)
     changes = []
     if exclusive:
@@ -65,13 +69,13 @@ def _ensure_address(ipr: IPRoute, index: int, ifname: str, address, *, exclusive
             if (local, prefixlen) != wanted:
                 ipr.addr("del", index=index, address=local, prefixlen=prefixlen)
                 changes.append(f"removed {local}/{prefixlen} from {ifname}")
-    if wanted not in present:
+    if address is not None and wanted not in present:
         scope = {"scope": _SCOPE_LINK} if address.is_link_local else {}
         ipr.addr(
             "add",
             index=index,
-            address=wanted[0],
-            prefixlen=wanted[1],
+            address=str(address.ip),
+            prefixlen=address.network.prefixlen,
             broadcast=str(address.network.broadcast_address),
             **scope,
         )
@@ -79,14 +83,59 @@ def _ensure_address(ipr: IPRoute, index: int, ifname: str, address, *, exclusive
     return changes
 
 
-def _ensure_ap(ipr: IPRoute, plan: NetworkPlan) -> list[str]:
+def _check_bridge(ipr: IPRoute, index: int) -> bool:
+    info = ipr.get_links(index)[0].get_attr("IFLA_LINKINFO")
+    return info is not None and info.get_attr("IFLA_INFO_KIND") == "bridge"
+
+
+def _remove_bridge(ipr: IPRoute, name: str) -> list[str]:
+    # Its address would be a second route to the phones' subnet beside the AP interface's.
+    index = _find_index(ipr, name)
+    if index is None or not _check_bridge(ipr, index):
+        return []
+    ipr.link("del", index=index)
+    return [f"removed bridge {name} (no OWE transition mode)"]
+
+
+def _ensure_bridge(ipr: IPRoute, plan: NetworkPlan) -> tuple[int, list[str], list[str]]:
+    """(the bridge's index, changes, pending): the bridge exists; its ports, hostapd's, hold no address."""
+    changes: list[str] = []
+    index = _find_index(ipr, plan.ap_bridge)
+    if index is not None and not _check_bridge(ipr, index):
+        raise NetworkError("no_interface", f"{plan.ap_bridge} exists and is not a bridge: choose another bridge name")
+    if index is None:
+        ipr.link("add", ifname=plan.ap_bridge, kind="bridge")
+        index = _find_index(ipr, plan.ap_bridge)
+        if index is None:
+            raise NetworkError("no_interface", f"{plan.ap_bridge} vanished right after it was created")
+        changes.append(f"created bridge {plan.ap_bridge}")
+    waiting = []
+    for port in (plan.ap_interface, plan.owe_interface):
+        port_index = _find_index(ipr, port) if port else None
+        if port_index is None or ipr.get_links(port_index)[0].get_attr("IFLA_MASTER") != index:
+            waiting.append(str(port))
+        if port_index is not None:
+            # A port's own address (an earlier plan's) would be a second route to the phones' subnet.
+            changes += _ensure_address(ipr, port_index, str(port), None, exclusive=True)
+    pending = []
+    if waiting:
+        # hostapd (re)creates the BSS interfaces and adds them to the bridge itself (bridge= in hostapd.conf).
+        pending.append(f"{' and '.join(waiting)} join {plan.ap_bridge} when hostapd starts the access point")
+    return index, changes, pending
+
+
+def _ensure_ap(ipr: IPRoute, plan: NetworkPlan) -> tuple[list[str], list[str]]:
     index = _find_index(ipr, plan.ap_interface)
     if index is None:
         raise NetworkError("no_interface", f"the access point interface {plan.ap_interface} does not exist")
     unit = IPv4Interface(f"{plan.unit_address}/{plan.ap_subnet.prefixlen}")
-    return _ensure_address(ipr, index, plan.ap_interface, unit, exclusive=True) + _ensure_up(
-        ipr, index, plan.ap_interface
-    )
+    if plan.owe_interface is None:
+        changes = _remove_bridge(ipr, plan.ap_bridge)
+        changes += _ensure_address(ipr, index, plan.ap_interface, unit, exclusive=True)
+        return changes + _ensure_up(ipr, index, plan.ap_interface), []
+    bridge, changes, pending = _ensure_bridge(ipr, plan)
+    changes += _ensure_address(ipr, bridge, plan.ap_bridge, unit, exclusive=True)
+    return changes + _ensure_up(ipr, bridge, plan.ap_bridge), pending
 
 
 def _ensure_batman(ipr: IPRoute, plan: NetworkPlan, bat_name: str, address) -> tuple[list[str], list[str]]:
@@ -171,27 +220,47 @@ def _run_nft(argv: list[str], *, script: str | None = None) -> subprocess.Comple
     return subprocess.run(argv, input=script, capture_output=True, text=True, timeout=_NFT_TIMEOUT_S)
 
 
-def _list_wanted_table(nft: str, script: str) -> str:
-    # The canonical listing of the wanted table, made by loading it where it harms nothing: a throwaway
+def _list_wanted_tables(nft: str, script: str, tables: list[tuple[str, str]]) -> str:
+    # The canonical listing of the wanted tables, made by loading them where it harms nothing: a throwaway
     # network namespace. Comparing listings (not files) also catches a table changed or flushed by hand.
+    # Terse (-t): a set's elements are the phones connected now, not part of the rules.
     unshare = shutil.which("unshare") or "/usr/bin/unshare"
-    result = _run_nft([unshare, "--net", "sh", "-c", '"$0" -f - && "$0" list table inet iplm', nft], script=script)
+    lists = " && ".join(f'"$0" -t list table {family} {name}' for family, name in tables)
+    result = _run_nft([unshare, "--net", "sh", "-c", f'"$0" -f - && {lists}', nft], script=script)
     if result.returncode != 0:
         raise NetworkError("nft_failed", f"the ruleset does not load: {result.stderr.strip()}")
     return result.stdout
 
 
-def _ensure_ruleset(path: Path, script: str, netns: str | None) -> list[str]:
+def _list_live_tables(prefix: list[str], nft: str, tables: list[tuple[str, str]]) -> str | None:
+    """The tables' terse listing as loaded now; None when one of them is missing."""
+    listings = []
+    for table in tables:
+        live = _run_nft([*prefix, nft, "-t", "list", "table", *table])
+        if live.returncode != 0:
+            return None
+        listings.append(live.stdout)
+    return "".join(listings)
+
+
+def _ensure_ruleset(path: Path, script: str, netns: str | None, transition: bool) -> list[str]:
     nft = _find_nft()
     prefix = ["ip", "netns", "exec", netns] if netns else []
-    live = _run_nft([*prefix, nft, "list", "table", *_TABLE])
-    wanted = _list_wanted_table(nft, script)
-    if live.returncode == 0 and live.stdout == wanted:
-        return []
+    tables = [_TABLE, _BRIDGE_TABLE] if transition else [_TABLE]
+    changes = []
+    if not transition and _run_nft([*prefix, nft, "list", "table", *_BRIDGE_TABLE]).returncode == 0:
+        # An earlier plan's: it names BSS interfaces this plan does not have.
+        deleted = _run_nft([*prefix, nft, "delete", "table", *_BRIDGE_TABLE])
+        if deleted.returncode != 0:
+            raise NetworkError("nft_failed", f"nft delete table bridge iplm: {deleted.stderr.strip()}")
+        changes.append("deleted nftables table bridge iplm (no OWE transition mode)")
+    if _list_live_tables(prefix, nft, tables) == _list_wanted_tables(nft, script, tables):
+        return changes
     loaded = _run_nft([*prefix, nft, "-f", str(path)])
     if loaded.returncode != 0:
         raise NetworkError("nft_failed", f"nft -f {path}: {loaded.stderr.strip()}")
-    return [f"loaded nftables table {' '.join(_TABLE)} from {path}"]
+    names = " and ".join(" ".join(table) for table in tables)
+    return [*changes, f"loaded nftables table {names} from {path}"]
 
 
 def apply_network(
@@ -210,9 +279,10 @@ def apply_network(
     config_dir = Path(config_dir)
     texts = render_network_files(plan, config_dir=config_dir, lease_file=lease_file, broker_user=broker_user)
     with IPRoute(netns=netns) if netns else IPRoute() as ipr:
-        changes = _ensure_ap(ipr, plan)
-        mesh_changes, pending = _ensure_mesh(ipr, plan)
+        changes, pending = _ensure_ap(ipr, plan)
+        mesh_changes, mesh_pending = _ensure_mesh(ipr, plan)
     changes += mesh_changes
+    pending += mesh_pending
     changes += _ensure_directory(config_dir) + _ensure_directory(Path(lease_file).parent)
     written = []
     for name, text in texts.items():
@@ -220,7 +290,9 @@ def apply_network(
         if _write_file(path, text, _FILE_MODES[name]):
             written.append(name)
             changes.append(f"wrote {path}")
-    changes += _ensure_ruleset(config_dir / CONFIG_FILES["nftables"], texts["nftables"], netns)
+    changes += _ensure_ruleset(
+        config_dir / CONFIG_FILES["nftables"], texts["nftables"], netns, transition=plan.owe_interface is not None
+    )
     return NetworkChanges(
         changes=tuple(changes), reload=tuple(name for name in _SERVICES if name in written), pending=tuple(pending)
     )

@@ -7,7 +7,8 @@
   keys, passphrase length, WPA settings) before it opens the driver, so it runs in a throwaway network
   namespace, where it can see no radio: a good file ends at "Failed to initialize driver", a bad one at
   "N errors found in configuration file". What needs the radio (channel vs regulatory domain, HT
-  capabilities) is not checked.
+  capabilities, whether the driver does OWE or SAE, a second BSS) is not checked, nor numbers hostapd reads
+  with atoi (ieee80211w=two is 0): the renderer's tests pin those.
 - mosquitto (2.0) has no check-only option either: it runs in a throwaway network namespace, where its
   listeners cannot bind (loopback is down); a bad file stops it with "Error found at FILE:LINE" first.
 """

@@ -28,6 +28,16 @@ DEFAULT_LEASE_FILE = "/run/iplm/dnsmasq.leases"
 
 MESH_MODES = ("batman", "ethernet")
 
+# How the access point protects phones from each other and from anyone in radio range (NetworkPlan.wifi_mode):
+# - "owe-transition": Wi-Fi Enhanced Open (OWE) on a hidden BSS, plus an open BSS that points phones to it
+#   and serves only phones without OWE; needs a radio that runs two access points at once.
+# - "owe": Enhanced Open only, on a radio that runs one access point: every phone's traffic is encrypted
+#   with its own key; phones without OWE (Android 9 and older, old laptops) cannot join. An open network
+#   would let anyone nearby read every chat and session cookie, so it is not offered; an owner who must
+#   serve such phones sets a passphrase, which every phone can use.
+# - "sae-transition": a passphrase: WPA3-SAE, and WPA2-PSK for phones without WPA3.
+WIFI_MODES = ("owe-transition", "owe", "sae-transition")
+
 
 DEFAULT_AP_SUBNET = "198.18.0.0/24"  # why this range: README, "Network"
 
@@ -37,15 +47,24 @@ class NetworkPlan:
     """Everything the unit's network setup needs, validated (made by plan_network)."""
 
     node_id: str
-    ap_interface: str
+    ap_interface: str  # the radio's (first) access point interface: hostapd's interface=
     ap_subnet: IPv4Network
     unit_address: IPv4Address  # the unit on the AP: router, DNS server, portal
     dhcp_range: tuple[IPv4Address, IPv4Address]
     lease_seconds: int
     ssid: str
-    passphrase: str | None = field(repr=False)  # None: an open network
+    passphrase: str | None = field(repr=False)  # None: no passphrase, Enhanced Open (wifi_mode)
     country: str  # ISO 3166-1 alpha-2, upper case
     channel: int  # 2.4 GHz, hw_mode g
+    wifi_mode: str  # one of WIFI_MODES
+    owe_interface: str | None  # "owe-transition" only: the hidden OWE BSS's interface (hostapd creates it)
+    owe_ssid: str | None  # "owe-transition" only: the hidden OWE BSS's SSID
+    owe_bssid: str | None  # "owe-transition" with the radio's MAC known: the OWE BSS's own address
+    # "owe-transition": both BSS interfaces are ports of this bridge (hostapd's bridge=), which holds the
+    # unit's address, DHCP, DNS and every AP rule; otherwise unused (and removed if an earlier plan made it).
+    ap_bridge: str
+    phone_interface: str  # where phones' packets arrive: ap_bridge in "owe-transition", else ap_interface
+    phone_connection_limit: int  # TCP connections to the portal one phone address may hold at once
     mesh_mode: str | None  # "batman" (802.11s + batman-adv), "ethernet", None (no mesh)
     mesh_interface: str | None  # the interface that carries the mesh's IP: bat0, or the Ethernet port
     mesh_ports: tuple[str, ...]  # batman only: batman-adv's hard interfaces (802.11s, and Ethernet if given)

@@ -9,6 +9,8 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from appliance.network.network_types import DEFAULT_AP_SUBNET, NetworkPlan
 
 _NODE_ID = re.compile(r"[0-9a-f]{4,64}")
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+_LOCALLY_ADMINISTERED, _GROUP = 0x02, 0x01
 _COUNTRY = re.compile(r"[A-Z]{2}")
 _MAX_IFNAME = 15  # IFNAMSIZ - 1
 _SMALLEST_PREFIX, _LARGEST_PREFIX = 28, 16
@@ -19,6 +21,12 @@ _MIN_LEASE_S = 120  # dnsmasq's own minimum
 # Ports the AP must keep working: DNS, DHCP, HTTP (redirected to the portal).
 _AP_SERVICE_PORTS = {53, 67, 80}
 _LINK_LOCAL = IPv4Network("169.254.0.0/16")
+_OWE_SUFFIX = "-owe"
+# A browser opens up to 6 connections to one host, the captive sheet is a second browser with its own 6,
+# and the OS probes on top: 16 leaves an honest phone room, while one phone cannot take the portal's
+# connection slots (256, appliance/cli/portal_server_types.py) from the others.
+_PHONE_CONNECTIONS = 16
+_MAX_PHONE_CONNECTIONS = 256
 
 
 def _check_node_id(node_id: str) -> str:
@@ -67,6 +75,7 @@ def _check_passphrase(passphrase: str | None) -> str | None:
     if passphrase is None:
         return None
     if not isinstance(passphrase, str) or not 8 <= len(passphrase) <= 63:
+        # SAE takes any length, but the same passphrase serves WPA2 phones, whose limit this is.
         raise ValueError("the Wi-Fi passphrase must be 8-63 characters (WPA2)")
     if any(not " " <= ch <= "~" for ch in passphrase):
         raise ValueError("the Wi-Fi passphrase must be printable ASCII (WPA2 passphrases are)")
@@ -95,6 +104,34 @@ def _check_port(role: str, port: int) -> int:
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise ValueError(f"{role} {port!r} is not a port (1-65535)")
     return port
+
+
+def _choose_wifi_mode(passphrase: str | None, radio_supports_second_ap: bool) -> str:
+    if passphrase is not None:
+        return "sae-transition"  # one BSS: WPA3 and WPA2 phones both join it with the passphrase
+    # Without a second AP there is no open BSS for phones without OWE: they stay out rather than every
+    # phone's chats and cookies going over the air in clear (see WIFI_MODES).
+    return "owe-transition" if radio_supports_second_ap else "owe"
+
+
+def _derive_owe_bssid(ap_mac: str | None) -> str | None:
+    # Without an address for each BSS, hostapd derives the second one by masking the radio's and refuses to
+    # start when the radio's ends in an odd bit. A locally administered twin of the radio's address never
+    # collides with a vendor's, and keeps the radio's own bits otherwise (as OpenWrt does it).
+    if ap_mac is None:
+        return None
+    mac = ap_mac.lower() if isinstance(ap_mac, str) else ""
+    if not _MAC.fullmatch(mac) or int(mac[:2], 16) & _GROUP or mac == "00:00:00:00:00:00":
+        raise ValueError(f"access point address {ap_mac!r} is not a unicast MAC address such as 02:11:22:33:44:55")
+    first = int(mac[:2], 16)
+    first = first ^ 0x04 if first & _LOCALLY_ADMINISTERED else first | _LOCALLY_ADMINISTERED
+    return f"{first:02x}{mac[2:]}"
+
+
+def _check_connection_limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= _MAX_PHONE_CONNECTIONS:
+        raise ValueError(f"connections per phone {limit!r} must be 1-{_MAX_PHONE_CONNECTIONS}")
+    return limit
 
 
 def _choose_dhcp_range(subnet: IPv4Network) -> tuple[IPv4Address, IPv4Address]:
@@ -165,6 +202,11 @@ def plan_network(
     lease_seconds: int = 12 * 3600,
     mesh_interface: str | None = None,
     radio_supports_ap_and_mesh: bool = False,
+    radio_supports_second_ap: bool = False,
+    owe_interface: str | None = None,
+    ap_mac: str | None = None,
+    ap_bridge: str = "br-ap",
+    phone_connection_limit: int = _PHONE_CONNECTIONS,
     mesh_point_interface: str = "mesh0",
     batman_interface: str = "bat0",
     mesh_address: str | None = None,
@@ -177,6 +219,12 @@ def plan_network(
     Mesh: batman-adv over an 802.11s interface on the AP's radio when `radio_supports_ap_and_mesh` (learn it
     with detect_ap_and_mesh_support on `iw list`), else plain Ethernet on `mesh_interface`, else no mesh.
     The mesh address defaults to an IPv4 link-local address derived from the node id.
+
+    Wi-Fi (wifi_mode, see WIFI_MODES): a passphrase gives WPA3-SAE with WPA2 transition; without one,
+    Enhanced Open (OWE), in transition mode (an open BSS beside a hidden OWE BSS `owe_interface`, default
+    `<ap_interface>-owe`, both bridged into `ap_bridge`) when `radio_supports_second_ap`: learn it with
+    detect_interface_combination on `iw list`, counting the mesh point when the mesh uses this radio.
+    `ap_mac`, the AP interface's MAC address, gives the OWE BSS an address of its own (owe_bssid).
     """
     node_id = _check_node_id(node_id)
     ap_interface = _check_interface("access point interface", ap_interface)
@@ -206,7 +254,15 @@ def plan_network(
         batman_interface,
         mesh_address,
     )
-    names = [ap_interface, *([mesh_link] if mesh_link else []), *mesh_ports]
+    wifi_mode = _choose_wifi_mode(passphrase, radio_supports_second_ap)
+    ap_bridge = _check_interface("access point bridge", ap_bridge)
+    owe_link: str | None = None
+    if wifi_mode == "owe-transition":
+        default_owe = ap_interface[: _MAX_IFNAME - len(_OWE_SUFFIX)] + _OWE_SUFFIX
+        owe_link = _check_interface("OWE interface", default_owe if owe_interface is None else owe_interface)
+    # The bridge's name counts in every mode: an apply without OWE transition removes a bridge of that name.
+    names = [ap_interface, ap_bridge, *([owe_link] if owe_link else []), *([mesh_link] if mesh_link else [])]
+    names += mesh_ports
     if len(set(names)) != len(names):
         raise ValueError(f"the access point and mesh interfaces must differ: {names}")
     unit_address = subnet.network_address + 1
@@ -224,6 +280,13 @@ def plan_network(
         passphrase=passphrase,
         country=country,
         channel=channel,
+        wifi_mode=wifi_mode,
+        owe_interface=owe_link,
+        owe_ssid=f"iplm-{node_id[-4:]}{_OWE_SUFFIX}" if owe_link else None,
+        owe_bssid=_derive_owe_bssid(ap_mac) if owe_link else None,
+        ap_bridge=ap_bridge,
+        phone_interface=ap_bridge if owe_link else ap_interface,
+        phone_connection_limit=_check_connection_limit(phone_connection_limit),
         mesh_mode=mesh_mode,
         mesh_interface=mesh_link,
         mesh_ports=mesh_ports,

@@ -24,7 +24,8 @@ def render_dnsmasq_conf(plan: NetworkPlan, *, lease_file: Path | str = DEFAULT_L
     unit = plan.unit_address
     lines = [
         "# Written by iplm (appliance.network.render_dnsmasq_conf); changes here are overwritten.",
-        f"interface={plan.ap_interface}",
+        # The phones' interface: in OWE transition mode the bridge of both BSS, so one pool serves both.
+        f"interface={plan.phone_interface}",
         # Never on loopback: the unit's own lookups must not all resolve to itself.
         "except-interface=lo",
         # bind-dynamic, not bind-interfaces: dnsmasq may start before the AP has its address.

@@ -167,3 +167,43 @@ def test_batman_mesh_over_the_mesh_point(unit):
     assert "created batman-adv interface bat0" in first.changes and "added me0 to bat0" in first.changes
     assert _list_ipv4(ns, "bat0") == {"10.213.0.11/24"} and _check_up(ns, "bat0")
     assert not apply(plan)
+
+
+def test_owe_transition_puts_the_unit_on_a_bridge_that_hostapd_fills_and_back(unit):
+    ns, config_dir, apply = unit
+    apply(_make_plan())  # one BSS first: the unit's address on ap0
+    plan = _make_plan(radio_supports_second_ap=True, owe_interface="ap0-owe")
+
+    first = apply(plan)
+    assert "created bridge br-ap" in first.changes and "added 198.18.0.1/24 to br-ap" in first.changes
+    assert "removed 198.18.0.1/24 from ap0" in first.changes, "a second route to the phones' subnet"
+    assert first.pending == ("ap0 and ap0-owe join br-ap when hostapd starts the access point",)
+    assert _list_ipv4(ns, "br-ap") == {"198.18.0.1/24"} and _list_ipv4(ns, "ap0") == set()
+    assert _check_up(ns, "br-ap")
+    assert 'iifname "br-ap" tcp dport 80 redirect to :8080' in _run_nft(ns, "list", "table", "inet", "iplm").stdout
+    bridge_table = _run_nft(ns, "list", "table", "bridge", "iplm").stdout
+    assert 'iifname { "ap0", "ap0-owe" } drop' in bridge_table
+    assert "interface=br-ap" in (config_dir / "dnsmasq.conf").read_text()
+
+    # hostapd's part: it creates the OWE BSS's interface and puts both BSS in the bridge.
+    subprocess.run(["ip", "-n", ns, "link", "add", "ap0-owe", "type", "veth", "peer", "name", "ph1"], check=True)
+    for port in ("ap0", "ap0-owe"):
+        subprocess.run(["ip", "-n", ns, "link", "set", port, "master", "br-ap"], check=True)
+    settled = apply(plan)
+    assert not settled and settled.pending == ()
+
+    # A passphrase: one BSS again. The bridge and its table go, the address comes back to ap0.
+    back = apply(_make_plan(passphrase="correct horse battery"))
+    assert "removed bridge br-ap (no OWE transition mode)" in back.changes
+    assert "deleted nftables table bridge iplm (no OWE transition mode)" in back.changes
+    assert _list_ipv4(ns, "ap0") == {"198.18.0.1/24"}
+    assert _run_nft(ns, "list", "table", "bridge", "iplm").returncode != 0
+    with IPRoute(netns=ns) as ipr:
+        assert not ipr.link_lookup(ifname="br-ap")
+    assert not apply(_make_plan(passphrase="correct horse battery"))
+
+
+def test_a_bridge_name_taken_by_another_kind_of_link_is_an_error(unit):
+    ns, config_dir, apply = unit
+    with pytest.raises(NetworkError, match="me0 exists and is not a bridge"):
+        apply(_make_plan(radio_supports_second_ap=True, ap_bridge="me0", mesh_interface=None, mesh_address=None))

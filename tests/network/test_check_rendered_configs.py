@@ -17,10 +17,10 @@ from appliance.network.render_network_files import render_network_files
 
 NODE = "0123456789abcdef"
 PLANS = {
-    "open": plan_network(NODE),
-    "wpa2-mesh": plan_network(
-        NODE, passphrase="correct horse battery", mesh_interface="eth0", country="DE", channel=13
-    ),
+    "owe": plan_network(NODE),
+    "owe-transition": plan_network(NODE, radio_supports_second_ap=True, ap_mac="00:11:22:33:44:55"),
+    "owe-transition-long-name": plan_network(NODE, radio_supports_second_ap=True, ap_interface="wlx00c0ca123456"),
+    "sae-mesh": plan_network(NODE, passphrase="correct horse battery", mesh_interface="eth0", country="DE", channel=13),
     "batman-small-subnet": plan_network(
         NODE, ap_subnet="10.99.0.16/28", radio_supports_ap_and_mesh=True, lease_seconds=900
     ),
@@ -71,10 +71,33 @@ def test_rendered_config_passes_its_programs_check(tmp_path, plan_name, name):
     ],
 )
 def test_a_broken_config_is_caught_with_the_programs_own_words(tmp_path, name, edit, expected):
-    texts = render_network_files(PLANS["open"], config_dir=tmp_path, lease_file=tmp_path / "leases")
+    texts = render_network_files(PLANS["owe"], config_dir=tmp_path, lease_file=tmp_path / "leases")
     check = _check_one(tmp_path, name, edit(texts[name]))
     assert check.ok is False, f"{check.program} accepted a broken {name} config"
     assert check.detail and expected in check.detail
+
+
+@pytest.mark.parametrize(
+    "plan_name, edit, expected",
+    [
+        # A key management hostapd does not know (a typo, or a hostapd built without OWE).
+        ("owe-transition", lambda text: text.replace("wpa_key_mgmt=OWE", "wpa_key_mgmt=OWE-TRANSITION"), "key_mgmt"),
+        ("owe", lambda text: text.replace("wpa_key_mgmt=OWE", "wpa_key_mgmt=OWE WPA-PSK"), "errors found"),
+        ("owe-transition", lambda text: text.replace("ssid=iplm-cdef-owe", "ssid="), "invalid SSID"),
+        ("owe-transition", lambda text: text.replace("owe_transition_ifname", "owe_transition_iface"), "unknown"),
+        ("owe-transition", lambda text: text.replace("bssid=02:11:22:33:44:55", "bssid=02:11:22:33:44"), "bssid"),
+        ("sae-mesh", lambda text: text.replace("wpa_passphrase=correct horse battery\n", ""), "errors found"),
+        ("sae-mesh", lambda text: text.replace("wpa_passphrase=correct horse battery", "wpa_passphrase=short"), ""),
+        # hostapd reads ieee80211w and sae_pwe with atoi ("two" is 0): the renderer's own tests pin those.
+    ],
+)
+def test_a_broken_owe_or_sae_config_is_caught(tmp_path, plan_name, edit, expected):
+    text = render_network_files(PLANS[plan_name], config_dir=tmp_path, lease_file=tmp_path / "leases")["hostapd"]
+    broken = edit(text)
+    assert broken != text, "the edit must change the rendered config"
+    check = _check_one(tmp_path, "hostapd", broken)
+    assert check.ok is False, f"hostapd accepted a broken config:\n{broken}"
+    assert expected in check.detail
 
 
 def test_only_known_files_can_be_checked(tmp_path):

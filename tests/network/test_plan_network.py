@@ -24,6 +24,44 @@ def test_defaults_give_the_ap_subnet_ssid_and_dhcp_the_product_chose():
     assert 1883 in plan.admin_ports and 22 in plan.admin_ports
     assert plan.mesh_mode is None and plan.mesh_address is None and plan.mesh_ports == ()
     assert plan.broker_listeners == (("127.0.0.1", 1883),)
+    # No passphrase and a radio not known to run two access points: Enhanced Open only, never open.
+    assert plan.wifi_mode == "owe" and plan.owe_interface is None and plan.owe_ssid is None
+    assert plan.phone_interface == "wlan0" and plan.phone_connection_limit == 16
+
+
+def test_owe_transition_when_the_radio_runs_a_second_access_point():
+    plan = plan_network(NODE, radio_supports_second_ap=True)
+    assert plan.wifi_mode == "owe-transition" and plan.owe_interface == "wlan0-owe"
+    assert plan.owe_ssid == "iplm-cdef-owe" and plan.ssid == "iplm-cdef"
+    assert plan.ap_bridge == "br-ap" and plan.phone_interface == "br-ap"
+    # The derived name fits IFNAMSIZ however long the AP's name is.
+    long = plan_network(NODE, radio_supports_second_ap=True, ap_interface="wlx00c0ca123456")
+    assert long.owe_interface == "wlx00c0ca12-owe" and len(long.owe_interface) == 15
+    named = plan_network(NODE, radio_supports_second_ap=True, owe_interface="owe0", ap_bridge="phones0")
+    assert (named.owe_interface, named.phone_interface) == ("owe0", "phones0")
+
+
+@pytest.mark.parametrize(
+    "radio, owe_bssid",
+    [
+        ("00:11:22:33:44:55", "02:11:22:33:44:55"),  # a vendor's address: its locally administered twin
+        ("00:11:22:33:44:54", "02:11:22:33:44:54"),
+        ("02:11:22:33:44:55", "06:11:22:33:44:55"),  # already locally administered: another bit flips
+        ("A4:11:22:33:44:55", "a6:11:22:33:44:55"),
+    ],
+)
+def test_the_owe_bss_gets_an_address_of_its_own_from_the_radios(radio, owe_bssid):
+    plan = plan_network(NODE, radio_supports_second_ap=True, ap_mac=radio)
+    assert plan.owe_bssid == owe_bssid and plan.owe_bssid != radio.lower()
+    assert int(plan.owe_bssid[:2], 16) & 0x01 == 0, "never a group address"
+    assert plan_network(NODE, ap_mac=radio).owe_bssid is None, "one BSS: the radio's own address"
+
+
+def test_a_passphrase_means_wpa3_sae_with_wpa2_on_one_bss():
+    for second_ap in (False, True):
+        plan = plan_network(NODE, passphrase="correct horse", radio_supports_second_ap=second_ap)
+        assert plan.wifi_mode == "sae-transition" and plan.owe_interface is None
+        assert plan.phone_interface == "wlan0"
 
 
 def test_the_passphrase_stays_out_of_the_plans_repr():
@@ -90,6 +128,17 @@ def test_batman_over_802_11s_when_the_radio_can():
         ({"admin_ports": (8080,)}, "must stay open"),
         ({"broker_port": 70000}, "1-65535"),
         ({"lease_seconds": 60}, "at least 120"),
+        ({"radio_supports_second_ap": True, "owe_interface": "wlan0"}, "must differ"),
+        ({"radio_supports_second_ap": True, "owe_interface": "owe interface"}, "interface name"),
+        ({"radio_supports_second_ap": True, "ap_bridge": "wlan0-owe"}, "must differ"),
+        ({"ap_bridge": "wlan0"}, "must differ"),
+        ({"mesh_interface": "br-ap"}, "must differ"),
+        ({"radio_supports_second_ap": True, "ap_mac": "01:11:22:33:44:55"}, "unicast MAC"),
+        ({"radio_supports_second_ap": True, "ap_mac": "00:00:00:00:00:00"}, "unicast MAC"),
+        ({"radio_supports_second_ap": True, "ap_mac": "00:11:22:33:44"}, "unicast MAC"),
+        ({"radio_supports_second_ap": True, "ap_mac": "00:11:22:33:44:55\nbssid=x"}, "unicast MAC"),
+        ({"phone_connection_limit": 0}, "1-256"),
+        ({"phone_connection_limit": True}, "1-256"),
     ],
 )
 def test_bad_inputs_are_refused_with_a_clear_reason(kwargs, message):

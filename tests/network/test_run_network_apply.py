@@ -45,6 +45,7 @@ def test_dry_run_prints_the_plan_and_files_and_changes_nothing(tmp_path, capsys)
     for name in ("hostapd.conf", "dnsmasq.conf", "iplm.nft", "mosquitto.conf"):
         assert f"== {tmp_path / 'etc' / name} ==" in out
     assert "correct horse battery" not in out and "wpa_passphrase=********" in out
+    assert "wifi_mode: sae-transition" in out and "wpa_key_mgmt=WPA-PSK SAE" in out
     assert "tcp dport 80 redirect to :8080" in out and "address=/#/198.18.0.1" in out
     assert not (tmp_path / "etc").exists() and not (tmp_path / "data").exists() and not (tmp_path / "run").exists()
 
@@ -68,6 +69,15 @@ def test_auto_mesh_radio_on_an_interface_without_a_radio_means_ethernet(tmp_path
     assert run_network_apply(args) == 0
     captured = capsys.readouterr()
     assert "nosuchwlan9 is not a Wi-Fi interface here" in captured.err and "mesh_mode: ethernet" in captured.out
+
+
+def test_without_a_passphrase_the_plan_says_enhanced_open_and_never_an_open_network(tmp_path, capsys):
+    # No radio here to run a second access point: OWE only (transition mode needs two APs on the radio).
+    assert run_network_apply(_make_args(tmp_path, dry_run=True, ap_interface="nosuchwlan9")) == 0
+    captured = capsys.readouterr()
+    assert "Enhanced Open (OWE) only unless a passphrase is set" in captured.err
+    assert "wifi_mode: owe" in captured.out and "passphrase: (none: Enhanced Open)" in captured.out
+    assert "wpa_key_mgmt=OWE" in captured.out and "wpa=0" not in captured.out
 
 
 @pytest.mark.parametrize(
