@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from appliance.engine.engine_types import ROLES, ChatParams
+from appliance.portal.check_response_schema import check_response_schema
 from appliance.portal.portal_types import ApiError, ParsedChat
 
 _MAX_STOP_SEQUENCES = 4
@@ -113,6 +114,8 @@ def _response_format(body: dict) -> tuple[dict | None, bool]:
                 param="response_format.schema",
                 code="invalid_type",
             )
+        if schema is not None:
+            check_response_schema(schema, "response_format.schema")  # before any engine builds a grammar from it
         return schema, schema is None
     if kind == "json_schema":
         spec = fmt.get("json_schema")
@@ -123,6 +126,7 @@ def _response_format(body: dict) -> tuple[dict | None, bool]:
                 param="response_format.json_schema",
                 code="invalid_type",
             )
+        check_response_schema(spec["schema"], "response_format.json_schema.schema")
         return spec["schema"], False
     raise ApiError(
         400,
