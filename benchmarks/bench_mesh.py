@@ -280,15 +280,17 @@ def _measure_installs(asker: _JsonProcess, urls: dict[int, str], rounds: int) ->
 
 def _start_bench_broker(lab, work: Path, key: str) -> subprocess.Popen:
     from appliance.mesh.broker.render_mosquitto_conf import render_mosquitto_conf
-    from appliance.mesh.broker.write_broker_credentials import write_broker_credentials
-    from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
+    from appliance.mesh.identity.ensure_unit_identity import ensure_unit_identity
     from appliance.mesh.key.parse_mesh_key import parse_mesh_key
 
-    secrets = derive_mesh_secrets(parse_mesh_key(key))
-    passwd = write_broker_credentials(work / "bench-mqtt.passwd", secrets)
+    # The mesh's own TLS settings, with an ACL open to the bench's topics only.
+    identity = ensure_unit_identity(work / "bench-broker", "bench-broker", parse_mesh_key(key))
+    acl = work / "bench-mqtt.acl"
+    acl.write_text("pattern readwrite bench/#\n", encoding="utf-8")
     conf = render_mosquitto_conf(
         listeners=[("127.0.0.1", MQTT_BENCH_PORT), (lab.units[1].address, MQTT_BENCH_PORT)],
-        password_file=passwd,
+        tls_dir=identity.key_path.parent,
+        acl_file=acl,
         user="root",
     )
     # The mesh's 1 MiB packet limit cannot carry a 4 MiB piece: this broker is for this measurement only.

@@ -107,8 +107,18 @@ def _install(args, manifest: Manifest, secrets, peers: list[str]) -> dict:
         add_model(args.model_id, manifest, ModelSource(kind="hf", base=args.source_url, repo=args.repo))
         started = time.perf_counter()
         if peers:
+            from appliance.mesh.identity.derive_mesh_authority import derive_mesh_authority
+
+            # The peers' answers are checked against the mesh's CA: this scratch data dir holds no mesh key.
+            key = parse_mesh_key(Path(args.key_file).read_text(encoding="ascii").strip())
             result = install_from_peers(
-                args.model_id, peers, data_dir=data_dir, node_id=NODE, secrets=secrets, progress=updates.append
+                args.model_id,
+                peers,
+                data_dir=data_dir,
+                node_id=NODE,
+                secrets=secrets,
+                authority=derive_mesh_authority(key),
+                progress=updates.append,
             )
         else:
             result = install_model(args.model_id, data_dir=data_dir, node_id=NODE, progress=updates.append)
@@ -153,12 +163,23 @@ def _fetch_http(manifest: Manifest, secrets, peer: str, model_id: str) -> dict:
     return {"seconds": seconds, "bytes": sum(p.length for p in pieces), "cpu_s": cpu}
 
 
-def _connect_mqtt(host: str, port: int, secrets, client_id: str, on_message, subscribe: str):
+def _connect_mqtt(host: str, port: int, key_file: str, client_id: str, on_message, subscribe: str):
+    import ssl
+    import tempfile
+
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
+    from appliance.mesh.identity.ensure_unit_identity import ensure_unit_identity
+
+    # As the mesh agent connects: mutual TLS with a certificate of the mesh (made here, in a scratch dir).
+    key = parse_mesh_key(Path(key_file).read_text(encoding="ascii").strip())
+    identity = ensure_unit_identity(tempfile.mkdtemp(prefix="bench-tls-"), client_id, key)
+    context = ssl.create_default_context(cafile=str(identity.ca_path))
+    context.check_hostname = False
+    context.load_cert_chain(str(identity.certificate_path), str(identity.key_path))
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    client.username_pw_set(secrets.broker_username, secrets.broker_password)
+    client.tls_set_context(context)
     ready = threading.Event()
 
     def on_connect(_client, _userdata, _flags, reason_code, _properties):
@@ -183,12 +204,12 @@ def _connect_mqtt(host: str, port: int, secrets, client_id: str, on_message, sub
     return client
 
 
-def _fetch_mqtt(manifest: Manifest, secrets, host: str, port: int) -> dict:
+def _fetch_mqtt(manifest: Manifest, key_file: str, host: str, port: int) -> dict:
     """Every piece through the serving unit's broker: a request each, the piece back on a per-request topic."""
     me = f"asker-{uuid.uuid4().hex[:8]}"
     arrived: queue.Queue = queue.Queue()
     client = _connect_mqtt(
-        host, port, secrets, me, lambda c, u, msg: arrived.put((msg.topic, msg.payload)), f"bench/piece/{me}/+"
+        host, port, key_file, me, lambda c, u, msg: arrived.put((msg.topic, msg.payload)), f"bench/piece/{me}/+"
     )
     pieces = _plan_pieces(manifest)
     waiting: dict[str, PieceSpec] = {}
@@ -233,7 +254,7 @@ def _run_asker(args) -> int:
             elif command["op"] == "http":
                 _emit(_fetch_http(manifest, secrets, command["peer"], args.model_id))
             elif command["op"] == "mqtt":
-                _emit(_fetch_mqtt(manifest, secrets, command["host"], command["port"]))
+                _emit(_fetch_mqtt(manifest, args.key_file, command["host"], command["port"]))
             else:
                 _emit({"error": f"unknown op {command['op']!r}"})
         except Exception as exc:  # the benchmark prints it and stops
@@ -245,7 +266,6 @@ def _run_asker(args) -> int:
 
 
 def _run_mqtt_serve(args) -> int:
-    secrets = _load_secrets(args.key_file)
     model_dir = Path(args.data_dir) / "models" / args.model_id
     files: dict = {}
     holder: dict = {}
@@ -261,7 +281,7 @@ def _run_mqtt_serve(args) -> int:
         holder["client"].publish(f"bench/piece/{asker}/{request['id']}", data, qos=_MQTT_QOS)
 
     holder["client"] = client = _connect_mqtt(
-        "127.0.0.1", args.port, secrets, f"server-{uuid.uuid4().hex[:8]}", on_message, "bench/req/+"
+        "127.0.0.1", args.port, args.key_file, f"server-{uuid.uuid4().hex[:8]}", on_message, "bench/req/+"
     )
     _emit({"event": "ready"})
     try:

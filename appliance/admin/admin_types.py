@@ -12,11 +12,11 @@ from appliance.admin.install_job_types import InstallJob
 
 @dataclass(frozen=True)
 class InstallJobs:
-    """Background installs of one unit (start_install_jobs). start(model) returns its job (LibraryError
-    "install_running" when one runs); cancel(model) its job, None when none runs; describe() maps model id
-    to job."""
+    """Background installs of one unit (start_install_jobs). start(model, trust_mesh=False) returns its job
+    (LibraryError "install_running" when one runs); cancel(model) its job, None when none runs; describe()
+    maps model id to job."""
 
-    start: Callable[[str], InstallJob]
+    start: Callable[..., InstallJob]
     cancel: Callable[[str], InstallJob | None]
     describe: Callable[[], dict[str, InstallJob]]
 

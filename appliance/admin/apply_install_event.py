@@ -36,7 +36,7 @@ def _running(state: InstallJobsState, model: str) -> InstallJob | None:
 def _request(state: InstallJobsState, event: InstallRequested) -> Step:
     if _running(state, event.model) is not None:
         return state, [RefuseRequest("install_running", f"{event.model} is already being installed")]
-    return _with_job(state, InstallJob(model=event.model)), [RunInstall(event.model)]
+    return _with_job(state, InstallJob(model=event.model)), [RunInstall(event.model, event.trust_mesh)]
 
 
 def _progress(state: InstallJobsState, event: InstallProgressed) -> Step:

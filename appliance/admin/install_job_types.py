@@ -41,6 +41,7 @@ class InstallJobsState:
 @dataclass(frozen=True)
 class InstallRequested:
     model: str
+    trust_mesh: bool = False  # the admin takes a manifest only one unit of the mesh vouches for
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ InstallEvent = InstallRequested | InstallProgressed | InstallEnded | CancelReque
 @dataclass(frozen=True)
 class RunInstall:
     model: str
+    trust_mesh: bool = False
 
 
 @dataclass(frozen=True)

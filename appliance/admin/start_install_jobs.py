@@ -53,13 +53,21 @@ def _install(
     find_peers,
     load_secrets,
     install_options: dict,
+    trust_mesh: bool = False,
 ) -> InstallEnded:
     try:
         peers = find_peers(model_id) if find_peers else []
         secrets = load_secrets() if peers and load_secrets else None
         if peers and secrets is not None:
             install_from_peers(
-                model_id, peers, data_dir=data_dir, node_id=node_id, secrets=secrets, progress=report, cancel=cancel
+                model_id,
+                peers,
+                data_dir=data_dir,
+                node_id=node_id,
+                secrets=secrets,
+                trust_mesh=trust_mesh,
+                progress=report,
+                cancel=cancel,
             )
         else:
             install_model(
@@ -75,14 +83,17 @@ def _install(
         return InstallEnded(model_id, "failed", JobError("install_failed", str(exc)))
 
 
-def _apply(edge: _Edge, event: InstallEvent, run: Callable[[str, threading.Event], None]) -> list[InstallEffect]:
+def _apply(edge: _Edge, event: InstallEvent, run: Callable[[str, threading.Event, bool], None]) -> list[InstallEffect]:
     with edge.lock:
         edge.state, effects = apply_install_event(edge.state, event)
         for effect in effects:
             if isinstance(effect, RunInstall):
                 edge.cancels[effect.model] = cancel = threading.Event()
                 threading.Thread(
-                    target=run, args=(effect.model, cancel), name=f"install-{effect.model}", daemon=True
+                    target=run,
+                    args=(effect.model, cancel, effect.trust_mesh),
+                    name=f"install-{effect.model}",
+                    daemon=True,
                 ).start()
             elif isinstance(effect, StopInstall):
                 edge.cancels[effect.model].set()
@@ -95,11 +106,12 @@ def start_install_jobs(
     """An InstallJobs for this unit; `install_options` go to install_model (tests pass piece sizes).
 
     With `find_peers(model_id) -> [portal URL]` and `load_secrets() -> MeshSecrets | None`, a model some
-    units of the mesh hold is installed from them (several at once), the rest from its source.
+    units of the mesh hold is installed from them (several at once), the rest from its source; with
+    `start(model_id, trust_mesh=True)` the admin accepts a manifest that only one unit vouches for.
     """
     edge = _Edge()
 
-    def run(model_id: str, cancel: threading.Event) -> None:
+    def run(model_id: str, cancel: threading.Event, trust_mesh: bool) -> None:
         def report(update: InstallProgress) -> None:
             _apply(
                 edge,
@@ -123,11 +135,12 @@ def start_install_jobs(
             find_peers=find_peers,
             load_secrets=load_secrets,
             install_options=install_options,
+            trust_mesh=trust_mesh,
         )
         _apply(edge, outcome, run)
 
-    def start(model_id: str) -> InstallJob:
-        effects = _apply(edge, InstallRequested(model_id), run)
+    def start(model_id: str, trust_mesh: bool = False) -> InstallJob:
+        effects = _apply(edge, InstallRequested(model_id, trust_mesh), run)
         refusal = next((e for e in effects if isinstance(e, RefuseRequest)), None)
         if refusal is not None:
             raise LibraryError(code=refusal.code, message=refusal.message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pwd
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from pyroute2.netlink.exceptions import NetlinkError
 
+from appliance.mesh.identity.identity_types import IDENTITY_DIR
 from appliance.mesh.key.derive_mesh_link_password import derive_mesh_link_password
 from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
 from appliance.mesh.key.load_mesh_key import load_mesh_key
@@ -111,6 +113,15 @@ def _print_plan(plan: NetworkPlan, texts: dict[str, str], config_dir: Path) -> N
         print(_mask(text, plan), end="")
 
 
+def _find_key_owner(data_dir: Path) -> str:
+    # mosquitto 2.0 drops from root to its `user` before it reads its TLS key, and the key (0600) belongs to the
+    # account iplm serve runs as, which owns the data dir: the broker runs as that account.
+    try:
+        return pwd.getpwuid(data_dir.stat().st_uid).pw_name
+    except (OSError, KeyError):
+        return "mosquitto"  # no data dir yet: Debian's account for the broker
+
+
 def _check_texts(texts: dict[str, str]) -> list[str]:
     """The programs' complaints about the rendered files (nothing is written where it matters)."""
     with tempfile.TemporaryDirectory(prefix="iplm-network-") as scratch:
@@ -148,6 +159,7 @@ def _write_mesh_point_conf(plan, config_dir: Path, data_dir) -> list[str]:
 def run_network_apply(args) -> int:
     """Plan, check and apply the unit's network; --dry-run prints the plan and files and changes nothing."""
     data_dir = resolve_data_dir(getattr(args, "data_dir", None))
+    tls_dir = data_dir / IDENTITY_DIR  # the broker's certificate, key and CA: made by iplm serve
     config_dir = Path(args.config_dir)
     lease_file = getattr(args, "lease_file", None) or DEFAULT_LEASE_FILE
     radio_supports, second_ap = _detect_radio(args.ap_interface, getattr(args, "mesh_radio", "auto"))
@@ -165,7 +177,10 @@ def run_network_apply(args) -> int:
             ap_mac=_read_mac(args.ap_interface) if second_ap else None,
             mesh_address=args.mesh_address,
         )
-        texts = render_network_files(plan, config_dir=config_dir, lease_file=lease_file)
+        broker_user = _find_key_owner(data_dir)  # after the node id: that creates the data dir
+        texts = render_network_files(
+            plan, config_dir=config_dir, lease_file=lease_file, tls_dir=tls_dir, broker_user=broker_user
+        )
     except (ValueError, OSError) as exc:
         print(f"iplm network apply: {exc}", file=sys.stderr)
         return 2
@@ -182,7 +197,14 @@ def run_network_apply(args) -> int:
             print(_mask(complaint, plan), file=sys.stderr)
         return 1
     try:
-        result = apply_network(plan, config_dir=config_dir, netns=getattr(args, "netns", None), lease_file=lease_file)
+        result = apply_network(
+            plan,
+            config_dir=config_dir,
+            netns=getattr(args, "netns", None),
+            lease_file=lease_file,
+            tls_dir=tls_dir,
+            broker_user=broker_user,
+        )
     except NetworkError as exc:
         print(f"iplm network apply: {exc.message}", file=sys.stderr)
         return 1

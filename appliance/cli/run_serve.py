@@ -48,8 +48,10 @@ from appliance.store.resolve_data_dir import resolve_data_dir
 from appliance.store.write_setting import write_setting
 
 _log = logging.getLogger("iplm")
-# Each streaming chat holds a server thread; page loads and /healthz need their own.
-_SERVER_THREADS = 48
+# Each streaming chat holds a server thread, running or queued (more are refused at once by the pool's limits);
+# page loads, /healthz, probes and peers' piece requests keep at least this many of their own.
+_SERVER_THREADS_BESIDE_CHATS = 40
+_MIN_SERVER_THREADS = 48
 _PRUNE_EVERY_S = 600.0
 
 
@@ -243,11 +245,19 @@ def run_serve(args) -> int:
         admin_from_phones=args.admin_from_wifi,
     )
     app = create_app(
-        lambda: running.engine, unit, admin, portal_url=args.portal_url, mesh_status=lambda: _read_mesh_peers(running)
+        lambda: running.engine,
+        unit,
+        admin,
+        portal_url=args.portal_url,
+        mesh_status=lambda: _read_mesh_peers(running),
+        peer_clock_offset=lambda node: running.mesh.agent.clock_offset(node) if running.mesh is not None else None,
     )
     try:
         # Body, header, deadline and connection limits against hostile phones: create_portal_server.
-        server = create_portal_server(app, host=args.host, port=args.port, threads=_SERVER_THREADS)
+        threads = max(
+            _MIN_SERVER_THREADS, recipe.recommendation.workers + args.max_queued_chats + _SERVER_THREADS_BESIDE_CHATS
+        )
+        server = create_portal_server(app, host=args.host, port=args.port, threads=threads)
     except OSError as exc:
         engine.close()
         print(f"iplm: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)

@@ -26,6 +26,11 @@ _ADVICE = {
     "source_missing_file": _ANOTHER_SOURCE,
     "root_mismatch": f"this source serves other content than the pinned one: install from {_OTHER_SOURCES}",
     "source_mismatch": f"this source serves other content than the published one: install from {_OTHER_SOURCES}",
+    # The mesh offered content this unit cannot trust (a pin, the whitelist or the source says otherwise),
+    # or could not say which content is right: the message names the roots and what to do.
+    "peer_manifest_differs": f"the mesh offers other content than this unit trusts: install from {_OTHER_SOURCES}",
+    "peer_manifests_disagree": "",
+    "peer_manifest_unverified": "",
     # The message says it all: the request itself is wrong, or another install is running.
     "model_unknown": "",
     "manifest_invalid": "",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 import httpx
@@ -27,13 +28,23 @@ _TOKENIZER_FILES = (
 )
 _MAX_CONFIG_BYTES = 16 * 1024 * 1024
 _ATTEMPTS = 4
+# Hugging Face names an LFS file's SHA-256 in X-Linked-Etag (on the redirect, before the CDN answers).
+_LINKED_ETAG = re.compile(r'(?:W/)?"?([0-9a-f]{64})"?')
 
 
-def _stat(source: ModelSource, path: str, client) -> tuple[int | None, str | None]:
-    """(size, the source's commit id if it says) or (None, None) when the file is not there."""
+def _linked_sha256(response: httpx.Response) -> str | None:
+    for answer in (*response.history, response):
+        match = _LINKED_ETAG.fullmatch(answer.headers.get("x-linked-etag", "").strip().lower())
+        if match:
+            return match[1]
+    return None
+
+
+def _stat(source: ModelSource, path: str, client) -> tuple[int | None, str | None, str | None]:
+    """(size, the source's commit id if it says, the LFS SHA-256 if it says) or Nones when the file is not there."""
     if source.kind == "dir":
         local = resolve_model_path(source.base, path)
-        return (os.stat(local).st_size, None) if local.is_file() else (None, None)
+        return (os.stat(local).st_size, None, None) if local.is_file() else (None, None, None)
     url = build_source_url(source, path)
     for attempt in range(_ATTEMPTS):
         # A busy mirror answers 429/5xx or drops a connection now and then: ask again before giving up.
@@ -50,14 +61,16 @@ def _stat(source: ModelSource, path: str, client) -> tuple[int | None, str | Non
     else:
         raise error
     if response.status_code == 404:
-        return None, None
+        return None, None, None
     if response.status_code != 200 or "content-length" not in response.headers:
         raise SourceError(code="source_bad_response", message=f"{url} answered {response.status_code} without a size")
-    return int(response.headers["content-length"]), response.headers.get("x-repo-commit")
+    answers = (response, *response.history)  # Hugging Face's own answer, not its CDN's, names the commit
+    commit = next((a.headers["x-repo-commit"] for a in answers if "x-repo-commit" in a.headers), None)
+    return int(response.headers["content-length"]), commit, _linked_sha256(response)
 
 
 def _read_json(source: ModelSource, path: str, client) -> dict:
-    size, _ = _stat(source, path, client)
+    size = _stat(source, path, client)[0]
     if size is None:
         raise SourceError(code="source_missing_file", message=f"{path} is not on the source")
     if size > _MAX_CONFIG_BYTES:
@@ -105,20 +118,23 @@ def _mlc_file_names(source: ModelSource, client) -> list[str]:
 
 def discover_source_files(
     model_format: str, known_files: tuple[str, ...], source: ModelSource, client: httpx.Client | None
-) -> tuple[tuple[tuple[str, int], ...], str | None]:
-    """((path, size) for every file of the model, the source's commit id or None).
+) -> tuple[tuple[tuple[str, int], ...], str | None, dict[str, str]]:
+    """((path, size) for every file of the model, the source's commit id or None, {path: SHA-256} for the
+    files whose SHA-256 the source states (Hugging Face's LFS files)).
 
     GGUF models name their file in the whitelist; MLC models are listed by their own configs.
     """
     names = list(known_files) if model_format == "gguf" or known_files else _mlc_file_names(source, client)
     if not names:
         raise ManifestError(code="manifest_invalid", message="the whitelist names no file for this model")
-    files, revision = [], None
+    files, revision, digests = [], None, {}
     for name in dict.fromkeys(names):
         check_relative_path(name)  # a source's config must not steer writes outside the model directory
-        size, commit = _stat(source, name, client)
+        size, commit, sha256 = _stat(source, name, client)
         if size is None:
             raise SourceError(code="source_missing_file", message=f"{name} is not on the source")
         files.append((name, size))
         revision = revision or commit
-    return tuple(sorted(files)), revision
+        if sha256:
+            digests[name] = sha256
+    return tuple(sorted(files)), revision, digests

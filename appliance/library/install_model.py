@@ -73,9 +73,16 @@ def _known_manifest(
     entry, row: LibraryModel | None, given: Manifest | None, vouched_by: str
 ) -> tuple[Manifest | None, str | None]:
     """The manifest to verify against, and who vouched for its root hash."""
-    manifest = given
-    if manifest is None and row is not None and row.manifest and row.root_hash:
-        manifest = parse_manifest(json.loads(row.manifest))
+    stored = parse_manifest(json.loads(row.manifest)) if row is not None and row.manifest and row.root_hash else None
+    pin = (stored.root, row.pinned_by) if stored is not None and row is not None and row.pinned_by else None
+    # This unit's own pin is above anything a peer says; only its admin may pin other content.
+    if given is not None and pin is not None and given.root != pin[0] and vouched_by != "admin":
+        raise ManifestError(
+            code="peer_manifest_differs",
+            message=f"this unit pins {entry.id} to root {pin[0]} ({pin[1]}); "
+            f"the manifest from the {vouched_by} has root {given.root}, so it is not taken",
+        )
+    manifest = given or stored
     if manifest is None:
         manifest = entry.manifest
     if manifest is not None and entry.root_hash and manifest.root != entry.root_hash:
@@ -86,7 +93,13 @@ def _known_manifest(
         )
     if row is not None and row.pinned_by and row.root_hash == (manifest.root if manifest else None):
         return manifest, row.pinned_by
-    return manifest, "whitelist" if entry.root_hash else vouched_by
+    if entry.root_hash:
+        return manifest, "whitelist"
+    if given is not None and entry.source_files:
+        # Content the whitelist publishes file by file (size, SHA-256) is the whitelist's, whoever brought it.
+        _check_source_files(entry, tuple((f.path, f.size) for f in given.files), given)
+        return manifest, "whitelist"
+    return manifest, vouched_by
 
 
 def _reset_stale_pieces(row: LibraryModel, node_id: str, files, piece_size: int, hashes: dict) -> None:
@@ -366,7 +379,7 @@ def install_model(
             files, revision = tuple((f.path, f.size) for f in known.files), None
             piece_size, hashes = known.piece_size, {f.path: f.pieces for f in known.files}
         else:
-            files, revision = discover_source_files(entry.format, entry.files, source, client)
+            files, revision, _ = discover_source_files(entry.format, entry.files, source, client)
             _check_source_files(entry, files)
             hashes = {}
         if row is None:

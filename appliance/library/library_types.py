@@ -147,3 +147,19 @@ class InstallProgress:
     eta_s: float | None
     rejected_pieces: int
     suppliers: tuple[SupplierReport, ...] = ()
+
+
+@dataclass(frozen=True)
+class ManifestCheck:
+    """What this unit can say about a manifest a peer offers, before taking it (check_peer_manifests).
+
+    verdict: "pinned" (it is this unit's own pin), "published" (every file's size and SHA-256 are what the
+    whitelist or the source itself publishes), "differs" (it contradicts the pin, the whitelist or the
+    source: never taken), "unverifiable" (no pin, and the source cannot be reached or states too little).
+    pinned_by: who vouches for it once taken ("whitelist", "admin", "first-install", "mesh").
+    """
+
+    root: str
+    verdict: str
+    reason: str
+    pinned_by: str

@@ -11,7 +11,10 @@ A retained message re-delivered on reconnect or re-subscribe carries a counter a
 
 Last wills. A will is sealed when the client connects and published by the broker much later, so it is
 always old and its counter is below the sender's later messages. It is sealed with will=True, and a
-will is checked for its MAC, topic and "not from the future" only, not for age or counter.
+will is checked for its MAC and topic only, not for its counter.
+
+Clocks. No receiver compares `sent_at` with its own clock (offline units' clocks drift): the agent keeps
+each sender's clock offset as its presence shows it, and peer HTTP requests are dated against that.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ MESH_KEY_CHECKSUM_BYTES = 4
 
 ENVELOPE_VERSION = 1
 MAX_MESSAGE_BYTES = 256 * 1024
-MAX_CLOCK_SKEW_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,6 @@ class MeshSecrets:
     """What a unit derives from the mesh key. Only `mesh_id` may be shown or sent in clear."""
 
     mesh_id: str  # 16 hex digits; names the mesh's topics (iplm/<mesh_id>/...)
-    broker_username: str
-    broker_password: str = field(repr=False)
     message_key: bytes = field(repr=False)  # HMAC-SHA256 key of every mesh message
 
 

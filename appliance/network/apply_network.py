@@ -25,14 +25,20 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from appliance.network.create_mesh_point import create_mesh_point
 from appliance.network.network_errors import NetworkError
-from appliance.network.network_types import CONFIG_FILES, DEFAULT_LEASE_FILE, NetworkChanges, NetworkPlan
+from appliance.network.network_types import (
+    CONFIG_FILES,
+    DEFAULT_LEASE_FILE,
+    DEFAULT_TLS_DIR,
+    NetworkChanges,
+    NetworkPlan,
+)
 from appliance.network.render_network_files import render_network_files
 from appliance.write_file_atomically import write_file_atomically
 
 _IFF_UP = 0x1
 _SCOPE_LINK = 253  # RT_SCOPE_LINK: a link-local address is never a source for routed traffic
 # hostapd.conf holds the Wi-Fi passphrase.
-_FILE_MODES = {"hostapd": 0o600, "dnsmasq": 0o644, "nftables": 0o644, "mosquitto": 0o644}
+_FILE_MODES = {"hostapd": 0o600, "dnsmasq": 0o644, "nftables": 0o644, "mosquitto": 0o644, "mosquitto_acl": 0o644}
 _SERVICES = ("hostapd", "dnsmasq", "mosquitto")  # nftables is loaded here, not by a service restart
 _TABLE = ("inet", "iplm")
 _BRIDGE_TABLE = ("bridge", "iplm")  # OWE transition mode only
@@ -270,6 +276,7 @@ def apply_network(
     netns: str | None = None,
     lease_file: Path | str = DEFAULT_LEASE_FILE,
     broker_user: str | None = "mosquitto",
+    tls_dir: Path | str = DEFAULT_TLS_DIR,
 ) -> NetworkChanges:
     """Make links, addresses, config files and table inet iplm match `plan`; idempotent.
 
@@ -277,7 +284,9 @@ def apply_network(
     call with the same plan returns an empty NetworkChanges. Raises NetworkError (no AP interface, nft).
     """
     config_dir = Path(config_dir)
-    texts = render_network_files(plan, config_dir=config_dir, lease_file=lease_file, broker_user=broker_user)
+    texts = render_network_files(
+        plan, config_dir=config_dir, lease_file=lease_file, broker_user=broker_user, tls_dir=tls_dir
+    )
     with IPRoute(netns=netns) if netns else IPRoute() as ipr:
         changes, pending = _ensure_ap(ipr, plan)
         mesh_changes, mesh_pending = _ensure_mesh(ipr, plan)
@@ -293,6 +302,5 @@ def apply_network(
     changes += _ensure_ruleset(
         config_dir / CONFIG_FILES["nftables"], texts["nftables"], netns, transition=plan.owe_interface is not None
     )
-    return NetworkChanges(
-        changes=tuple(changes), reload=tuple(name for name in _SERVICES if name in written), pending=tuple(pending)
-    )
+    reload = tuple(name for name in _SERVICES if name in written or f"{name}_acl" in written)  # the ACL: its broker
+    return NetworkChanges(changes=tuple(changes), reload=reload, pending=tuple(pending))

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -121,11 +122,23 @@ def _check_mosquitto(path: Path) -> ConfigCheck:
     )
 
 
+_ACL_LINE = re.compile(r"(#.*|user \S+|(topic|pattern)( (read|write|readwrite|deny))? [^\s#]+)?\Z")
+
+
+def _check_mosquitto_acl(path: Path) -> ConfigCheck:
+    # mosquitto reads its ACL file only with a config that names it, and ignores lines it cannot parse (a typo
+    # denies silently): every line is checked here against the format of mosquitto.conf(5), acl_file.
+    lines = path.read_text(encoding="utf-8").splitlines()
+    bad = [f"line {number}: {line!r}" for number, line in enumerate(lines, 1) if not _ACL_LINE.match(line.strip())]
+    return ConfigCheck("mosquitto_acl", "ACL lines (mosquitto.conf(5))", not bad, "\n".join(bad) or "ok")
+
+
 _CHECKERS = {
     "dnsmasq": _check_dnsmasq,
     "nftables": _check_nftables,
     "hostapd": _check_hostapd,
     "mosquitto": _check_mosquitto,
+    "mosquitto_acl": _check_mosquitto_acl,
 }
 
 

@@ -20,9 +20,11 @@ CONFIG_FILES = {
     "dnsmasq": "dnsmasq.conf",
     "nftables": "iplm.nft",
     "mosquitto": "mosquitto.conf",
+    "mosquitto_acl": "mosquitto.acl",
 }
-# In config_dir, written by write_broker_credentials once the unit has the mesh key.
-BROKER_PASSWORD_FILE = "mosquitto.passwd"
+# The unit's mesh certificate, key and CA, made by iplm serve once the unit has a mesh key (ensure_unit_identity):
+# <data dir>/mesh/tls on the image.
+DEFAULT_TLS_DIR = "/var/lib/iplm/mesh/tls"
 # tmpfs: the phones' MAC addresses never reach the SD card and are gone after a reboot.
 DEFAULT_LEASE_FILE = "/run/iplm/dnsmasq.leases"
 

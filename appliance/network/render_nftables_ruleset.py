@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from appliance.mesh.broker.render_mosquitto_conf import MAX_CONNECTIONS
 from appliance.network.network_types import NetworkPlan
+
+_BROKER_PER_ADDRESS = 8
 
 TABLE = "inet iplm"
 BRIDGE_TABLE = "bridge iplm"  # OWE transition mode only: keeps the two BSS apart on their bridge
@@ -57,6 +60,13 @@ table {TABLE} {{
     flags dynamic
   }}
 
+  # The addresses holding connections to the mesh broker, each with its count.
+  set broker_connections {{
+    type ipv4_addr
+    size 65535
+    flags dynamic
+  }}
+
   chain prerouting {{
     type nat hook prerouting priority dstnat; policy accept;
     # HTTP to any address reaches the portal: that is what makes phones show the sign-in sheet.
@@ -87,6 +97,13 @@ table {TABLE} {{
     {ap} meta l4proto {{ tcp, udp }} th dport {blocked} drop
     {ap} meta l4proto tcp reject with tcp reset
     {ap} reject
+    # The mesh broker (phones never get here): mosquitto's own max_connections miscounts (a failed TLS
+    # handshake lowers its count, eclipse-mosquitto#1460), so the firewall bounds it: {_BROKER_PER_ADDRESS} connections
+    # per address (a unit holds one, and one more while it reconnects), {MAX_CONNECTIONS} in all; loopback is the
+    # unit's own agent.
+    iifname != "lo" tcp dport {plan.broker_port} ct state new \\
+      add @broker_connections {{ ip saddr ct count over {_BROKER_PER_ADDRESS} }} reject with tcp reset
+    iifname != "lo" tcp dport {plan.broker_port} ct state new ct count over {MAX_CONNECTIONS} reject with tcp reset
   }}
 
   chain forward {{

@@ -105,9 +105,13 @@ def build_admin_blueprint(
 
     @admin.post("/models/<model_id>/install")
     def start_install(model_id: str):
+        # {"trust_mesh": true}: the admin takes the mesh's word for a model nothing else vouches for.
+        trust_mesh = read_json_object(allow_empty=True).get("trust_mesh", False)
+        if not isinstance(trust_mesh, bool):
+            raise ApiError(400, "trust_mesh must be true or false.", param="trust_mesh", code="invalid_value")
         try:
             find_model_entry(model_id)
-            return jsonify({"job": dataclasses.asdict(hooks.jobs.start(model_id))}), 202
+            return jsonify({"job": dataclasses.asdict(hooks.jobs.start(model_id, trust_mesh=trust_mesh))}), 202
         except LibraryError as exc:
             raise _library_error(exc) from exc
 

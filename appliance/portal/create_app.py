@@ -16,6 +16,7 @@ from appliance.admin.start_admin_sessions import start_admin_sessions
 from appliance.engine.engine_types import Engine, EngineError
 from appliance.mesh.agent.describe_unit_presence import describe_unit_presence
 from appliance.mesh.agent.presence_types import PeerEntry
+from appliance.mesh.identity.load_unit_identity import load_unit_identity
 from appliance.mesh.key.load_mesh_secrets import load_mesh_secrets
 from appliance.portal.build_admin_blueprint import build_admin_blueprint
 from appliance.portal.build_admin_session_blueprint import build_admin_session_blueprint
@@ -91,9 +92,11 @@ def create_app(
     portal_url: str | None = None,
     captive_state: CaptiveState | None = None,
     mesh_status: Callable[[], dict[str, PeerEntry] | None] = lambda: None,
+    peer_clock_offset: Callable[[str], int | None] = lambda _node: None,
     storage_budgets: StorageBudgetKeeper | None = None,
 ) -> Flask:
-    """Build the portal app; `current_engine()` is the engine (pool) serving now: an admin may switch models."""
+    """Build the portal app; `current_engine()` is the engine (pool) serving now: an admin may switch models.
+    `peer_clock_offset(node)`: how far that unit's clock is ahead of ours in ms, as the mesh agent saw it."""
     app = Flask("appliance.portal")
     app.config["MAX_CONTENT_LENGTH"] = _MAX_BODY_BYTES
     cast(DefaultJSONProvider, app.json).sort_keys = False
@@ -120,7 +123,11 @@ def create_app(
         app.register_blueprint(build_admin_blueprint(admin, current_engine, sessions, nested=(mesh_admin,)))
         app.register_blueprint(
             build_peer_blueprint(
-                data_dir=admin.data_dir, node_id=admin.node_id, load_secrets=lambda: load_mesh_secrets(admin.data_dir)
+                data_dir=admin.data_dir,
+                node_id=admin.node_id,
+                load_secrets=lambda: load_mesh_secrets(admin.data_dir),
+                load_identity=lambda: load_unit_identity(admin.data_dir, admin.node_id),
+                clock_offset_ms=peer_clock_offset,
             )
         )
     if portal_url:  # on the unit's AP; without it (development) no request is redirected

@@ -58,3 +58,8 @@ def test_cancel_asks_a_running_install_to_stop_and_refuses_otherwise():
 def test_unknown_events_are_refused():
     with pytest.raises(TypeError):
         apply_install_event(InstallJobsState(), object())
+
+
+def test_the_admins_trust_in_the_mesh_goes_with_the_install_it_asked_for():
+    _, effects = _apply(InstallJobsState(), InstallRequested("M", trust_mesh=True))
+    assert effects == [RunInstall("M", trust_mesh=True)]

@@ -7,6 +7,8 @@ regular file directly is an organisation; its subdirectories are the repos). Ser
     GET/HEAD /<repo>/<file>                      any plain HTTP mirror ("url" sources)
 
 `server.revisions[repo]` (a set) limits the revisions a repo answers; a repo not in it accepts any revision.
+`server.lfs_min_bytes` (None: never) makes "hf" answers for files at least that large carry X-Linked-Size and
+X-Linked-Etag (the quoted sha256), as Hugging Face does for its LFS files.
 Responses carry Content-Length, Accept-Ranges: bytes and ETag (the quoted sha256 of the real file). A single
 `Range: bytes=a-b | a- | -n` gets 206 with Content-Range; an unsatisfiable or backwards one gets 416 with
 `Content-Range: bytes */total`; several ranges, another unit or a malformed header get the whole file (200),
@@ -69,6 +71,7 @@ class ModelSourceServer:
     def __init__(self, root_dir: Path):
         self.root_dir = root_dir.resolve()
         self.revisions: dict = {}
+        self.lfs_min_bytes: int | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._requests: list = []
@@ -361,6 +364,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not ignores_ranges:
             self.send_header("Accept-Ranges", "bytes")
         self.send_header("ETag", source._etag(file))
+        if revision is not None and source.lfs_min_bytes is not None and real_size >= source.lfs_min_bytes:
+            self.send_header("X-Linked-Size", str(real_size))
+            self.send_header("X-Linked-Etag", source._etag(file))
         self.send_header("Content-Length", str(end - start))
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end - 1}/{total}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import ssl
 import uuid
 from dataclasses import dataclass, field
 
@@ -47,8 +48,14 @@ def connect_test_client(
     host: str = "127.0.0.1",
     protocol=mqtt.MQTTv5,
     will: tuple | None = None,
+    identity=None,
+    ca_path=None,
 ) -> MqttProbe:
-    """Connect (network loop in a thread); the CONNACK lands in `.connacks`, even a refusal."""
+    """Connect (network loop in a thread); the CONNACK lands in `.connacks`, even a refusal.
+
+    identity: a UnitIdentity to connect with over TLS, as units do (ca_path: another CA to trust instead of
+    the identity's own; with ca_path alone, TLS without a client certificate). A failed TLS handshake
+    raises ssl.SSLError or OSError from here."""
     # allow_zero_length_clientid is false: a client without an id is refused before its password is read.
     client_id = client_id if client_id is not None else f"probe-{uuid.uuid4().hex[:12]}"
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
@@ -57,7 +64,13 @@ def connect_test_client(
         client.username_pw_set(username, password)
     if will is not None:
         client.will_set(*will)
-    client.reconnect_delay_set(min_delay=0.05, max_delay=0.2)
+    if identity is not None or ca_path is not None:
+        context = ssl.create_default_context(cafile=str(ca_path or identity.ca_path))
+        context.check_hostname = False  # units are known by their certificate's CN, not a host name
+        if identity is not None:
+            context.load_cert_chain(str(identity.certificate_path), str(identity.key_path))
+        client.tls_set_context(context)
+    client.reconnect_delay_set(min_delay=0.05, max_delay=0.2)  # type: ignore[arg-type]  # paho takes float s
 
     def on_connect(_client, _userdata, _flags, reason_code, _properties):
         holder.connacks.put(reason_code)

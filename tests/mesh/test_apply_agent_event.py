@@ -237,3 +237,53 @@ def test_ble_sightings_are_smoothed_into_proximity():
 def test_unknown_events_are_refused():
     with pytest.raises(TypeError):
         apply_agent_event(Agent().state, object())
+
+
+def test_a_broker_speaks_only_for_the_unit_its_certificate_names():
+    # Every member holds the mesh key and can seal in another's name; the broker's TLS identity cannot be forged.
+    agent = Agent()
+    agent.apply(PeerAdded("10.0.0.2", 1883))
+    agent.apply(LinkConnected(LINK, refused=False, broker_node=B))
+    effects = agent.hear(C, {"node": C, "state": "online", "will_id": "w1"})
+    assert agent.state.table == {} and agent.state.drops == {"wrong_broker": 1}
+    assert isinstance(effects[0], LogWarning) and "relayed" in effects[0].message
+    assert agent.hear() == [NotifyPeers()] and B in agent.state.table  # the broker's own unit is heard
+
+
+def test_a_broker_that_is_this_unit_is_known_at_connect_and_never_subscribed():
+    agent = Agent()
+    agent.apply(PeerAdded("10.0.0.9", 1883))
+    assert agent.apply(LinkConnected("10.0.0.9:1883", refused=False, broker_node=ME)) == []
+    assert agent.state.links["10.0.0.9:1883"].phase == "self"
+    assert agent.apply(AgentTicked(NOW, 100.0)) == [CloseLink("10.0.0.9:1883")]
+
+
+def test_a_flooding_link_is_cut_to_its_budget_and_the_others_are_not():
+    agent = Agent()
+    agent.link_to()
+    agent.link_to("10.0.0.3")
+    for _ in range(100):  # a broken or hostile member's broker, all in one instant
+        agent.hear(at=NOW)
+    burst = TIMING.message_burst
+    assert agent.state.drops["rate_limited"] == 100 - burst
+    assert set(agent.state.drops) == {"rate_limited"}  # nothing else was wrong with them
+    # One warning for the flood, not one per message.
+    assert sum(1 for link, code in agent.state.warned if code == "rate_limited") == 1
+    # Another link's unit is heard at once; the flooding link gets its rate back with time.
+    assert agent.hear(C, {"node": C, "state": "online", "will_id": "w1"}, link="10.0.0.3:1883") == [NotifyPeers()]
+    dropped = agent.state.drops["rate_limited"]
+    agent.hear(at=NOW + 1.0)
+    assert agent.state.drops["rate_limited"] == dropped and agent.state.table[B].last_seen == NOW + 1.0
+
+
+def test_a_peer_whose_clock_is_off_is_heard_and_its_offset_kept():
+    agent = Agent()
+    agent.link_to()
+    # Its clock is 5 minutes ahead (an offline unit without NTP): a presence dated then arrives now.
+    topic, raw = agent.seal(B, {"node": B, "state": "online", "will_id": "w1"}, at=NOW + 300)
+    assert agent.apply(MessageArrived(LINK, topic, raw, NOW)) == [NotifyPeers()]
+    assert agent.state.table[B].state == "online" and agent.state.clock_offsets[B] == 300_000
+    # A will is sealed long before the broker sends it: its date says nothing about the clock.
+    topic, raw = agent.seal(B, {"node": B, "state": "gone", "will_id": "w1"}, at=NOW - 3600, will=True)
+    agent.apply(MessageArrived(LINK, topic, raw, NOW + 1))
+    assert agent.state.clock_offsets[B] == 300_000

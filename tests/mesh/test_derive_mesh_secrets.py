@@ -23,8 +23,6 @@ def test_derivation_is_pinned():
     # Every unit of a mesh must derive exactly these; a change here splits meshes across versions.
     secrets = derive_mesh_secrets(KEY)
     assert secrets.mesh_id == "5654c8c4a0a12d5b"
-    assert secrets.broker_username == "iplm-8c8290eb0b98ca59"
-    assert secrets.broker_password == "f900b666a4436b5570bd80ff116f5b3c54c0ac11719b491260ee82741c447eb6"
     assert secrets.message_key.hex() == "fcfd20ce591622fd8eab72e95e05cdcdac42ca69a6b457d7e90e0c9aee07aee1"
 
 
@@ -32,24 +30,19 @@ def test_derivation_is_deterministic_and_per_key():
     assert derive_mesh_secrets(KEY) == derive_mesh_secrets(MeshKey(secret=bytes(range(32))))
     other = derive_mesh_secrets(MeshKey(secret=bytes(range(1, 33))))
     mine = derive_mesh_secrets(KEY)
-    assert other.mesh_id != mine.mesh_id and other.broker_password != mine.broker_password
-    assert other.message_key != mine.message_key and other.broker_username != mine.broker_username
+    assert other.mesh_id != mine.mesh_id and other.message_key != mine.message_key
 
 
 def test_each_output_has_its_own_label():
     secrets = derive_mesh_secrets(KEY)
     raw = [
         bytes.fromhex(secrets.mesh_id),
-        bytes.fromhex(secrets.broker_username[len("iplm-") :]),
-        bytes.fromhex(secrets.broker_password),
         secrets.message_key,
     ]
-    assert len({value[:8] for value in raw}) == 4  # no output is a prefix of another
-    assert secrets.message_key.hex() != secrets.broker_password  # the password crosses the wire in clear
+    assert len({value[:8] for value in raw}) == 2  # no output is a prefix of another
 
 
-def test_secrets_are_shaped_for_topics_and_the_password_file():
+def test_secrets_are_shaped_for_topics_and_never_shown():
     secrets = derive_mesh_secrets(KEY)
     assert len(secrets.mesh_id) == 16 and int(secrets.mesh_id, 16) >= 0
-    assert ":" not in secrets.broker_username and ":" not in secrets.broker_password
-    assert secrets.broker_password not in repr(secrets) and secrets.message_key.hex() not in repr(secrets)
+    assert secrets.message_key.hex() not in repr(secrets)

@@ -66,6 +66,7 @@ def mesh(tmp_path_factory):
 @pytest.fixture
 def b_dir(tmp_path, mesh):
     open_database(tmp_path)
+    store_mesh_key(tmp_path, KEY)  # B checks its peers' answers against the mesh's CA
     add_model("Toy", mesh["manifest"], ModelSource(kind="hf", base=mesh["source"].base_url, repo=REPO))
     return tmp_path
 

@@ -117,6 +117,7 @@ def lab_with_peers(tmp_path):
     for name in ("a", "c"):
         _prepare_peer(dirs[name], toy, manifest)
     open_database(dirs["b"])
+    store_mesh_key(dirs["b"], KEY)  # B checks its peers' signed answers against the mesh's CA
     # The origin is unreachable (nothing listens there, so it refuses at once): only peers can serve.
     add_model("Toy", manifest, ModelSource(kind="hf", base="http://127.0.0.1:9", repo="gone"))
     database.close()

@@ -10,18 +10,19 @@ import pytest
 from appliance.mesh.agent.mesh_agent_types import AgentTiming
 from appliance.mesh.agent.presence_types import PresenceModel
 from appliance.mesh.agent.start_mesh_agent import start_mesh_agent
+from appliance.mesh.broker.render_mosquitto_acl import render_mosquitto_acl
 from appliance.mesh.broker.render_mosquitto_conf import render_mosquitto_conf
 from appliance.mesh.broker.start_broker import start_broker
-from appliance.mesh.broker.write_broker_credentials import write_broker_credentials
+from appliance.mesh.identity.ensure_unit_identity import ensure_unit_identity
 from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
 from appliance.mesh.mesh_types import MeshKey
 
 MOSQUITTO = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
 pytestmark = [pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed"), pytest.mark.timeout(60)]
 
-SECRETS = derive_mesh_secrets(MeshKey(secret=bytes(range(32))))
-OTHER = derive_mesh_secrets(MeshKey(secret=bytes(range(1, 33))))
-A, B = "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"
+KEY, OTHER_KEY = MeshKey(secret=bytes(range(32))), MeshKey(secret=bytes(range(1, 33)))
+SECRETS, OTHER = derive_mesh_secrets(KEY), derive_mesh_secrets(OTHER_KEY)
+A, B, C = "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "cccccccccccccccc"
 FAST = AgentTiming(heartbeat_s=0.5, gone_after_s=3.0)
 
 
@@ -44,16 +45,20 @@ def _wait(check, timeout=5.0):
 def brokers(tmp_path):
     started = []
 
-    def start(name, secrets=SECRETS):
+    def start(name, node_id, key=KEY):
+        # A unit's broker, with the unit's own certificate (in its data dir, where its agent finds it too).
         directory = tmp_path / name
         directory.mkdir()
         port = _free_port()
+        identity = ensure_unit_identity(directory, node_id, key)
+        (directory / "mosquitto.acl").write_text(render_mosquitto_acl())
         conf = directory / "mosquitto.conf"
         conf.write_text(
             render_mosquitto_conf(
                 listeners=[("127.0.0.1", port)],
                 user=getpass.getuser(),
-                password_file=write_broker_credentials(directory / "passwd", secrets),
+                tls_dir=identity.key_path.parent,
+                acl_file=directory / "mosquitto.acl",
             )
         )
         started.append(start_broker(conf))
@@ -68,11 +73,12 @@ def brokers(tmp_path):
 def agents():
     started = []
 
-    def start(data_dir, node_id, port, peers=(), secrets=SECRETS, describe=None):
+    def start(data_dir, node_id, port, peers=(), key=KEY, describe=None):
         agent = start_mesh_agent(
             data_dir=data_dir,
             node_id=node_id,
-            secrets=secrets,
+            secrets=derive_mesh_secrets(key),
+            identity=ensure_unit_identity(data_dir, node_id, key),
             broker_host="127.0.0.1",
             broker_port=port,
             describe_unit=describe or (lambda: {"name": node_id[:4]}),
@@ -96,8 +102,8 @@ def _state(agent, node):
 
 
 def test_two_units_see_each_other_and_a_clean_stop_is_a_leave(brokers, agents):
-    dir_a, port_a = brokers("a")
-    dir_b, port_b = brokers("b")
+    dir_a, port_a = brokers("a", A)
+    dir_b, port_b = brokers("b", B)
     agent_a = agents(dir_a, A, port_a, peers=[("127.0.0.1", port_b)])
     agent_b = agents(dir_b, B, port_b, peers=[("127.0.0.1", port_a)])
     assert _wait(lambda: _state(agent_a, B) == "online" and _state(agent_b, A) == "online")
@@ -117,27 +123,31 @@ def test_two_units_see_each_other_and_a_clean_stop_is_a_leave(brokers, agents):
 
 
 def test_a_manual_peer_that_is_this_unit_is_recognised(brokers, agents):
-    dir_a, port_a = brokers("a")
+    dir_a, port_a = brokers("a", A)
     agent_a = agents(dir_a, A, port_a)
     agent_a.add_peer("127.0.0.1", port_a)
     assert _wait(lambda: agent_a.links()[f"127.0.0.1:{port_a}"]["state"] == "self")
     assert agent_a.peers() == {}
 
 
-def test_a_broker_of_another_mesh_refuses_and_nothing_is_seen(brokers, agents):
-    dir_a, port_a = brokers("a")
-    dir_c, port_c = brokers("c", OTHER)
-    agent_a = agents(dir_a, A, port_a, peers=[("127.0.0.1", port_c)])
-    agent_c = agents(dir_c, "cccccccccccccccc", port_c, peers=[("127.0.0.1", port_a)], secrets=OTHER)
-    assert _wait(lambda: agent_a.links()[f"127.0.0.1:{port_c}"]["state"] == "refused")
-    assert _wait(lambda: agent_c.links()[f"127.0.0.1:{port_a}"]["state"] == "refused")
-    time.sleep(0.5)
-    assert agent_a.peers() == {} and agent_c.peers() == {}
+def test_a_broker_of_another_mesh_never_gets_past_the_handshake_and_nothing_is_seen(brokers, agents):
+    dir_a, port_a = brokers("a", A)
+    dir_b, port_b = brokers("b", B)
+    dir_c, port_c = brokers("c", C, OTHER_KEY)
+    agent_a = agents(dir_a, A, port_a, peers=[("127.0.0.1", port_c), ("127.0.0.1", port_b)])
+    agent_c = agents(dir_c, C, port_c, peers=[("127.0.0.1", port_a)], key=OTHER_KEY)
+    agents(dir_b, B, port_b)
+    # Unit b (same mesh, joined later) is seen; by then unit c's connection attempts have failed many times over.
+    assert _wait(lambda: _state(agent_a, B) == "online")
+    time.sleep(1.0)
+    assert agent_a.links()[f"127.0.0.1:{port_c}"]["state"] == "connecting"
+    assert agent_c.links()[f"127.0.0.1:{port_a}"]["state"] == "connecting"
+    assert set(agent_a.peers()) == {B} and agent_c.peers() == {}
 
 
 def test_a_presence_too_big_to_seal_goes_out_without_its_piece_maps(brokers, agents):
-    dir_a, port_a = brokers("a")
-    dir_b, port_b = brokers("b")
+    dir_a, port_a = brokers("a", A)
+    dir_b, port_b = brokers("b", B)
     huge = {"n": 8_000_000, "bitmap": "A" * 400_000}  # over the 256 KiB envelope
     agent_a = agents(dir_a, A, port_a, peers=[("127.0.0.1", port_b)])
     agents(dir_b, B, port_b, describe=lambda: {"models": [{"id": "m", "state": "partial", "pieces": huge}]})
@@ -152,13 +162,14 @@ def test_ble_sightings_add_rssi_to_known_peers(brokers, agents, monkeypatch):
     from tests.mesh.test_ble_discovery import _install_fake_bleak
 
     _install_fake_bleak(monkeypatch, [("AA:BB", {BLE_SERVICE_UUID: encode_ble_advertisement(SECRETS.mesh_id, B)}, -58)])
-    dir_a, port_a = brokers("a")
-    dir_b, port_b = brokers("b")
+    dir_a, port_a = brokers("a", A)
+    dir_b, port_b = brokers("b", B)
     agents(dir_b, B, port_b)
     agent_a = start_mesh_agent(
         data_dir=dir_a,
         node_id=A,
         secrets=SECRETS,
+        identity=ensure_unit_identity(dir_a, A, KEY),
         broker_host="127.0.0.1",
         broker_port=port_a,
         describe_unit=dict,

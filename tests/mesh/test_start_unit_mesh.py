@@ -63,7 +63,8 @@ def test_the_broker_is_restarted_when_it_dies_and_manual_peers_are_picked_up(tmp
     unit_a = _start(dir_a, "a" * 16, port_a)
     unit_b = _start(dir_b, "b" * 16, port_b)
     try:
-        assert (dir_a / "mesh" / "passwd").stat().st_mode & 0o077 == 0
+        assert (dir_a / "mesh" / "tls" / "unit.key").stat().st_mode & 0o077 == 0
+        assert "require_certificate true" in (dir_a / "mesh" / "mosquitto.conf").read_text()
         assert _wait(lambda: "b" * 16 in unit_a.agent.peers() and unit_a.agent.peers()["b" * 16].state == "online")
         status_file = dir_a / "mesh" / "status.json"  # written by the watcher, once a second at most
         assert _wait(lambda: status_file.exists() and "b" * 16 in json.loads(status_file.read_text())["peers"])

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
 import ssl
 import stat
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from appliance.mesh.identity.derive_mesh_authority import derive_mesh_authority
 from appliance.mesh.identity.ensure_unit_identity import ensure_unit_identity
@@ -66,3 +71,25 @@ def test_statements_are_attributed_to_their_signer_and_nothing_else_passes(tmp_p
         with pytest.raises(MeshError) as caught:
             verify_unit_statement(certificate, statement, forged, authority)
         assert caught.value.code in ("bad_identity", "bad_signature")
+
+
+def test_a_certificate_naming_the_mesh_ca_as_issuer_but_signed_by_another_key_is_refused():
+    # The CA's name is public (every certificate carries it): a forger can write it, not sign with its key.
+
+    authority = derive_mesh_authority(parse_mesh_key(create_mesh_key()))
+    ca_name = x509.load_pem_x509_certificate(authority.certificate_pem).subject
+    forger = ec.generate_private_key(ec.SECP256R1())
+    forged = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "a" * 16)]))
+        .issuer_name(ca_name)
+        .public_key(forger.public_key())
+        .serial_number(1)
+        .not_valid_before(datetime.datetime(2000, 1, 1))
+        .not_valid_after(datetime.datetime(2100, 1, 1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(forger, hashes.SHA256())
+    )
+    with pytest.raises(MeshError) as info:
+        verify_unit_certificate(forged.public_bytes(serialization.Encoding.PEM), authority)
+    assert info.value.code == "bad_identity"

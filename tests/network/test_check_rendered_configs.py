@@ -103,3 +103,15 @@ def test_a_broken_owe_or_sae_config_is_caught(tmp_path, plan_name, edit, expecte
 def test_only_known_files_can_be_checked(tmp_path):
     with pytest.raises(ValueError, match="no checker"):
         check_rendered_configs({"squid": tmp_path / "squid.conf"})
+
+
+def test_an_acl_line_mosquitto_would_skip_is_refused(tmp_path):
+    # mosquitto ignores an ACL line it cannot parse, which silently denies (or never denies) what it meant.
+    good = tmp_path / "good.acl"
+    good.write_text("# comment\n\npattern read iplm/+/presence/+\npattern write iplm/+/presence/%u\nuser x\n")
+    bad = tmp_path / "bad.acl"
+    bad.write_text("pattern read iplm/+/presence/+\npatern write iplm/#\ntopic readwrite a b\n")
+    (ok,) = check_rendered_configs({"mosquitto_acl": good})
+    (refused,) = check_rendered_configs({"mosquitto_acl": bad})
+    assert ok.ok is True and refused.ok is False
+    assert "line 2" in refused.detail and "line 3" in refused.detail and "line 1" not in refused.detail

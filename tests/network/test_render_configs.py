@@ -154,10 +154,20 @@ def test_nftables_redirects_http_and_refuses_https_with_a_reset():
     assert order == sorted(order)
 
 
+BROKER_RULES = [
+    'iifname != "lo" tcp dport 1883 ct state new add @broker_connections { ip saddr ct count over 8 } '
+    "reject with tcp reset",
+    'iifname != "lo" tcp dport 1883 ct state new ct count over 64 reject with tcp reset',
+]
+
+
 def test_nftables_rules_all_match_the_ap_so_the_mesh_link_is_untouched():
+    # ... but for the broker's connection caps: a bound on connections, for every interface but loopback.
     plan = plan_network(NODE, mesh_interface="eth0", ap_interface="wlan1")
     rules = _list_rules(render_nftables_ruleset(plan))
-    assert rules and all(rule.startswith(('iifname "wlan1" ', 'oifname "wlan1" ')) for rule in rules)
+    ap_rules = [rule for rule in rules if rule not in BROKER_RULES]
+    assert len(ap_rules) == len(rules) - 2
+    assert ap_rules and all(rule.startswith(('iifname "wlan1" ', 'oifname "wlan1" ')) for rule in ap_rules)
     assert "eth0" not in render_nftables_ruleset(plan)
 
 
@@ -182,6 +192,7 @@ def test_nftables_in_owe_transition_mode_guards_the_bridge_of_both_bss():
     text = render_nftables_ruleset(TRANSITION)
     lines = _list_lines(text)
     inet = _list_rules(text[: text.index("table bridge iplm")])
+    inet = [rule for rule in inet if rule not in BROKER_RULES]
     assert inet and all(rule.startswith(('iifname "br-ap" ', 'oifname "br-ap" ')) for rule in inet)
     bridge = lines[lines.index("table bridge iplm") :]
     assert bridge[:3] == ["table bridge iplm", "delete table bridge iplm", "table bridge iplm {"]
@@ -201,5 +212,6 @@ def test_mosquitto_listens_on_localhost_and_the_mesh_address_only():
         "listener 1883 127.0.0.1",
         "listener 1883 10.213.0.11",
     ]
-    assert "password_file /etc/iplm/mosquitto.passwd" in text and "user mosquitto" in text
+    assert "acl_file /etc/iplm/mosquitto.acl" in text and "user mosquitto" in text
+    assert "certfile /var/lib/iplm/mesh/tls/unit.crt" in text and "require_certificate true" in text
     assert "198.18.0.1" not in text

@@ -34,8 +34,8 @@ def test_the_link_password_depends_on_the_key_only():
     other = parse_mesh_key(create_mesh_key())
     assert derive_mesh_link_password(KEY) != derive_mesh_link_password(other)
     assert len(derive_mesh_link_password(KEY)) == 64
-    # Not the broker password: a leaked Wi-Fi password does not open the brokers, and the reverse.
-    assert derive_mesh_link_password(KEY) != derive_mesh_secrets(KEY).broker_password
+    # Not the message key: a leaked Wi-Fi password does not let anyone seal mesh messages.
+    assert derive_mesh_link_password(KEY) != derive_mesh_secrets(KEY).message_key.hex()
 
 
 def test_no_mesh_point_without_a_radio_that_does_both():

@@ -111,6 +111,8 @@ def test_cancel_leaves_a_partial_install(unit):
 def test_unknown_models_and_bad_bodies(unit):
     with _admin(unit) as http:
         assert http.post("/api/admin/models/Nope/install").json()["error"]["code"] == "model_unknown"
+        not_a_flag = http.post("/api/admin/models/Toy-MLC/install", json={"trust_mesh": "yes"})
+        assert not_a_flag.status_code == 400 and not_a_flag.json()["error"]["param"] == "trust_mesh"
         assert http.put("/api/admin/default-model", json={"model": 5}).status_code == 400
         missing = http.put("/api/admin/default-model", json={"model": "Qwen2.5-0.5B-Instruct-q4f16_1-MLC"})
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_installed"

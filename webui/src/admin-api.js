@@ -18,8 +18,10 @@ export const changePin = (current, next) => requestJson("PUT", "/api/admin/pin",
 /** GET /api/admin/models → {models, default_model, disk_free_bytes}. */
 export const fetchAdminModels = (signal) => requestJson("GET", "/api/admin/models", undefined, signal);
 
-/** POST /api/admin/models/<id>/install: start or resume (202 {job}). */
-export const startInstall = (id) => requestJson("POST", `${modelPath(id)}/install`);
+/** POST /api/admin/models/<id>/install: start or resume (202 {job}); trustMesh: take the content the
+ * units of the mesh offer when neither a pin nor the source can vouch for it. */
+export const startInstall = (id, { trustMesh = false } = {}) =>
+  requestJson("POST", `${modelPath(id)}/install`, trustMesh ? { trust_mesh: true } : undefined);
 
 /** DELETE /api/admin/models/<id>/install: cancel the running install. */
 export const cancelInstall = (id) => requestJson("DELETE", `${modelPath(id)}/install`);

@@ -175,9 +175,20 @@ export function checkDiskRoom(model, diskFreeBytes) {
 // Failures where the source's own copy is wrong: the same source gives the same bytes again.
 const SOURCE_FAULTS = new Set(["source_corrupt", "source_wrong_size", "source_missing_file", "root_mismatch", "source_mismatch"]);
 
+/** Whether a failed install may go on if the admin trusts the units of the mesh for the model's content. */
+export const canTrustMesh = (error) => error?.code === "peer_manifest_unverified";
+
 /** What a failed install job says, with advice that is true for its kind of failure. */
 export function describeJobError(error) {
   const message = error?.message || "unknown error";
+  if (canTrustMesh(error)) {
+    return `Install failed: ${message.replace(/\.$/, "")}. Only one unit vouches for this content and the ` +
+      "source cannot be asked: install it trusting the mesh if you trust its units for this model.";
+  }
+  if (error?.code === "peer_manifests_disagree") {
+    return `Install failed: ${message}. Units of the mesh offer different content for this model: install it ` +
+      "from its source, or add the manifest you trust with iplm models add.";
+  }
   if (SOURCE_FAULTS.has(error?.code)) {
     return `Install failed: ${message}. Trying again from the same source will not help (verified pieces are kept): ` +
       "install it from a unit of the mesh that holds it, or from another source with iplm models install.";

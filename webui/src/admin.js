@@ -23,6 +23,7 @@ import {
   computePercent,
   describeFit,
   describeFormat,
+  canTrustMesh,
   describeJobError,
   describeNotOffered,
   describeProgress,
@@ -224,6 +225,7 @@ function describePinning(model) {
   if (model.pinned_by === "first-install") return "pinned on first install";
   if (model.pinned_by === "admin") return "pinned by the admin";
   if (model.pinned_by === "whitelist") return "pinned by the whitelist";
+  if (model.pinned_by === "mesh") return "pinned by units of the mesh";
   return "pinned";
 }
 
@@ -349,6 +351,7 @@ function buildCard(model, view) {
       (percent === null ? "." : ` (${percent}%).`);
     card.append(makeElement("p", "model-note partial-text", text));
   }
+  const trustable = job?.state === "failed" && !running && canTrustMesh(job.error);
   if (job?.state === "failed") {
     card.append(makeElement("p", "model-note job-error", describeJobError(job.error)));
   } else if (job?.state === "cancelled" && model.state !== "installed") {
@@ -368,6 +371,10 @@ function buildCard(model, view) {
   const installLabel = chooseInstallLabel(model);
   if (installLabel) {
     actions.append(makeButton("install", installLabel, { variant: "", busy: pending === "install", disabled: busy }));
+  }
+  if (trustable) {
+    const label = "Install, trusting the mesh";
+    actions.append(makeButton("trust-mesh", label, { variant: "secondary", busy: pending === "install", disabled: busy }));
   }
   if (running) {
     actions.append(makeButton("cancel", "Cancel", { variant: "secondary outline", busy: pending === "cancel", disabled: busy }));
@@ -508,6 +515,7 @@ function armRemove(id) {
 
 const ACTIONS = {
   install: (id) => runAction(id, "install", () => startInstall(id)),
+  "trust-mesh": (id) => runAction(id, "install", () => startInstall(id, { trustMesh: true })),
   cancel: (id) => runAction(id, "cancel", () => cancelInstall(id)),
   use: (id) => runAction(id, "use", () => chooseDefaultModel(id)),
   remove: (id) => {

@@ -10,6 +10,7 @@ import {
   computePercent,
   describeFit,
   describeFormat,
+  canTrustMesh,
   describeJobError,
   describeNotOffered,
   describeProgress,
@@ -163,4 +164,14 @@ test("describeJobError: a corrupt source is not worth retrying, a broken downloa
   const broken = describeJobError({ code: "source_interrupted", message: "the download broke off" });
   assert.match(broken, /Resume continues where it stopped/);
   assert.match(describeJobError(null), /unknown error/);
+});
+
+test("describeJobError: content only one unit vouches for may be installed trusting the mesh, a dispute not", () => {
+  const lone = { code: "peer_manifest_unverified", message: "only 1 unit of the mesh vouches for Toy." };
+  assert.ok(canTrustMesh(lone));
+  assert.match(describeJobError(lone), /trusting the mesh/);
+  const dispute = { code: "peer_manifests_disagree", message: "the units of the mesh disagree on Toy" };
+  assert.ok(!canTrustMesh(dispute));
+  assert.match(describeJobError(dispute), /different content/);
+  assert.ok(!canTrustMesh({ code: "source_corrupt" }) && !canTrustMesh(null));
 });

@@ -41,6 +41,9 @@ class LinkState:
     via: Literal["mdns", "manual"]
     phase: LinkPhase = "connecting"
     node: str | None = None  # the unit heard on it
+    broker_node: str | None = None  # the broker's certificate's CN, verified by TLS: the only unit it speaks for
+    allowance: float = 0.0  # messages it may still deliver now (a token bucket, refilled with time)
+    counted_at: float | None = None  # epoch s of the last refill
     down_since: float | None = None  # monotonic s
     lost: bool = False  # down past the grace period: its peers were marked gone
     closed: bool = False  # a link to this very unit, whose client was closed
@@ -58,6 +61,7 @@ class AgentState:
     links: dict[str, LinkState] = field(default_factory=dict)
     mdns_links: dict[str, str] = field(default_factory=dict)  # node id -> link key, for links mDNS found
     drops: dict[str, int] = field(default_factory=dict)  # dropped messages by reason
+    clock_offsets: dict[str, int] = field(default_factory=dict)  # node -> its clock minus ours, ms (presence)
     warned: frozenset[tuple[str, str]] = frozenset()  # (link, reason) already logged
     own_connected: bool = False
     next_heartbeat: float = 0.0  # monotonic s
@@ -79,6 +83,7 @@ class LinkConnected:
     link: str
     refused: bool
     reason: str = ""
+    broker_node: str | None = None  # the CN of the certificate the broker showed (TLS verified it)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """The mesh agent's transitions: one event in, the new state and the effects to perform out (pure).
 
-Messages are opened and checked here (MAC, topic, freshness, replay: open_mesh_message is pure too);
-anything forged, replayed, stale, of another mesh or speaking for another unit is dropped and counted.
+Messages are opened and checked here (rate, MAC, topic, replay: open_mesh_message is pure too); anything
+forged, replayed, of another mesh, speaking for another unit than the broker it came from, or over a link's
+message budget is dropped and counted. No wall clock decides (see open_mesh_message); each sender's clock
+offset is kept, so that what it dates (peer requests) is read on its own clock.
 A peer is gone when its will arrives, when the link to its broker stays down for `link_grace_s`, when
 it says it leaves, or when no fresh presence came for `gone_after_s` (update_peer_table).
 """
@@ -9,7 +11,6 @@ it says it leaves, or when no fresh presence came for `gone_after_s` (update_pee
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -90,18 +91,42 @@ def _close_link(state: AgentState, key: str, at: float, effects: list[AgentEffec
     return _notify_if_changed(dataclasses.replace(state, links=links, table=table), effects)
 
 
+def _spend_allowance(state: AgentState, key: str, at: float) -> tuple[AgentState, bool]:
+    """Take one message from the link's budget: (state, whether there was one). A token bucket: refilled at
+    messages_per_s up to message_burst; a clock that stepped back refills it (nothing is owed)."""
+    link = state.links.get(key)
+    if link is None:
+        return state, True  # a message racing its link's close: the checks below still hold
+    timing = state.config.timing
+    elapsed = timing.message_burst / timing.messages_per_s if link.counted_at is None else at - link.counted_at
+    if elapsed < 0:
+        elapsed = timing.message_burst / timing.messages_per_s
+    allowance = min(float(timing.message_burst), link.allowance + elapsed * timing.messages_per_s)
+    spent = allowance >= 1.0
+    link = dataclasses.replace(link, allowance=allowance - 1.0 if spent else allowance, counted_at=at)
+    return _with_link(state, key, link), spent
+
+
 def _receive(state: AgentState, event: MessageArrived) -> Step:
     effects: list[AgentEffect] = []
     config = state.config
+    # Before any parsing or MAC: a flood costs a counter per message.
+    state, allowed = _spend_allowance(state, event.link, event.at)
+    if not allowed:
+        return _drop(state, event.link, "rate_limited", "the link is over its message budget", effects), effects
     try:
-        sender, payload, replay = open_mesh_message(
-            config.secrets, event.topic, event.raw, state.replay, now=event.at, max_skew_s=config.timing.max_skew_s
-        )
+        message, replay = open_mesh_message(config.secrets, event.topic, event.raw, state.replay)
     except MeshMessageError as exc:
         return _drop(state, event.link, exc.code, exc.message, effects), effects
+    sender, payload = message.sender, message.payload
     if event.topic.rsplit("/", 1)[-1] != sender:  # a member may only speak for itself
         return _drop(state, event.link, "wrong_sender", f"{sender} published on {event.topic}", effects), effects
     link = state.links.get(event.link)
+    if link is not None and link.broker_node is not None and sender != link.broker_node:
+        # Every unit holds the mesh key and could seal in another's name; only a unit's own broker (its
+        # certificate, checked by TLS) speaks for it.
+        reason = f"the broker of {link.broker_node} relayed {sender}'s presence"
+        return _drop(state, event.link, "wrong_broker", reason, effects), effects
     if sender == config.node_id:  # a manual peer that is this very unit
         if link is not None and link.phase != "self":
             state = _with_link(state, event.link, dataclasses.replace(link, phase="self"))
@@ -113,9 +138,12 @@ def _receive(state: AgentState, event: MessageArrived) -> Step:
     if link is not None:
         state = _with_link(state, event.link, dataclasses.replace(link, node=sender))
     # The MAC covered the envelope, so its "will" flag is authentic.
-    kind = WillHeard if json.loads(event.raw)["will"] else PresenceHeard
+    kind = WillHeard if message.will else PresenceHeard
     table = update_peer_table(state.table, kind(sender=sender, presence=presence, via=event.link, at=event.at))
-    state = dataclasses.replace(state, replay=replay, table=table)
+    offsets = state.clock_offsets
+    if not message.will:  # a will was sealed long before the broker sent it: its date says nothing of the clock
+        offsets = {**offsets, sender: message.sent_at - int(event.at * 1000)}
+    state = dataclasses.replace(state, replay=replay, table=table, clock_offsets=offsets)
     return _notify_if_changed(state, effects), effects
 
 
@@ -128,7 +156,9 @@ def _connected(state: AgentState, event: LinkConnected) -> Step:
         if link.phase != "refused":
             effects.append(LogWarning(f"the broker at {event.link} refused us: {event.reason} (another mesh?)"))
         return _with_link(state, event.link, dataclasses.replace(link, phase="refused")), effects
-    link = dataclasses.replace(link, phase="connected", down_since=None, lost=False)
+    if event.broker_node == state.config.node_id:  # a manual peer that is this very unit: closed by the ticker
+        return _with_link(state, event.link, dataclasses.replace(link, phase="self", broker_node=event.broker_node)), []
+    link = dataclasses.replace(link, phase="connected", down_since=None, lost=False, broker_node=event.broker_node)
     return _with_link(state, event.link, link), [PaceReconnects(event.link, slow=False), SubscribePresence(event.link)]
 
 

@@ -31,7 +31,7 @@ DEFAULT_BROKER_PORT = 1883
 PRESENCE_VERSION = 1
 MESH_KEY_FILE = "mesh_key"  # in the data dir, mode 0600: the key never goes into the SQLite database
 MANUAL_PEERS_SETTING = "mesh.manual_peers"  # settings table: ["host:port", ...]
-MESH_DIR = "mesh"  # in the data dir: mosquitto.conf, passwd, status.json
+MESH_DIR = "mesh"  # in the data dir: mosquitto.conf, mosquitto.acl, status.json, tls/
 MESH_STATUS_FILE = "status.json"  # the running agent's view, for `iplm mesh status`
 
 
@@ -39,15 +39,16 @@ MESH_STATUS_FILE = "status.json"  # the running agent's view, for `iplm mesh sta
 class AgentTiming:
     """How fast the agent notices things. Defaults meet "seen within 2 s, gone within 10 s" on a LAN."""
 
-    heartbeat_s: float = 3.0  # presence is republished this often (also keeps it inside max_skew_s)
+    heartbeat_s: float = 3.0  # presence is republished this often
     gone_after_s: float = 10.0  # no fresh presence for this long: gone ("silent")
     keepalive_s: int = 2  # MQTT keepalive on every connection: a dead link shows in ~2-3 x this
     link_grace_s: float = 1.0  # a peer's broker connection down this long: gone ("link")
     reconnect_max_s: float = 1.0  # retry a peer's broker at least this often
     connect_timeout_s: float = 2.0
-    # open_mesh_message's freshness window. It assumes the units' clocks agree to within this
-    # (offline units have no NTP: an admin sets the clock, or units drift); see the agent's notes.
-    max_skew_s: float = 60.0
+    # Messages taken from one broker link: a peer sends a presence every heartbeat_s, so this is ample, and a
+    # member that floods (a broken or hostile unit) costs the others a counter, not a MAC check per message.
+    messages_per_s: float = 5.0
+    message_burst: int = 20
 
 
 DEFAULT_TIMING = AgentTiming()
@@ -122,8 +123,9 @@ class MeshAgent:
 
     peers(): the peer table, {node id: PeerEntry}. links(): {"host:port": {"state": "connecting" | "connected" |
     "refused" | "down" | "self", "via": "mdns" | "manual", "node": node id or None}}. drops(): how many
-    received messages were dropped, by reason ("bad_mac", "replay", "stale", "wrong_sender", ...).
-    add_peer(host, port): connect to one more broker. stop(): publish "gone", close everything.
+    received messages were dropped, by reason ("bad_mac", "replay", "wrong_sender", "rate_limited", ...).
+    clock_offset(node): how far that peer's clock is ahead of this unit's, in ms, as its latest presence showed
+    (None: not heard). add_peer(host, port): connect to one more broker. stop(): publish "gone", close everything.
     """
 
     node_id: str
@@ -131,6 +133,7 @@ class MeshAgent:
     peers: Callable[[], dict[str, PeerEntry]]
     links: Callable[[], dict]
     drops: Callable[[], dict]
+    clock_offset: Callable[[str], int | None]
     add_peer: Callable[[str, int], None]
     stop: Callable[[], None]
 

@@ -2,17 +2,19 @@
 
 (a) One connection to the unit's OWN broker: presence, retained, sealed, every `heartbeat_s` and on
     every (re)connect, with a sealed "gone" last will. (b) One connection to each discovered peer's
-    broker (mDNS, manual peers, add_peer) with the mesh's derived credentials, subscribed to
-    iplm/<mesh_id>/presence/+. (c) A peer table. The decisions are apply_agent_event's (pure); this
-    module turns MQTT, mDNS, BLE and timer callbacks into its events and performs the effects.
+    broker (mDNS, manual peers, add_peer), subscribed to iplm/<mesh_id>/presence/+. (c) A peer table.
+    The decisions are apply_agent_event's (pure); this module turns MQTT, mDNS, BLE and timer callbacks
+    into its events and performs the effects.
+
+Every connection is mutual TLS with the unit's own certificate, and takes only a broker whose certificate the
+mesh's CA signed; the broker's CN (its node id) is the one unit that link speaks for.
 
 No unit is special: every unit's presence lives on its own broker, so any unit can leave or crash
 and the others keep seeing each other. A full mesh of N x (N-1) MQTT connections suits a LAN of tens
 of units; hundreds run the same topics on a clustered broker instead (docs/architecture.md).
 
-Clocks: open_mesh_message refuses messages dated more than `max_skew_s` from the receiver's clock, so
-the units' clocks must roughly agree (offline units have no NTP). In the test lab every namespace
-shares the host's clock, so the lab does not exercise skew.
+Clocks: nothing here compares a peer's clock with ours (offline units have no NTP and drift); each peer's
+offset is measured from its presence and read by clock_offset(node).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets as random_secrets
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -57,6 +60,7 @@ from appliance.mesh.agent.agent_state_types import (
 from appliance.mesh.agent.apply_agent_event import apply_agent_event
 from appliance.mesh.agent.mesh_agent_types import DEFAULT_TIMING, PRESENCE_VERSION, AgentTiming, BleSighting, MeshAgent
 from appliance.mesh.agent.presence_types import PeerEntry
+from appliance.mesh.identity.identity_types import UnitIdentity
 from appliance.mesh.mesh_errors import MeshError, MeshMessageError
 from appliance.mesh.mesh_types import MeshSecrets
 from appliance.mesh.messages.advance_mesh_counter import advance_mesh_counter
@@ -80,6 +84,7 @@ class _Edge:
 
     state: AgentState
     secrets: MeshSecrets
+    identity: UnitIdentity
     timing: AgentTiming
     describe_unit: Callable[[], dict]
     advertise_address: str
@@ -171,9 +176,28 @@ def _pace_reconnects(client: mqtt.Client, min_delay_s: float, max_delay_s: float
     client.reconnect_delay_set(min_delay=min_delay_s, max_delay=max_delay_s)  # type: ignore[arg-type]
 
 
-def _new_client(client_id: str, secrets: MeshSecrets, timing: AgentTiming) -> mqtt.Client:
+def _create_tls_context(identity: UnitIdentity) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(identity.ca_path))
+    # A broker is known by its certificate's CN (a node id), not by a host name: mDNS and manual peers give
+    # addresses. The chain must still lead to the mesh's CA; the CN is read after connecting.
+    context.check_hostname = False
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(identity.certificate_path), str(identity.key_path))
+    return context
+
+
+def _read_broker_node(client: mqtt.Client) -> str | None:
+    sock = client.socket()
+    certificate = sock.getpeercert() if isinstance(sock, ssl.SSLSocket) else None
+    # getpeercert(): {"subject": ((("commonName", "..."),), ...), ...}
+    subject = (certificate or {}).get("subject", ())
+    names = [pair for entry in subject for pair in entry if isinstance(pair, tuple) and len(pair) == 2]
+    return next((str(value) for name, value in names if name == "commonName"), None)
+
+
+def _new_client(client_id: str, identity: UnitIdentity, timing: AgentTiming) -> mqtt.Client:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    client.username_pw_set(secrets.broker_username, secrets.broker_password)
+    client.tls_set_context(_create_tls_context(identity))
     _pace_reconnects(client, 0.1, timing.reconnect_max_s)
     client.connect_timeout = timing.connect_timeout_s
     return client
@@ -181,8 +205,10 @@ def _new_client(client_id: str, secrets: MeshSecrets, timing: AgentTiming) -> mq
 
 def _open_link(edge: _Edge, effect: OpenLink) -> None:
     key = effect.link
-    client = _new_client(f"iplm-{edge.state.config.node_id}-{random_secrets.token_hex(4)}", edge.secrets, edge.timing)
-    client.on_connect = lambda _c, _u, _f, code, _p: _apply(edge, LinkConnected(key, code.is_failure, str(code)))
+    client = _new_client(f"iplm-{edge.state.config.node_id}-{random_secrets.token_hex(4)}", edge.identity, edge.timing)
+    client.on_connect = lambda c, _u, _f, code, _p: _apply(
+        edge, LinkConnected(key, code.is_failure, str(code), broker_node=_read_broker_node(c))
+    )
     client.on_disconnect = lambda _c, _u, _f, _code, _p: _apply(edge, LinkDropped(key, time.monotonic()))
     client.on_message = lambda _c, _u, message: _apply(
         edge, MessageArrived(key, message.topic, bytes(message.payload), time.time())
@@ -385,6 +411,7 @@ def start_mesh_agent(
     data_dir,
     node_id: str,
     secrets: MeshSecrets,
+    identity: UnitIdentity,
     broker_host: str,
     broker_port: int,
     describe_unit: Callable[[], dict],
@@ -399,13 +426,15 @@ def start_mesh_agent(
     """Start the agent (threads) and return once its presence is on its own broker (or after 5 s trying).
 
     The own broker is reached at broker_host:broker_port and must also listen on
-    advertise_address:broker_port, which is what peers are told (mDNS) and connect to. manual_peers:
+    advertise_address:broker_port, which is what peers are told (mDNS) and connect to. identity: the unit's
+    certificate and key for every broker connection (load_unit_identity). manual_peers:
     [(host, port)]. on_change(peers) is called (from an agent thread) when a peer appears or changes state.
     """
     config = AgentConfig(node_id=node_id, secrets=secrets, timing=timing)
     edge = _Edge(
         state=AgentState(config=config, will_id=random_secrets.token_hex(8)),
         secrets=secrets,
+        identity=identity,
         timing=timing,
         describe_unit=describe_unit,
         advertise_address=advertise_address,
@@ -413,7 +442,7 @@ def start_mesh_agent(
         portal_port=portal_port,
         counter_path=Path(data_dir) / _COUNTER_FILE,
         on_change=on_change,
-        own=_new_client(f"iplm-{node_id}-own-{random_secrets.token_hex(4)}", secrets, timing),
+        own=_new_client(f"iplm-{node_id}-own-{random_secrets.token_hex(4)}", identity, timing),
     )
     _start_own_connection(edge, broker_host)
     zeroconf, stoppers = _start_discovery(edge, mdns=discovery, ble=ble)
@@ -433,6 +462,7 @@ def start_mesh_agent(
         peers=lambda: _describe_peers(edge),
         links=lambda: _describe_links(edge),
         drops=lambda: dict(edge.state.drops),
+        clock_offset=lambda node: edge.state.clock_offsets.get(node),
         add_peer=lambda host, port: _apply(edge, PeerAdded(host, int(port))),
         stop=lambda: _stop(edge, stop_ticking, ticker, zeroconf, stoppers),
     )

@@ -21,10 +21,12 @@ from appliance.mesh.agent.mesh_agent_types import (
     UnitMesh,
 )
 from appliance.mesh.agent.start_mesh_agent import start_mesh_agent
+from appliance.mesh.broker.render_mosquitto_acl import render_mosquitto_acl
 from appliance.mesh.broker.render_mosquitto_conf import render_mosquitto_conf
 from appliance.mesh.broker.start_broker import start_broker
-from appliance.mesh.broker.write_broker_credentials import write_broker_credentials
 from appliance.mesh.discovery.parse_peer_address import parse_peer_address
+from appliance.mesh.identity.identity_types import UnitIdentity
+from appliance.mesh.identity.load_unit_identity import load_unit_identity
 from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
 from appliance.mesh.key.load_mesh_key import load_mesh_key
 from appliance.mesh.mesh_errors import BrokerError
@@ -48,16 +50,19 @@ def _read_manual_peers() -> list[tuple[str, int]]:
     return peers
 
 
-def _start_own_broker(mesh_dir: Path, secrets, mesh_address: str, broker_port: int):
-    password_file = write_broker_credentials(mesh_dir / "passwd", secrets)
+def _start_own_broker(mesh_dir: Path, identity: UnitIdentity, mesh_address: str, broker_port: int):
+    acl_path = mesh_dir / "mosquitto.acl"
+    write_file_atomically(acl_path, render_mosquitto_acl(), mode=0o600)
     # Loopback for the unit's own agent; the mesh link for peers. Never the access point's side:
     # phones must not reach the broker.
     listeners = [("127.0.0.1", broker_port)]
     if mesh_address != "127.0.0.1":
         listeners.append((mesh_address, broker_port))
-    # Started by us (development), mosquitto keeps our account: it must read the 0600 password file.
+    # Started by us (development), mosquitto keeps our account: it must read the 0600 key and ACL.
     # Its log goes to stderr, which start_broker keeps the tail of: nothing written to the SD card.
-    conf = render_mosquitto_conf(listeners=listeners, password_file=password_file, user=getpass.getuser())
+    conf = render_mosquitto_conf(
+        listeners=listeners, tls_dir=identity.key_path.parent, acl_file=acl_path, user=getpass.getuser()
+    )
     conf_path = mesh_dir / "mosquitto.conf"
     conf_path.write_text(conf, encoding="utf-8")
     return start_broker(conf_path)
@@ -96,12 +101,14 @@ def start_unit_mesh(
     the mesh link (Ethernet or the Wi-Fi mesh), where its broker listens and mDNS runs. Raises BrokerError.
     """
     key = load_mesh_key(data_dir)
-    if key is None:
+    loaded = load_unit_identity(data_dir, node_id)
+    if key is None or loaded is None:
         return None
     secrets = derive_mesh_secrets(key)
+    identity, _ = loaded
     mesh_dir = Path(data_dir) / MESH_DIR
     mesh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    broker = _start_own_broker(mesh_dir, secrets, mesh_address, broker_port) if run_broker else None
+    broker = _start_own_broker(mesh_dir, identity, mesh_address, broker_port) if run_broker else None
     status_path = mesh_dir / MESH_STATUS_FILE
     stopping = threading.Event()
     changed = threading.Event()
@@ -116,6 +123,7 @@ def start_unit_mesh(
             data_dir=data_dir,
             node_id=node_id,
             secrets=secrets,
+            identity=identity,
             broker_host="127.0.0.1",
             broker_port=broker_port,
             describe_unit=describe_unit,

@@ -13,7 +13,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from appliance.mesh.identity.derive_mesh_authority import derive_mesh_authority
 from appliance.mesh.identity.identity_types import (
+    CA_FILE,
+    CERTIFICATE_FILE,
     IDENTITY_DIR,
+    KEY_FILE,
     VALID_FROM_YEAR,
     VALID_UNTIL_YEAR,
     MeshAuthority,
@@ -80,7 +83,7 @@ def ensure_unit_identity(data_dir: str | Path, node_id: str, key: MeshKey) -> Un
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
     authority = derive_mesh_authority(key)
-    ca_path, certificate_path, key_path = directory / "ca.crt", directory / "unit.crt", directory / "unit.key"
+    ca_path, certificate_path, key_path = directory / CA_FILE, directory / CERTIFICATE_FILE, directory / KEY_FILE
     private_key = _load_or_create_key(key_path)
     if not ca_path.exists() or ca_path.read_bytes() != authority.certificate_pem:
         write_file_atomically(ca_path, authority.certificate_pem, mode=0o644)

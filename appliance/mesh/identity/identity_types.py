@@ -16,6 +16,10 @@ from pathlib import Path
 VALID_FROM_YEAR = 1970
 VALID_UNTIL_YEAR = 9999
 IDENTITY_DIR = "mesh/tls"  # under the data dir
+# Its files, as mosquitto.conf names them.
+CA_FILE = "ca.crt"
+CERTIFICATE_FILE = "unit.crt"
+KEY_FILE = "unit.key"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,10 @@
-"""Open a message received from the mesh: check who sent it, where, when, and that it is new."""
+"""Open a message received from the mesh: check who sent it, where, and that it is new.
+
+No wall clock decides: an offline unit's clock may be minutes or years off, and one that refused messages by
+their date silently vanished from the mesh. Freshness is the sender's counter (it only grows); a message can
+reach a unit only through the sender's own broker, which takes writes on a unit's topics from that unit's
+certificate alone (mutual TLS and the broker's ACL), so nobody else can inject or replay one.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import hmac
 import json
 
 from appliance.mesh.mesh_errors import MeshMessageError
-from appliance.mesh.mesh_types import ENVELOPE_VERSION, MAX_CLOCK_SKEW_S, MAX_MESSAGE_BYTES, MeshMessage, MeshSecrets
+from appliance.mesh.mesh_types import ENVELOPE_VERSION, MAX_MESSAGE_BYTES, MeshMessage, MeshSecrets
 from appliance.mesh.messages.compute_mesh_mac import compute_mesh_mac
 
 _FIELDS = {f.name for f in dataclasses.fields(MeshMessage)}
@@ -55,16 +61,13 @@ def open_mesh_message(
     topic: str,
     raw: bytes,
     replay_state: dict,
-    *,
-    now: float,
-    max_skew_s: float = MAX_CLOCK_SKEW_S,
-) -> tuple[str, dict, dict]:
-    """(sender, payload, new replay state) of the envelope `raw` received on `topic`.
+) -> tuple[MeshMessage, dict]:
+    """(the envelope, new replay state) of `raw` received on `topic`.
 
     `replay_state` ({sender: last accepted counter}) is not changed: the caller keeps the returned
-    state. Raises MeshMessageError: "oversize", "malformed", "bad_mac", "topic_mismatch", "future",
-    "replay" (already accepted: e.g. a retained message re-delivered; ignore it) or "stale". A will
-    (see mesh_types) is checked for MAC, topic and "future" only and leaves the state as it was.
+    state. Raises MeshMessageError: "oversize", "malformed", "bad_mac", "topic_mismatch" or "replay"
+    (already accepted: e.g. a retained message re-delivered; ignore it). A will (see mesh_types) is
+    checked for MAC and topic only and leaves the state as it was.
     """
     raw = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
     if len(raw) > MAX_MESSAGE_BYTES:
@@ -87,18 +90,11 @@ def open_mesh_message(
     # Only now, with the envelope authentic, do its fields mean anything.
     if message.topic != topic:
         raise MeshMessageError("topic_mismatch", f"a message sealed for {message.topic!r} arrived on {topic!r}")
-    now_ms, skew_ms = int(now * 1000), int(max_skew_s * 1000)
-    if message.sent_at > now_ms + skew_ms:
-        raise MeshMessageError(
-            "future", f"the message is dated {(message.sent_at - now_ms) / 1000:.1f} s ahead of this unit's clock"
-        )
     if message.will:
-        return message.sender, message.payload, replay_state
+        return message, replay_state
     last = replay_state.get(message.sender)
     if last is not None and message.counter <= last:
         raise MeshMessageError(
             "replay", f"counter {message.counter} of {message.sender!r} was already passed (last accepted: {last})"
         )
-    if message.sent_at < now_ms - skew_ms:
-        raise MeshMessageError("stale", f"the message is {(now_ms - message.sent_at) / 1000:.1f} s old")
-    return message.sender, message.payload, {**replay_state, message.sender: message.counter}
+    return message, {**replay_state, message.sender: message.counter}
