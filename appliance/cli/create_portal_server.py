@@ -11,6 +11,7 @@ from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import MultiSocketServer, TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
+from waitress.utilities import BadRequest, ServerNotImplemented
 
 from appliance.cli.portal_server_types import PortalServerLimits
 
@@ -30,6 +31,10 @@ class _JsonErrorTask(ErrorTask):
 
     def execute(self):
         error = self.request.error
+        if isinstance(error, ServerNotImplemented):
+            # waitress says 501 for a Transfer-Encoding it cannot decode; a request whose last coding is not
+            # chunked has no knowable length, which RFC 9112 (6.3) makes a 400. Either way the client erred.
+            error = BadRequest(error.body)
         status, _, _ = error.to_response(self.channel.server.adj.ident)
         body = json.dumps(
             {

@@ -22,7 +22,7 @@ def run_models_add(args) -> int:
     except LibraryError as exc:
         print(f"iplm: {exc.message}", file=sys.stderr)
         return 2
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested past the stack
         print(f"iplm: cannot read the manifest {args.manifest}: {exc}", file=sys.stderr)
         return 2
     print(

@@ -68,7 +68,7 @@ def run_models_install(args) -> int:
         advice = advise_install_error(exc)
         print(f"\niplm: {exc.message}" + (f"\niplm: {advice}" if advice else ""), file=sys.stderr)
         return 2 if exc.code in ("model_unknown", "manifest_invalid") else 1
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested past the stack
         print(f"\niplm: cannot read the manifest: {exc}", file=sys.stderr)
         return 2
     print(file=sys.stderr)

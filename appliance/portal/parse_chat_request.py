@@ -22,10 +22,13 @@ def _number(body: dict, name: str, low: float, high: float, *, integer: bool = F
         raise ApiError(
             400, f"'{name}' must be {'an integer' if integer else 'a number'}.", param=name, code="invalid_type"
         )
-    if not math.isfinite(value) or value < low or value > high or (low_open and value == low):
+    # A JSON integer may have hundreds of digits: compared as it is, never converted to a float (overflow).
+    infinite = isinstance(value, float) and not math.isfinite(value)
+    if infinite or value < low or value > high or (low_open and value == low):
         bound = f"greater than {low:g}" if low_open else f"at least {low:g}"
+        got = str(value) if len(str(value)) <= 24 else f"{str(value)[:12]}... ({len(str(value))} digits)"
         raise ApiError(
-            400, f"'{name}' must be {bound} and at most {high:g}; got {value}.", param=name, code="invalid_value"
+            400, f"'{name}' must be {bound} and at most {high:g}; got {got}.", param=name, code="invalid_value"
         )
     return value
 

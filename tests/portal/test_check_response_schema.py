@@ -225,3 +225,26 @@ def test_what_passes_is_a_grammar_llama_cpp_takes():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "^((a{0,50}){0,50}){0,50}$",  # found by the hostile suite: the worker never finished a 24-token reply
+        "^((a{0,8}){0,8}){0,8}$",  # 4.6 s for 24 tokens of SmolLM2
+        "^(a{0,50}){0,50}$",
+        "^([a-z]{0,50}[0-9]{0,50}){0,10}$",
+        "^a{0,501}$",
+    ],
+)
+def test_nested_repeats_are_weighed_as_often_as_they_repeat(pattern):
+    error = _refusal({"type": "string", "pattern": pattern})
+    assert error.param.endswith(".pattern") and "optional repeats" in error.message
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["^((a{0,4}){0,4}){0,4}$", "^(a{0,16}){0,16}$", "^([0-9]{3}-)?[0-9]{4}$", "^(a+)+$", "^a{0,500}$"],
+)
+def test_nested_repeats_that_cost_what_a_plain_string_does_pass(pattern):
+    check_response_schema({"type": "string", "pattern": pattern}, "schema")

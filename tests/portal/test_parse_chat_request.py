@@ -325,3 +325,12 @@ def test_unsupported_features_are_refused_when_asked_for(name, value):
 )
 def test_unsupported_features_left_off_are_accepted(name, value):
     assert _parse(**{name: value}).params == ChatParams()
+
+
+@pytest.mark.parametrize("name", ["max_tokens", "max_completion_tokens", "temperature", "top_p", "seed"])
+def test_an_integer_of_hundreds_of_digits_is_out_of_range_not_an_overflow(name):
+    # JSON integers have no size limit; converted to a float, 10**400 would raise OverflowError (a 500).
+    error = _refusal({"messages": [USER], name: 10**400})
+
+    assert (error.status, error.param, error.code) == (400, name, "invalid_value")
+    assert "(401 digits)" in error.message

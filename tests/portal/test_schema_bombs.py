@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.portal.build_schema_bomb import build_schema_bomb
+
 pytestmark = pytest.mark.engine
 
 SCHEMA = "response_format.json_schema.schema"
@@ -21,28 +23,13 @@ BOMB_144 = {
 }
 
 
-def _nest(levels: int) -> dict:
-    schema: dict = {"type": "string"}
-    for _ in range(levels):
-        schema = {"type": "array", "items": schema}
-    return schema
-
-
-def _fan_out(levels: int, width: int) -> dict:
-    """$defs that each refer `width` times to the one before: width**levels subschemas once written out."""
-    defs: dict = {"d0": {"type": "string"}}
-    for level in range(1, levels + 1):
-        defs[f"d{level}"] = {"anyOf": [{"$ref": f"#/$defs/d{level - 1}"} for _ in range(width)]}
-    return {"$defs": defs, "$ref": f"#/$defs/d{levels}"}
-
-
 BOMBS = [
     pytest.param(BOMB_144, f"{SCHEMA}.properties.items.minItems", id="minItems 10^9, 144 bytes"),
     pytest.param(
         {"type": "array", "items": {"type": "string"}, "minItems": 10**7}, f"{SCHEMA}.minItems", id="minItems 10^7"
     ),
-    pytest.param(_nest(40), SCHEMA + ".items" * 16, id="40 levels deep"),
-    pytest.param(_nest(200), SCHEMA + ".items" * 64, id="200 levels deep"),
+    pytest.param(build_schema_bomb("nest", 40), SCHEMA + ".items" * 16, id="40 levels deep"),
+    pytest.param(build_schema_bomb("nest", 200), SCHEMA + ".items" * 64, id="200 levels deep"),
     pytest.param(
         {"type": "object", "properties": {"color": {"enum": [f"color-{i}" for i in range(5000)]}}},
         SCHEMA,
@@ -59,7 +46,7 @@ BOMBS = [
         f"{SCHEMA}.$defs.b.$ref",
         id="$ref loop",
     ),
-    pytest.param(_fan_out(8, 8), f"{SCHEMA}.$defs.d1.anyOf[2]", id="$ref fan-out"),
+    pytest.param(build_schema_bomb("fan-out", 8, 8), f"{SCHEMA}.$defs.d1.anyOf[2]", id="$ref fan-out"),
     # What llama.cpp's own grammar parser refuses: llama-cpp-python then samples without a sampler (SIGSEGV).
     pytest.param({"type": "string", "maxLength": 1024}, f"{SCHEMA}.maxLength", id="1024 optional repeats"),
     pytest.param({"type": "string", "pattern": "^\\d+$"}, f"{SCHEMA}.pattern", id="escape the parser lacks"),
