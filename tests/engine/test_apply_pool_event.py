@@ -330,3 +330,59 @@ def test_closing_fails_waiting_chats_and_shuts_workers_down():
 def test_unknown_events_are_refused():
     with pytest.raises(TypeError):
         apply_pool_event(Pool().state, object())
+
+
+def _chat(pool, job_id, *, accepted, first, done, prompt=100, completion=21, finish="stop", worker=0):
+    """A chat from the engine's "start" (prompt accepted) through its first piece to its end, at those times."""
+    gen = pool.generation(worker)
+    pool.submit(job_id, at=accepted - 0.1)
+    pool.apply(WorkerStreamed(worker, gen, job_id, ChatEvent("start", prompt_tokens=prompt), accepted))
+    pool.apply(WorkerStreamed(worker, gen, job_id, ChatEvent("delta", text="x"), first))
+    end = ChatEvent("done", prompt_tokens=prompt, completion_tokens=completion, finish_reason=finish)
+    pool.apply(WorkerStreamed(worker, gen, job_id, end, done))
+
+
+def test_the_pool_measures_prefill_and_decode_speed_from_its_chats():
+    pool = Pool()
+    pool.ready()
+    assert pool.state.speed is None
+    # 100 prompt tokens in 0.5 s, then 20 more reply tokens in 2 s.
+    _chat(pool, 1, accepted=10.0, first=10.5, done=12.5)
+    speed = pool.state.speed
+    assert (speed.prefill_tokens_per_s, speed.decode_tokens_per_s, speed.measured_at) == (200.0, 10.0, 12.5)
+    # The next chat moves the figures by a fifth of the way: one slow chat does not swing them.
+    _chat(pool, 2, accepted=20.0, first=21.0, done=23.0)
+    speed = pool.state.speed
+    assert speed.prefill_tokens_per_s == pytest.approx(0.8 * 200 + 0.2 * 100)
+    assert speed.decode_tokens_per_s == pytest.approx(10.0) and speed.measured_at == 23.0
+
+
+@pytest.mark.parametrize(
+    "chat",
+    [
+        {"finish": "cancelled"},  # cut short: its pace says nothing
+        {"completion": 1},  # one token: no decode time to measure
+        {"prompt": 0},
+    ],
+)
+def test_a_chat_that_cannot_be_timed_leaves_the_speed_alone(chat):
+    pool = Pool()
+    pool.ready()
+    _chat(pool, 1, accepted=10.0, first=10.5, done=12.5)
+    before = pool.state.speed
+    _chat(pool, 2, accepted=20.0, first=20.1, done=20.2, **chat)
+    assert pool.state.speed == before
+
+
+def test_another_model_forgets_the_speed():
+    pool = Pool()
+    pool.ready()
+    _chat(pool, 1, accepted=10.0, first=10.5, done=12.5)
+    pool.die(SIGKILL, at=13.0)
+    pool.restart(at=13.5)
+    pool.ready(at=14.0)  # the same model, restarted: its speed still holds
+    assert pool.state.workers[0].phase == "ready" and pool.state.speed is not None
+    pool.die(SIGKILL, at=15.0)
+    pool.restart(at=16.0)
+    pool.apply(WorkerReady(0, pool.generation(), "fake", "another-model", 256, 17.0))
+    assert pool.state.model_id == "another-model" and pool.state.speed is None

@@ -230,3 +230,13 @@ def test_a_build_that_dies_by_sigill_is_reported_not_restarted_forever():
         assert _live_workers() == []
     finally:
         engine.close()
+
+
+def test_the_pool_tells_its_speed_and_when_a_new_chat_would_start(pool):
+    engine = pool()
+    before = engine.describe_status()
+    assert (before["model"], before["start_in_s"], before["decode_tokens_per_s"]) == ("fake", 0.0, None)
+    _ask(engine, "hi", max_tokens=5)
+    status = engine.describe_status()
+    assert status["prefill_tokens_per_s"] > 0 and status["decode_tokens_per_s"] > 0
+    assert 0 <= status["speed_age_s"] < 60 and status["start_in_s"] == 0.0

@@ -3,6 +3,7 @@
 import json
 
 from appliance.mesh.agent.describe_unit_presence import describe_unit_presence
+from appliance.mesh.agent.parse_presence import parse_presence
 from appliance.mesh.key.derive_mesh_secrets import derive_mesh_secrets
 from appliance.mesh.mesh_types import MeshKey
 from appliance.mesh.messages.seal_mesh_message import seal_mesh_message
@@ -75,3 +76,26 @@ def test_unknown_memory_and_load_are_zero_and_empty(tmp_path):
         NODE, name="u", engine="mlc", device_class="jetson-orin", meminfo_path=str(tmp_path / "missing")
     )
     assert presence["memory_free"] == 0 and presence["load"] == {}
+
+
+def test_the_pools_speed_and_wait_travel_in_the_presence_and_read_back(tmp_path):
+    open_database(tmp_path)
+    status = {
+        "state": "ready",
+        "workers": 1,
+        "workers_ready": 1,
+        "busy": 1,
+        "queued": 0,
+        "queue_limit": 8,
+        "model": "smollm2-135m",
+        "start_in_s": 9.5,
+        "prefill_tokens_per_s": 181.3,
+        "decode_tokens_per_s": 70.8,
+        "speed_age_s": 3.2,
+    }
+    presence = describe_unit_presence(
+        NODE, name="a", engine="llama.cpp", device_class="x", load=status, meminfo_path=_meminfo(tmp_path)
+    )
+    assert "state" not in presence["load"] and "queue_limit" not in presence["load"]
+    load = parse_presence({**presence, "node": NODE}, NODE).load
+    assert (load.model, load.start_in_s, load.decode_tokens_per_s, load.speed_age_s) == ("smollm2-135m", 9.5, 70.8, 3.2)

@@ -91,3 +91,40 @@ def test_no_presence_at_all_or_one_for_another_unit_is_refused(payload):
 def test_a_will_is_a_presence_that_says_gone():
     presence = parse_presence({"v": 1, "node": B, "state": "gone", "will_id": "w9"}, B)
     assert (presence.state, presence.will_id, presence.models) == ("gone", "w9", ())
+
+
+def _load(**load):
+    return parse_presence({"node": B, "load": {"workers": 1, "workers_ready": 1, **load}}, B).load
+
+
+def test_a_units_speed_and_wait_are_read_for_a_scheduler():
+    load = _load(
+        busy=1,
+        model="smollm2-135m",
+        start_in_s=10.0,
+        prefill_tokens_per_s=181.3,
+        decode_tokens_per_s=70.8,
+        speed_age_s=12.5,
+    )
+    assert (load.model, load.start_in_s, load.speed_age_s) == ("smollm2-135m", 10.0, 12.5)
+    assert (load.prefill_tokens_per_s, load.decode_tokens_per_s) == (181.3, 70.8)
+
+
+@pytest.mark.parametrize(
+    "figures",
+    [
+        {"prefill_tokens_per_s": -5, "decode_tokens_per_s": 0},  # negative, or zero: no speed to divide by
+        {"prefill_tokens_per_s": 1e12, "decode_tokens_per_s": True},  # not a measurement
+        {"prefill_tokens_per_s": "fast", "decode_tokens_per_s": [70]},
+        {"prefill_tokens_per_s": 100.0, "decode_tokens_per_s": 10.0, "speed_age_s": 7200},  # aged out
+        {"prefill_tokens_per_s": 100.0, "decode_tokens_per_s": 10.0, "speed_age_s": None},  # fresh? cannot tell
+    ],
+)
+def test_a_speed_that_is_no_measurement_or_aged_out_is_unknown(figures):
+    load = _load(**{"speed_age_s": 1.0, **figures})
+    assert (load.prefill_tokens_per_s, load.decode_tokens_per_s, load.speed_age_s) == (None, None, None)
+
+
+@pytest.mark.parametrize("wait", [-1, float("inf"), 10**9, "soon", None])
+def test_a_wait_that_is_no_estimate_is_unknown(wait):
+    assert _load(start_in_s=wait).start_in_s is None and _load(model=7).model is None

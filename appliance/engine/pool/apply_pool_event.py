@@ -17,6 +17,7 @@ from appliance.engine.pool.pool_types import (
     ChatSubmitted,
     ClockTicked,
     DeliverEvent,
+    EngineSpeed,
     FinishJob,
     KillWorker,
     LoadFailure,
@@ -45,6 +46,7 @@ _BUILD_SIGNALS = (-signal.SIGILL,)
 _EARLY_SIGNALS = (-signal.SIGSEGV, -signal.SIGBUS)
 _MEAN_WEIGHT = 0.2  # of the newest chat in mean_chat_s: a few chats move it
 _MAX_RETRY_AFTER_S = 300.0
+_MIN_TIMED_S = 1e-3  # a span shorter than this is read as this (no division by zero on a coarse clock)
 
 
 def _replace_worker(state: PoolState, worker: WorkerSlot) -> PoolState:
@@ -204,7 +206,10 @@ def _ready(state: PoolState, event: WorkerReady) -> Step:
         return state, []
     effects: list[PoolEffect] = []
     state = _replace_worker(state, dataclasses.replace(worker, phase="ready", failures=0, last_activity=event.at))
-    state = dataclasses.replace(state, kind=event.kind, model_id=event.model_id, n_ctx=event.n_ctx, load_failure=None)
+    speed = state.speed if event.model_id == state.model_id else None  # another model's speed says nothing
+    state = dataclasses.replace(
+        state, kind=event.kind, model_id=event.model_id, n_ctx=event.n_ctx, load_failure=None, speed=speed
+    )
     return _dispatch(state, effects, event.at), effects
 
 
@@ -232,11 +237,39 @@ def _streamed(state: PoolState, event: WorkerStreamed) -> Step:
         state = _finish(state, job.job_id, event.event, effects)
         # A chat answered: the build works here; and one more measure of how long a chat takes.
         mean = (1 - _MEAN_WEIGHT) * state.mean_chat_s + _MEAN_WEIGHT * max(0.0, event.at - job.started_at)
-        state = dataclasses.replace(state, suspect_deaths=0, mean_chat_s=mean)
+        speed = _measure_speed(state.speed, job, event.event, event.at)
+        state = dataclasses.replace(state, suspect_deaths=0, mean_chat_s=mean, speed=speed)
         return _dispatch(state, effects, event.at), effects
+    if event.event.kind == "start":
+        job = dataclasses.replace(job, accepted_at=event.at, prompt_tokens=event.event.prompt_tokens)
+        state = dataclasses.replace(state, jobs={**state.jobs, job.job_id: job})
     if event.event.kind == "delta" and not job.streamed:
-        state = dataclasses.replace(state, jobs={**state.jobs, job.job_id: dataclasses.replace(job, streamed=True)})
+        job = dataclasses.replace(job, streamed=True, first_token_at=event.at)
+        state = dataclasses.replace(state, jobs={**state.jobs, job.job_id: job})
     return state, [DeliverEvent(job.job_id, event.event)]
+
+
+def _measure_speed(old: EngineSpeed | None, job: PoolJob, done: ChatEvent, at: float) -> EngineSpeed | None:
+    """The smoothed speeds with this chat's; a chat that was cut short, or too short to time, leaves them."""
+    if (
+        done.finish_reason not in ("stop", "length")
+        or job.accepted_at is None
+        or job.first_token_at is None
+        or job.prompt_tokens < 1
+        or done.completion_tokens < 2
+    ):
+        return old
+    # The prompt is evaluated between the engine's "start" and the first piece of the reply; the rest of the
+    # reply (all tokens but the first) comes after it.
+    prefill = job.prompt_tokens / max(job.first_token_at - job.accepted_at, _MIN_TIMED_S)
+    decode = (done.completion_tokens - 1) / max(at - job.first_token_at, _MIN_TIMED_S)
+    if old is None:
+        return EngineSpeed(prefill, decode, at)
+    return EngineSpeed(
+        (1 - _MEAN_WEIGHT) * old.prefill_tokens_per_s + _MEAN_WEIGHT * prefill,
+        (1 - _MEAN_WEIGHT) * old.decode_tokens_per_s + _MEAN_WEIGHT * decode,
+        at,
+    )
 
 
 def _refused(state: PoolState, event: WorkerRefused) -> Step:

@@ -55,6 +55,21 @@ class PoolJob:
     worker: int | None = None
     started_at: float = 0.0  # when a worker took it
     streamed: bool = False  # a piece of the reply went out: a death now is not "before the first token"
+    # For the speed measure: when the engine accepted the prompt (its "start"), how long the prompt was, and
+    # when the first piece of the reply came (the prompt evaluated).
+    accepted_at: float | None = None
+    prompt_tokens: int = 0
+    first_token_at: float | None = None
+
+
+@dataclass(frozen=True)
+class EngineSpeed:
+    """How fast the serving model runs on this unit, smoothed over its recent chats: what a scheduler needs to
+    tell when a chat sent here would finish."""
+
+    prefill_tokens_per_s: float  # prompt tokens evaluated per second
+    decode_tokens_per_s: float  # reply tokens generated per second, one chat alone on a worker
+    measured_at: float  # the pool's clock (monotonic s) at the last chat measured
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,7 @@ class PoolState:
     hang_timeout_s: float = 120.0
     limits: PoolLimits = PoolLimits()
     mean_chat_s: float = 20.0  # how long a chat holds a worker, smoothed: the Retry-After estimate
+    speed: EngineSpeed | None = None  # None until a chat was measured (and after the model changes)
     jobs: dict[int, PoolJob] = field(default_factory=dict)
     waiting: dict[str, tuple[int, ...]] = field(default_factory=dict)  # client -> its queued job ids, in order
     turn: tuple[str, ...] = ()  # clients with queued jobs, in round-robin order

@@ -24,11 +24,13 @@ from pathlib import Path
 
 from appliance.engine.engine_types import CancelSignal, ChatEvent, ChatRequest, ChatStream, Engine, EngineError
 from appliance.engine.pool.apply_pool_event import apply_pool_event
+from appliance.engine.pool.estimate_start_delay import estimate_start_delay
 from appliance.engine.pool.pool_types import (
     ChatCancelled,
     ChatSubmitted,
     ClockTicked,
     DeliverEvent,
+    EngineSpeed,
     FinishJob,
     KillWorker,
     PoolClosing,
@@ -205,10 +207,22 @@ def _stream_chat(edge: _Edge, request: ChatRequest, cancel: CancelSignal) -> Cha
             _apply(edge, ChatCancelled(job_id))  # the consumer went away (client disconnected): free the worker
 
 
+def _describe_speed(speed: EngineSpeed | None) -> dict:
+    if speed is None:
+        return {"prefill_tokens_per_s": None, "decode_tokens_per_s": None, "speed_age_s": None}
+    return {
+        "prefill_tokens_per_s": round(speed.prefill_tokens_per_s, 1),
+        "decode_tokens_per_s": round(speed.decode_tokens_per_s, 1),
+        # Its age, not its time: a peer reads it without trusting this unit's clock.
+        "speed_age_s": round(max(0.0, time.monotonic() - speed.measured_at), 1),
+    }
+
+
 def _describe_status(edge: _Edge) -> dict:
     with edge.cond:
         state = edge.state
     ready = sum(w.phase == "ready" for w in state.workers)
+    start_in = estimate_start_delay(state)
     phase = "closed" if state.closed else "failed" if state.broken is not None else "ready" if ready else "starting"
     return {
         "state": phase,
@@ -219,6 +233,9 @@ def _describe_status(edge: _Edge) -> dict:
         "queue_limit": state.limits.max_queued,
         "load_error": state.load_failure.message if state.load_failure else None,
         "failure": state.broken,
+        "model": state.model_id or None,
+        "start_in_s": None if start_in is None else round(start_in, 1),
+        **_describe_speed(state.speed),
     }
 
 

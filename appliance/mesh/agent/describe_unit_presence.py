@@ -6,7 +6,17 @@ from appliance.library.list_models import list_models
 from appliance.library.number_held_pieces import number_held_pieces
 from appliance.mesh.pieces.encode_piece_set import encode_piece_set
 
-_LOAD_KEYS = ("workers", "workers_ready", "busy", "queued")
+_LOAD_KEYS = (
+    "workers",
+    "workers_ready",
+    "busy",
+    "queued",
+    "model",
+    "start_in_s",
+    "prefill_tokens_per_s",
+    "decode_tokens_per_s",
+    "speed_age_s",
+)
 
 
 def _read_free_memory(meminfo_path: str) -> int:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from appliance.mesh.agent.presence_types import Presence, PresenceModel, UnitLoad
+from appliance.mesh.agent.presence_types import MAX_SPEED_AGE_S, Presence, PresenceModel, UnitLoad
 from appliance.mesh.pieces.decode_piece_set import decode_piece_set
 
 _TEXT_LIMIT = 200  # a name, an address, a model id: enough for any real one, not a page of text
 _MODEL_LIMIT = 256
 _MODEL_STATES = ("installed", "partial")
+_MAX_TOKENS_PER_S = 1e6  # far above any board's prefill; a bigger claim is not a measurement
+_MAX_WAIT_S = 86400.0
 
 
 def _text(value: object) -> str:
@@ -28,9 +30,28 @@ def _port(value: object) -> int | None:
     return port if port is not None and 0 < port < 65536 else None
 
 
+def _figure(value: object, high: float) -> float | None:
+    # A finite number from 0 to `high`: nothing a peer sends may become an infinite or negative estimate.
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= high:
+        return float(value)
+    return None
+
+
 def _read_load(value: object) -> UnitLoad:
     load = value if isinstance(value, dict) else {}
-    return UnitLoad(**{key: _count(load.get(key)) or 0 for key in ("workers", "workers_ready", "busy", "queued")})
+    counts = {key: _count(load.get(key)) or 0 for key in ("workers", "workers_ready", "busy", "queued")}
+    age = _figure(load.get("speed_age_s"), MAX_SPEED_AGE_S)
+    prefill = _figure(load.get("prefill_tokens_per_s"), _MAX_TOKENS_PER_S) if age is not None else None
+    decode = _figure(load.get("decode_tokens_per_s"), _MAX_TOKENS_PER_S) if age is not None else None
+    model = _text(load.get("model")) or None
+    return UnitLoad(
+        **counts,
+        model=model,
+        start_in_s=_figure(load.get("start_in_s"), _MAX_WAIT_S),
+        prefill_tokens_per_s=prefill if prefill else None,  # 0 tokens/s would divide by zero downstream
+        decode_tokens_per_s=decode if decode else None,
+        speed_age_s=age if prefill or decode else None,
+    )
 
 
 def _read_pieces(value: object) -> dict | None:

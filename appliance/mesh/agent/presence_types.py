@@ -16,12 +16,24 @@ GoneReason = Literal["left", "will", "link", "silent"]
 
 @dataclass(frozen=True)
 class UnitLoad:
-    """What the unit's engine pool is doing (its describe_status, reduced)."""
+    """What the unit's engine pool is doing (its describe_status, reduced): what a scheduler needs to tell
+    where a chat would finish soonest. None: not known (no chat measured yet, no worker ready, or the speed
+    measured too long ago to count: parse_presence drops a speed older than MAX_SPEED_AGE_S)."""
 
     workers: int = 0
     workers_ready: int = 0
     busy: int = 0
     queued: int = 0
+    model: str | None = None  # the model its workers serve
+    start_in_s: float | None = None  # how long a chat sent there now would wait for a worker
+    prefill_tokens_per_s: float | None = None
+    decode_tokens_per_s: float | None = None
+    speed_age_s: float | None = None  # how old the speeds were when the presence was sent
+
+
+# A speed measured this long before its presence was sent has aged out: the unit has not answered a chat
+# since (idle, or its chats all cut short), and what it measured then may not hold now.
+MAX_SPEED_AGE_S = 1800.0
 
 
 @dataclass(frozen=True)
