@@ -367,9 +367,10 @@ def _measure_join_and_gone(
         "cut": [],
         "cut_reasons": [],
     }
-    free = [0, SOURCE_UNIT]  # namespaces whose roles are over; more are added as needed
+    # Namespaces whose roles are over, then the ones made for joining at the start (_count_lab_units).
+    free = [0, SOURCE_UNIT, *range(SOURCE_UNIT + 1, len(lab.units))]
     for sample in range(2 * samples):
-        index = free[sample] if sample < len(free) else lab.add_unit()
+        index = free[sample]
         lab.limit(index, rate=rate)  # every link alike
         joining = _start_mesh_unit(lab, work, index, key)
         end = "kill" if sample % 2 == 0 else "cut"
@@ -552,7 +553,9 @@ def _main() -> int:
         (work / "mesh_key").write_text(key + "\n", encoding="ascii")
         os.chmod(work / "mesh_key", 0o600)
         _say("lab of 6 units, peers' data dirs, 4 x iplm serve, the source")
-        lab = start_net_lab(units=6, prefix=PREFIX)
+        # Every namespace is made now, before any thread reads a unit's output: pyroute2 forks to reach a
+        # namespace, and a fork while threads block in reads can hang on a copied I/O lock.
+        lab = start_net_lab(units=SOURCE_UNIT + 1 + max(0, 2 * args.samples - 2), prefix=PREFIX)
         helpers: list[_JsonProcess] = []
         mesh_units: list[_MeshUnit] = []
         serves: dict[int, subprocess.Popen] = {}

@@ -174,10 +174,11 @@ def _connect_mqtt(host: str, port: int, key_file: str, client_id: str, on_messag
 
     # As the mesh agent connects: mutual TLS with a certificate of the mesh (made here, in a scratch dir).
     key = parse_mesh_key(Path(key_file).read_text(encoding="ascii").strip())
-    identity = ensure_unit_identity(tempfile.mkdtemp(prefix="bench-tls-"), client_id, key)
-    context = ssl.create_default_context(cafile=str(identity.ca_path))
-    context.check_hostname = False
-    context.load_cert_chain(str(identity.certificate_path), str(identity.key_path))
+    with tempfile.TemporaryDirectory(prefix="bench-tls-") as scratch:  # the context holds the files once loaded
+        identity = ensure_unit_identity(scratch, client_id, key)
+        context = ssl.create_default_context(cafile=str(identity.ca_path))
+        context.check_hostname = False
+        context.load_cert_chain(str(identity.certificate_path), str(identity.key_path))
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     client.tls_set_context(context)
     ready = threading.Event()

@@ -106,13 +106,19 @@ class NetLab:
         self._set_hub_port(i, "up")
 
     def _set_hub_port(self, i: int, state: str) -> None:
-        with IPRoute(netns=self.hub) as ipr:
-            ipr.link("set", index=_index(ipr, self.units[i].hub_interface), state=state)
+        # `ip`, not pyroute2: pyroute2 forks a Python child to enter a namespace, and tests cut cables while
+        # their threads block reading the units' output; such a child can hang on an I/O lock one of them held.
+        subprocess.run(
+            ["ip", "-n", self.hub, "link", "set", "dev", self.units[i].hub_interface, state],
+            check=True,
+            capture_output=True,
+        )
 
     # -- membership ------------------------------------------------------------------------------------
 
     def add_unit(self) -> int:
-        """A new unit joins the LAN; returns its index."""
+        """A new unit joins the LAN; returns its index. Call it before starting threads that block in reads:
+        pyroute2 forks to reach the new namespace, and the child can hang on an I/O lock such a thread held."""
         index = len(self.units)
         self.units.append(_create_unit(self, index))
         return index

@@ -290,7 +290,18 @@ def test_peers_come_from_the_running_agent(data_dir, status):
         "engine": "llama.cpp",
         "device": "generic-x86_64",
         "memory_free": 2_000_000_000,
-        "load": {"workers": 1, "workers_ready": 0, "busy": 0, "queued": 0},
+        "load": {
+            "workers": 1,
+            "workers_ready": 0,
+            "busy": 0,
+            "queued": 0,
+            # Nothing measured or estimated in this presence: unknown, not zero.
+            "model": None,
+            "start_in_s": None,
+            "prefill_tokens_per_s": None,
+            "decode_tokens_per_s": None,
+            "speed_age_s": None,
+        },
         "models": [
             {"id": "SmolLM2", "state": "installed"},
             {"id": "Qwen", "state": "partial", "pieces": {"held": 4, "total": 10}},
@@ -304,7 +315,8 @@ def test_peers_come_from_the_running_agent(data_dir, status):
     gone = peers["node-c"]
     assert gone["state"] == "gone" and gone["reason"] == "silent" and "rssi" not in gone
     # What a peer sends is checked, not trusted: a load of `true` counts nothing, "lots" of memory is unknown.
-    assert gone["load"] == {"workers": 0, "workers_ready": 0, "busy": 0, "queued": 0} and gone["memory_free"] is None
+    assert gone["load"]["workers"] == 0 and gone["load"]["queued"] == 0 and gone["load"]["start_in_s"] is None
+    assert gone["memory_free"] is None
     assert peers["node-d"]["models"] == [{"id": "Broken", "state": "partial"}]  # a bad piece set: no percent
     assert KEY not in str(body)
 
