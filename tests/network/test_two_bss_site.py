@@ -13,7 +13,6 @@ connection open until the phone closes it. Every namespace and process goes at t
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -22,6 +21,7 @@ import pytest
 
 from appliance.network.apply_network import apply_network
 from appliance.network.plan_network import plan_network
+from tests.network.require_site_tools import require_site_tools
 from tests.network.start_netns_lab import start_netns_lab
 from tests.network.test_captive_rules import PROBE, PY
 
@@ -78,21 +78,7 @@ sys.stdin.read()
 
 @pytest.fixture(scope="module", autouse=True)
 def _require_tools():
-    if os.geteuid() != 0:
-        pytest.fail(
-            "tests/network netns tests need root: they create network namespaces and veths "
-            "(run as root, or deselect with -m 'not netns')",
-            pytrace=False,
-        )
-    missing = [
-        tool
-        for tool in ("ip", "nft", "unshare", "dnsmasq")
-        if shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin") is None
-    ]
-    if missing:
-        pytest.fail(
-            f"needs iproute2, nftables, util-linux and dnsmasq-base: {', '.join(missing)} not found", pytrace=False
-        )
+    require_site_tools()
 
 
 @pytest.fixture(scope="module")
