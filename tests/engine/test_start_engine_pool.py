@@ -1,13 +1,12 @@
-import os
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from appliance.engine.engine_types import ChatParams, ChatRequest, EngineError
 from appliance.engine.pool.pool_types import BROKEN_AFTER_DEATHS, PoolLimits
 from appliance.engine.pool.start_engine_pool import start_engine_pool
+from tests.engine.list_live_workers import list_live_workers
 
 SCRIPTED = "tests.engine.fake_engines:open_scripted_engine"
 
@@ -17,21 +16,6 @@ def _ask(engine, prompt, client="c", max_tokens=None, cancel=None):
         messages=({"role": "user", "content": prompt},), params=ChatParams(max_tokens=max_tokens), client_key=client
     )
     return list(engine.stream_chat(request, cancel or threading.Event()))
-
-
-def _live_workers() -> list[int]:
-    """Engine worker processes this test process started and that still run."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except (OSError, ValueError):
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"run_engine_worker" in cmdline:
-            pids.append(int(entry.name))
-    return pids
 
 
 def _text(events):
@@ -227,7 +211,7 @@ def test_a_build_that_dies_by_sigill_is_reported_not_restarted_forever():
             _ask(engine, "again")
         assert refused.value.code == "engine_broken" and refused.value.status == 503
         assert "cannot run on this unit" in refused.value.message
-        assert _live_workers() == []
+        assert list_live_workers() == []
     finally:
         engine.close()
 

@@ -16,6 +16,7 @@ import pytest
 
 from appliance.engine.engine_types import ChatParams, ChatRequest, EngineError
 from appliance.engine.pool.start_engine_pool import start_engine_pool
+from tests.engine.list_live_workers import list_live_workers
 
 HUNGRY = "tests.engine.hungry_engines:open_hungry_engine"
 
@@ -27,21 +28,6 @@ def _ask(engine, prompt: str) -> list:
 
 def _text(events) -> str:
     return "".join(e.text for e in events if e.kind == "delta")
-
-
-def _worker_pids() -> list[int]:
-    """Engine worker processes this test process started and that still run."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except (OSError, ValueError):
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"run_engine_worker" in cmdline:
-            pids.append(int(entry.name))
-    return pids
 
 
 def _read_data_bound(pid: int) -> tuple[int, int]:
@@ -83,7 +69,7 @@ def start_pool(monkeypatch):
 
 def test_a_worker_is_the_kernels_first_choice_and_bounds_its_own_memory(start_pool):
     start_pool()
-    [pid] = _worker_pids()
+    [pid] = list_live_workers()
     assert _read_oom_score_adj(pid) == 1000
     assert _read_oom_score_adj(os.getpid()) < 1000  # the caller (the portal) keeps its own
     soft, hard = _read_data_bound(pid)
@@ -95,24 +81,24 @@ def test_a_worker_is_the_kernels_first_choice_and_bounds_its_own_memory(start_po
 
 def test_a_schema_bomb_in_the_worker_fails_that_request_and_the_worker_goes_on(start_pool):
     engine = start_pool()
-    [pid] = _worker_pids()
+    [pid] = list_live_workers()
     with pytest.raises(EngineError) as refused:
         _ask(engine, "grammar")  # llama.cpp's converter on minItems 10^9: ~18 GB asked for
     assert refused.value.code == "engine_out_of_memory" and refused.value.status == 400
     assert f"({_read_data_bound(pid)[0] >> 20} MiB)" in refused.value.message
     assert _text(_ask(engine, "hello")) == "ok"
-    assert _worker_pids() == [pid]  # the same worker answers on: its memory came back as the error unwound
+    assert list_live_workers() == [pid]  # the same worker answers on: its memory came back as the error unwound
 
 
 def test_native_code_that_cannot_allocate_ends_the_worker_and_the_pool_restarts_it(start_pool):
     engine = start_pool()
-    [pid] = _worker_pids()
+    [pid] = list_live_workers()
     with pytest.raises(EngineError) as failed:
         _ask(engine, "native")  # ggml aborts when its allocation fails, as llama.cpp does
     assert failed.value.code == "engine_failed" and failed.value.status == 502
     assert "SIGABRT" in failed.value.message and "restarting" in failed.value.message
     assert _text(_ask(engine, "hello")) == "ok"  # waits for the restarted worker
-    [restarted] = _worker_pids()
+    [restarted] = list_live_workers()
     assert restarted != pid
     assert _read_oom_score_adj(restarted) == 1000 and _read_data_bound(restarted)[0] > 0
     assert engine.describe_status()["state"] == "ready"  # an abort is no sign of a broken build
@@ -120,7 +106,7 @@ def test_native_code_that_cannot_allocate_ends_the_worker_and_the_pool_restarts_
 
 def test_a_worker_the_kernel_kills_fails_its_request_clearly_and_restarts(start_pool):
     engine = start_pool()
-    [pid] = _worker_pids()
+    [pid] = list_live_workers()
     request = ChatRequest(messages=({"role": "user", "content": "hold"},), params=ChatParams(), client_key="c")
     stream = engine.stream_chat(request, threading.Event())
     assert next(stream).kind == "start"  # the request is in the worker now
@@ -130,12 +116,12 @@ def test_a_worker_the_kernel_kills_fails_its_request_clearly_and_restarts(start_
     assert failed.value.code == "engine_failed" and failed.value.status == 502
     assert "out-of-memory killer" in failed.value.message and "Please retry" in failed.value.message
     assert _text(_ask(engine, "hello")) == "ok"
-    assert _worker_pids() != [pid]
+    assert list_live_workers() != [pid]
 
 
 def test_a_configured_bound_holds_from_before_the_load(start_pool):
     engine = start_pool(IPLM_WORKER_MEMORY_MIB="900")
-    [pid] = _worker_pids()
+    [pid] = list_live_workers()
     assert _read_data_bound(pid) == (900 << 20, 900 << 20)
     with pytest.raises(EngineError) as refused:
         _ask(engine, "grammar")

@@ -14,11 +14,13 @@ from cryptography.x509.oid import NameOID
 
 from appliance.mesh.identity.derive_mesh_authority import derive_mesh_authority
 from appliance.mesh.identity.ensure_unit_identity import ensure_unit_identity
+from appliance.mesh.identity.load_unit_identity import load_unit_identity
 from appliance.mesh.identity.sign_unit_statement import sign_unit_statement
 from appliance.mesh.identity.verify_unit_certificate import verify_unit_certificate
 from appliance.mesh.identity.verify_unit_statement import verify_unit_statement
 from appliance.mesh.key.create_mesh_key import create_mesh_key
 from appliance.mesh.key.parse_mesh_key import parse_mesh_key
+from appliance.mesh.key.store_mesh_key import store_mesh_key
 from appliance.mesh.mesh_errors import MeshError
 
 KEY = parse_mesh_key(create_mesh_key())
@@ -93,3 +95,16 @@ def test_a_certificate_naming_the_mesh_ca_as_issuer_but_signed_by_another_key_is
     with pytest.raises(MeshError) as info:
         verify_unit_certificate(forged.public_bytes(serialization.Encoding.PEM), authority)
     assert info.value.code == "bad_identity"
+
+
+def test_the_units_identity_is_made_once_per_mesh_key_and_again_for_a_new_one(tmp_path):
+    assert load_unit_identity(tmp_path, NODE_A) is None  # in no mesh
+    store_mesh_key(tmp_path, create_mesh_key())
+    first = load_unit_identity(tmp_path, NODE_A)
+    assert first is not None and verify_unit_certificate(first[0].certificate_pem, first[1]) == NODE_A
+    assert load_unit_identity(tmp_path, NODE_A) is first  # no disk check, no derivation on every request
+    store_mesh_key(tmp_path, create_mesh_key())  # the unit joined another mesh
+    second = load_unit_identity(tmp_path, NODE_A)
+    assert second is not None and second[1] != first[1]
+    assert verify_unit_certificate(second[0].certificate_pem, second[1]) == NODE_A
+    assert second[0].private_key_pem == first[0].private_key_pem  # the unit's own key stays

@@ -12,6 +12,9 @@ from appliance.mesh.key.load_mesh_key import load_mesh_key
 
 # The portal's threads and the mesh's start may ask at once; one of them makes the key and certificate.
 _LOCK = threading.Lock()
+# Every manifest a peer asks for is signed: the identity is checked on disk and the CA derived once per mesh
+# key, not on every request.
+_KNOWN: dict[tuple[str, str, bytes], tuple[UnitIdentity, MeshAuthority]] = {}
 
 
 def load_unit_identity(data_dir: str | Path, node_id: str) -> tuple[UnitIdentity, MeshAuthority] | None:
@@ -20,5 +23,10 @@ def load_unit_identity(data_dir: str | Path, node_id: str) -> tuple[UnitIdentity
     key = load_mesh_key(data_dir)
     if key is None:
         return None
+    cache_key = (str(Path(data_dir).resolve()), node_id, key.secret)
     with _LOCK:
-        return ensure_unit_identity(data_dir, node_id, key), derive_mesh_authority(key)
+        known = _KNOWN.get(cache_key)
+        if known is None or not known[0].certificate_path.exists():
+            known = ensure_unit_identity(data_dir, node_id, key), derive_mesh_authority(key)
+            _KNOWN[cache_key] = known
+        return known
