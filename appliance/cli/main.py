@@ -8,6 +8,7 @@ import urllib.parse
 from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from appliance.cli.run_admin_reset_pin import run_admin_reset_pin
+from appliance.cli.run_first_boot import run_first_boot
 from appliance.cli.run_mesh_add import run_mesh_add
 from appliance.cli.run_mesh_create import run_mesh_create
 from appliance.cli.run_mesh_join import run_mesh_join
@@ -152,7 +153,21 @@ def _add_network_commands(commands) -> None:
     network = commands.add_parser("network", help="the unit's Wi-Fi access point, mesh link and firewall")
     network_commands = network.add_subparsers(dest="network_command", required=True)
     apply = network_commands.add_parser("apply", help="set up links, addresses, configs and nftables (idempotent)")
-    apply.add_argument("--ap-interface", default="wlan0", help="the access point's interface (default wlan0)")
+    apply.add_argument(
+        "--ap-interface",
+        default="wlan0",
+        help="the access point's interface (default wlan0); 'auto': the first Wi-Fi radio, and without one no "
+        "access point (the unit serves on Ethernet)",
+    )
+    apply.add_argument(
+        "--portal-port", type=_port, default=8080, help="the port iplm serve listens on (default 8080; 80 on the image)"
+    )
+    apply.add_argument(
+        "--serve-env",
+        metavar="FILE",
+        help="also write the `iplm serve` options this plan implies (portal URL, phones' subnet, mesh address) as "
+        "a systemd environment file (the image's iplm.service reads it)",
+    )
     apply.add_argument(
         "--ap-subnet",
         default=DEFAULT_AP_SUBNET,
@@ -246,6 +261,15 @@ def _build_parser() -> argparse.ArgumentParser:
     reset_pin = admin.add_parser("reset-pin", help="print a new random admin PIN")
     reset_pin.add_argument("--data-dir", help="data directory (default: $IPLM_DATA or the XDG data dir)")
     reset_pin.set_defaults(run=run_admin_reset_pin)
+    first_boot = commands.add_parser(
+        "first-boot", help="a flashed unit's first start: node id, hostname iplm-XXXX, admin PIN (as root)"
+    )
+    first_boot.add_argument("--data-dir", help="data directory (default: $IPLM_DATA or the XDG data dir)")
+    first_boot.add_argument("--owner", help="the user iplm serve runs as: it gets the data dir")
+    first_boot.add_argument("--pin-file", help="also write the PIN here (the image: a file on the boot partition)")
+    first_boot.add_argument("--set-hostname", action="store_true", help="name the machine iplm-XXXX")
+    first_boot.add_argument("--etc-dir", default="/etc", help=argparse.SUPPRESS)  # tests
+    first_boot.set_defaults(run=run_first_boot)
     return parser
 
 

@@ -28,6 +28,7 @@ from appliance.network.render_mesh_point_conf import render_mesh_point_conf
 from appliance.network.render_network_files import render_network_files
 from appliance.store.load_node_id import load_node_id
 from appliance.store.resolve_data_dir import resolve_data_dir
+from appliance.write_file_atomically import write_file_atomically
 
 _MASK = "********"
 # Shown by --dry-run when the unit has no identity yet (load_node_id would create one: a change).
@@ -71,6 +72,46 @@ def _detect_radio(ap_interface: str, mesh_radio: str) -> tuple[bool, bool]:
     mode = "OWE transition (open + hidden OWE BSS)" if second else "Enhanced Open (OWE) only"
     print(f"access point: {found if radios else why}: {mode} unless a passphrase is set", file=sys.stderr)
     return mesh, second
+
+
+def _find_radio(sys_class_net: Path = Path("/sys/class/net")) -> str | None:
+    """The interface of the first Wi-Fi radio, for `--ap-interface auto`: names differ per board (wlan0, wlp1s0,
+    wlx…). Per radio the interface its driver made, the lowest index: mesh0 and the OWE BSS come later."""
+    found: dict[str, tuple[int, str]] = {}
+    for link in sorted(sys_class_net.iterdir()) if sys_class_net.is_dir() else ():
+        try:
+            phy = (link / "phy80211" / "name").read_text(encoding="ascii").strip()
+            index = int((link / "ifindex").read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            continue
+        if phy not in found or index < found[phy][0]:
+            found[phy] = (index, link.name)
+    if not found:
+        return None
+    # phy0 before phy1 (phy10 after phy9).
+    first = min(found, key=lambda phy: (len(phy), phy))
+    return found[first][1]
+
+
+def _write_serve_env(path: Path, plan: NetworkPlan | None) -> None:
+    """What iplm.service adds to `iplm serve` (systemd EnvironmentFile): the portal and the mesh address of the
+    applied plan; nothing without an access point (the unit serves on Ethernet only)."""
+    words: list[str] = []
+    if plan is not None:
+        words += ["--portal-url", f"http://{plan.unit_address}/", "--ap-subnet", str(plan.ap_subnet)]
+        if plan.mesh_address is not None:
+            words += ["--mesh-address", str(plan.mesh_address.ip)]
+    lines = [f"IPLM_SERVE_NETWORK_ARGS={' '.join(words)}"]
+    if plan is not None:
+        lines.append(f"IPLM_AP_INTERFACE={plan.ap_interface}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_file_atomically(path, "\n".join(lines) + "\n")
+    # hostapd and dnsmasq start only where there is an access point (ConditionPathExists in their units).
+    marker = path.with_name(AP_MARKER)
+    if plan is None:
+        marker.unlink(missing_ok=True)
+    else:
+        write_file_atomically(marker, plan.ap_interface + "\n")
 
 
 def _read_mac(ap_interface: str) -> str | None:
@@ -133,6 +174,7 @@ def _check_texts(texts: dict[str, str]) -> list[str]:
     return [f"{check.program}: {check.detail}" for check in checks if check.ok is False]
 
 
+AP_MARKER = "ap-interface"  # beside --serve-env: the unit has an access point this boot
 MESH_POINT_CONF = "wpa_supplicant-mesh.conf"  # in the config dir, for wpa_supplicant on the mesh point
 
 
@@ -162,11 +204,22 @@ def run_network_apply(args) -> int:
     tls_dir = data_dir / IDENTITY_DIR  # the broker's certificate, key and CA: made by iplm serve
     config_dir = Path(args.config_dir)
     lease_file = getattr(args, "lease_file", None) or DEFAULT_LEASE_FILE
-    radio_supports, second_ap = _detect_radio(args.ap_interface, getattr(args, "mesh_radio", "auto"))
+    serve_env = Path(args.serve_env) if getattr(args, "serve_env", None) else None
+    ap_interface = args.ap_interface
+    if ap_interface == "auto":
+        ap_interface = _find_radio()
+        if ap_interface is None:
+            # A VM or a board without Wi-Fi: no access point, no captive portal; the unit serves on Ethernet.
+            print("no Wi-Fi radio here: no access point; the unit serves on its Ethernet port only")
+            if serve_env is not None and not args.dry_run:
+                _write_serve_env(serve_env, None)
+            return 0
+        print(f"access point interface: {ap_interface} (the first Wi-Fi radio)", file=sys.stderr)
+    radio_supports, second_ap = _detect_radio(ap_interface, getattr(args, "mesh_radio", "auto"))
     try:
         plan = plan_network(
             _read_node_id(data_dir, args.dry_run),
-            ap_interface=args.ap_interface,
+            ap_interface=ap_interface,
             ap_subnet=args.ap_subnet,
             passphrase=_read_passphrase(args),
             country=args.country,
@@ -174,8 +227,9 @@ def run_network_apply(args) -> int:
             mesh_interface=args.mesh_interface,
             radio_supports_ap_and_mesh=radio_supports,
             radio_supports_second_ap=second_ap,
-            ap_mac=_read_mac(args.ap_interface) if second_ap else None,
+            ap_mac=_read_mac(ap_interface) if second_ap else None,
             mesh_address=args.mesh_address,
+            portal_port=getattr(args, "portal_port", None) or 8080,
         )
         broker_user = _find_key_owner(data_dir)  # after the node id: that creates the data dir
         texts = render_network_files(
@@ -213,6 +267,8 @@ def run_network_apply(args) -> int:
         return 1
     for line in list(result.changes) + _write_mesh_point_conf(plan, config_dir, data_dir):
         print(line)
+    if serve_env is not None:
+        _write_serve_env(serve_env, plan)
     for line in result.pending:
         print(f"pending: {line}")
     if result.reload:

@@ -236,8 +236,9 @@ def plan_network(
         raise ValueError(f"lease {lease_seconds!r} must be at least {_MIN_LEASE_S} seconds")
     portal_port = _check_port("portal port", portal_port)
     broker_port = _check_port("broker port", broker_port)
-    if portal_port in _AP_SERVICE_PORTS:
-        raise ValueError(f"portal port {portal_port} is DNS, DHCP or HTTP (80 is redirected to the portal)")
+    # 80 itself is fine (the image serves there; the redirect then keeps the port), DNS and DHCP are not.
+    if portal_port in _AP_SERVICE_PORTS - {80}:
+        raise ValueError(f"portal port {portal_port} is DNS or DHCP")
     blocked = tuple(sorted({broker_port, *(_check_port("admin port", port) for port in admin_ports)}))
     clash = set(blocked) & (_AP_SERVICE_PORTS | {portal_port})
     if clash:

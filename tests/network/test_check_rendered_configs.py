@@ -115,3 +115,15 @@ def test_an_acl_line_mosquitto_would_skip_is_refused(tmp_path):
     (refused,) = check_rendered_configs({"mosquitto_acl": bad})
     assert ok.ok is True and refused.ok is False
     assert "line 2" in refused.detail and "line 3" in refused.detail and "line 1" not in refused.detail
+
+
+def test_a_check_without_an_answer_in_time_is_not_a_verdict(tmp_path, monkeypatch):
+    # Under QEMU TCG the first nft run loads its kernel modules for longer than any fixed timeout: that says
+    # nothing about the file, so boot goes on (applying it still fails loudly if the kernel refuses it).
+    import appliance.network.check_rendered_configs as module
+
+    monkeypatch.setattr(module, "_run", lambda argv, timeout: (None, ""))
+    path = tmp_path / "iplm.nft"
+    path.write_text("table inet iplm {}\n")
+    for check in check_rendered_configs({"nftables": path, "dnsmasq": path}):
+        assert check.ok is None and "not checked: no answer within" in check.detail, check

@@ -123,7 +123,7 @@ def test_batman_over_802_11s_when_the_radio_can():
         ({"mesh_interface": "eth0", "mesh_address": "198.18.0.77/24"}, "overlaps"),
         ({"mesh_interface": "eth0", "mesh_address": "10.213.0.0/24"}, "network or broadcast"),
         ({"mesh_address": "10.213.0.11/24"}, "needs a mesh link"),
-        ({"portal_port": 80}, "portal port"),
+        ({"portal_port": 53}, "portal port 53 is DNS or DHCP"),
         ({"admin_ports": (53,)}, "must stay open"),
         ({"admin_ports": (8080,)}, "must stay open"),
         ({"broker_port": 70000}, "1-65535"),

@@ -109,3 +109,64 @@ def test_apply_in_a_namespace_then_nothing_to_change(tmp_path, capsys):
         assert (tmp_path / "data" / "node_id").exists()
         assert run_network_apply(args) == 0
         assert capsys.readouterr().out.strip() == "nothing to change"
+
+
+def _make_sys_class_net(root, links: dict[str, tuple[str | None, int]]):
+    # /sys/class/net as the kernel lays it out: <link>/ifindex, and <link>/phy80211/name for a Wi-Fi radio.
+    for name, (phy, index) in links.items():
+        (root / name).mkdir(parents=True)
+        (root / name / "ifindex").write_text(f"{index}\n")
+        if phy is not None:
+            (root / name / "phy80211").mkdir()
+            (root / name / "phy80211" / "name").write_text(f"{phy}\n")
+    return root
+
+
+def test_auto_picks_the_first_radios_own_interface_not_the_ones_made_later(tmp_path):
+    from appliance.cli.run_network_apply import _find_radio
+
+    links = {
+        "eth0": (None, 2),
+        "mesh0": ("phy0", 9),  # made on phy0 by an earlier apply: sorts before wlp1s0, and is not the radio
+        "wlp1s0": ("phy0", 3),
+        "wlx00c0ca": ("phy10", 4),
+        "wlan2": ("phy2", 5),
+    }
+    assert _find_radio(_make_sys_class_net(tmp_path / "net", links)) == "wlp1s0"
+    assert _find_radio(_make_sys_class_net(tmp_path / "wired", {"lo": (None, 1), "enp0s3": (None, 2)})) is None
+    assert _find_radio(tmp_path / "missing") is None
+
+
+def test_auto_without_a_radio_serves_on_ethernet_and_says_so(tmp_path, capsys, monkeypatch):
+    import appliance.cli.run_network_apply as module
+
+    monkeypatch.setattr(module, "_find_radio", lambda: None)
+    serve_env = tmp_path / "run" / "serve.env"
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / module.AP_MARKER).write_text("wlan0\n")  # from a boot that still had its radio
+    assert run_network_apply(_make_args(tmp_path, ap_interface="auto", serve_env=str(serve_env))) == 0
+    assert "no Wi-Fi radio" in capsys.readouterr().out
+    assert serve_env.read_text() == "IPLM_SERVE_NETWORK_ARGS=\n"
+    assert not (tmp_path / "run" / module.AP_MARKER).exists(), "hostapd and dnsmasq must not start"
+    assert not (tmp_path / "etc").exists(), "nothing rendered without a radio"
+
+
+def test_the_serve_env_carries_the_portal_the_subnet_and_the_mesh_address(tmp_path):
+    from appliance.cli.run_network_apply import AP_MARKER, _write_serve_env
+    from appliance.network.plan_network import plan_network
+
+    plan = plan_network("00112233445566ab", ap_interface="wlp1s0", mesh_interface="eth0", portal_port=80)
+    path = tmp_path / "serve.env"
+    _write_serve_env(path, plan)
+    lines = path.read_text().splitlines()
+    assert lines[0] == (
+        f"IPLM_SERVE_NETWORK_ARGS=--portal-url http://198.18.0.1/ --ap-subnet 198.18.0.0/24 "
+        f"--mesh-address {plan.mesh_address.ip}"
+    )
+    assert lines[1] == "IPLM_AP_INTERFACE=wlp1s0"
+    assert (tmp_path / AP_MARKER).read_text() == "wlp1s0\n"
+
+
+def test_the_portal_port_reaches_the_firewall(tmp_path, capsys):
+    assert run_network_apply(_make_args(tmp_path, dry_run=True, portal_port=80)) == 0
+    assert "tcp dport 80 redirect to :80" in capsys.readouterr().out

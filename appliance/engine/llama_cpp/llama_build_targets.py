@@ -128,9 +128,20 @@ ARM_VARIANTS: dict[str, tuple[str, ...]] = {
 _ALL_VARIANTS = ("-DGGML_BACKEND_DL=ON", "-DGGML_CPU_ALL_VARIANTS=ON")
 
 # Fixed targets: (arch, extra CMake args, dynamic, description).
+# What QEMU 7.2's TCG emulates of ggml's x86 features (-cpu max).
+TCG_X86_FEATURES = ("SSE42", "AVX", "F16C", "FMA", "AVX2", "BMI2")
+
 FIXED_TARGETS: dict[str, tuple[str, tuple[str, ...], bool, str]] = {
     "generic-amd64": ("x86_64", _ALL_VARIANTS, True, "every x86-64 CPU: all of ggml's CPU variants, chosen at load"),
     "generic-arm64": ("aarch64", _ALL_VARIANTS, True, "every arm64 CPU: all of ggml's CPU variants, chosen at load"),
+    # The image's tests boot it under QEMU's software CPU (TCG, -cpu max, QEMU 7.2), which runs AVX2 but no
+    # AVX-512 or AVX-VNNI: a host build from a machine with those would die there with SIGILL.
+    "qemu-tcg-amd64": (
+        "x86_64",
+        tuple(f"-DGGML_{feature}={'ON' if feature in TCG_X86_FEATURES else 'OFF'}" for feature in X86_FEATURE_FLAGS),
+        False,
+        "QEMU's software CPU (TCG): SSE4.2 AVX F16C FMA AVX2 BMI2, no AVX-512",
+    ),
     "rk3588": (
         "aarch64",
         (

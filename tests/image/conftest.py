@@ -1,0 +1,255 @@
+"""The unit's image, built once per test session: the package, the root file system, the disk image.
+
+As root, with mmdebstrap, QEMU and OVMF (scripts/dev installs them) and Debian's mirror reachable. The
+llama.cpp wheel is the one setup already built, unless this CPU has features QEMU's software CPU cannot
+run (AVX-512, AVX-VNNI): then a build for QEMU's CPU is compiled once and cached.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from appliance.engine.llama_cpp.llama_build_targets import TCG_X86_FEATURES
+from image.build_deb import build_deb
+from image.build_disk_image import build_disk_image
+from image.build_rootfs import build_rootfs
+from image.image_types import BuiltPackage
+
+ROOT = Path(__file__).resolve().parents[2]
+# Tests read systemd's journal on the serial line (the image itself shows only status lines there).
+TEST_KERNEL_OPTIONS = "systemd.show_status=yes systemd.journald.forward_to_console=1"
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    package: BuiltPackage
+    rootfs: Path
+    image: Path  # as shipped (with the test's kernel options)
+    radio_image: Path  # plus the radio overlay: simulated radios and a test phone
+
+
+_OVERLAY = Path(__file__).parent / "radio_overlay"
+# mac80211_hwsim: the unit's radio and the test phone's. In the image's Debian kernel, not this machine's.
+_HWSIM = {"etc/modules-load.d/iplm-test-hwsim.conf": "mac80211_hwsim\n",
+          "etc/modprobe.d/iplm-test-hwsim.conf": "options mac80211_hwsim radios=2\n"}  # fmt: skip
+
+
+def _add_radio_overlay(rootfs: Path) -> list[Path]:
+    """Put the radio test's files into `rootfs`; returns what to remove afterwards."""
+    added: list[Path] = []
+
+    def put(relative: str, data: bytes, mode: int = 0o644) -> None:
+        path = rootfs / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        path.chmod(mode)
+        added.append(path)
+
+    for relative, text in _HWSIM.items():
+        put(relative, text.encode())
+    put("etc/systemd/system/iplm-test-phone.service", (_OVERLAY / "iplm-test-phone.service").read_bytes())
+    wants = rootfs / "etc/systemd/system/multi-user.target.wants/iplm-test-phone.service"
+    wants.symlink_to("/etc/systemd/system/iplm-test-phone.service")
+    added.append(wants)
+    put("usr/local/lib/iplm-test/run_test_phone.py", (_OVERLAY / "run_test_phone.py").read_bytes())
+    put("usr/local/lib/iplm-test/udhcpc.sh", (_OVERLAY / "udhcpc.sh").read_bytes(), 0o755)
+    # The phone's DHCP client: busybox udhcpc, from the image's own Debian release (its apt, then cleaned up).
+    resolv = rootfs / "etc/resolv.conf"
+    shipped = resolv.read_bytes()
+    resolv.write_bytes(Path("/etc/resolv.conf").read_bytes())  # the image has no resolver of its own
+    try:
+        fetched = subprocess.run(
+            ["chroot", str(rootfs), "sh", "-c", "cd /tmp && apt-get update -qq && apt-get download -qq busybox"],
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        resolv.write_bytes(shipped)
+    assert fetched.returncode == 0, fetched.stderr[-2000:]
+    package = next((rootfs / "tmp").glob("busybox_*.deb"))
+    with tempfile.TemporaryDirectory() as unpacked:
+        subprocess.run(["dpkg-deb", "-x", str(package), unpacked], check=True)
+        put("usr/local/bin/busybox", (Path(unpacked) / "bin" / "busybox").read_bytes(), 0o755)
+    package.unlink()
+    for lists in (rootfs / "var/lib/apt/lists").glob("*"):
+        if lists.is_file():
+            lists.unlink()
+    return added
+
+
+def _require_image_tools() -> None:
+    if os.geteuid() != 0:
+        pytest.fail("tests/image need root (mmdebstrap; deselect with -m 'not image')", pytrace=False)
+    missing = [tool for tool in ("mmdebstrap", "sfdisk", "mkfs.vfat", "mcopy", "qemu-system-x86_64") if
+               shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin") is None]  # fmt: skip
+    if missing:
+        pytest.fail(f"tests/image need {', '.join(missing)} (scripts/dev setup --test installs them)", pytrace=False)
+
+
+def _fits_tcg(wheel: Path) -> bool:
+    build = json.loads((wheel.parent / "build.json").read_text())
+    enabled = {arg[len("-DGGML_") : -len("=ON")] for arg in build["cmake_args"] if arg.endswith("=ON")}
+    enabled.discard("NATIVE")
+    return not build.get("dynamic") and enabled <= set(TCG_X86_FEATURES) | {"LLAVA_BUILD"}
+
+
+def _choose_llama_wheel() -> Path:
+    stamp = ROOT / ".venv" / ".iplm-stamps" / "llama"
+    if stamp.is_file():
+        wheel = Path(stamp.read_text().strip())
+        if wheel.is_file() and (wheel.parent / "build.json").is_file() and _fits_tcg(wheel):
+            return wheel
+    result = subprocess.run(
+        [sys.executable, "-m", "appliance.engine.llama_cpp.build_llama_wheel", "--target", "qemu-tcg-amd64"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, "llama.cpp could not be compiled for QEMU's CPU"
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def built_image():
+    _require_image_tools()
+    if os.uname().machine != "x86_64":
+        pytest.fail("tests/image boot the amd64 image: run them on an x86-64 machine", pytrace=False)
+    work = Path(tempfile.mkdtemp(prefix="iplm-image-test-", dir="/var/tmp"))  # GBs: not a tmpfs /tmp
+    try:
+        package = build_deb(ROOT, _choose_llama_wheel(), work)
+        root_uuid, esp_id = str(uuid.uuid4()), secrets.token_hex(4).upper()
+        esp_uuid = f"{esp_id[:4]}-{esp_id[4:]}"
+        rootfs = build_rootfs(package.path, work / "rootfs", root_uuid=root_uuid, esp_uuid=esp_uuid)
+        assemble = functools.partial(
+            build_disk_image,
+            rootfs,
+            arch="amd64",
+            root_uuid=root_uuid,
+            esp_uuid=esp_uuid,
+            free_mib=512,
+            kernel_options=TEST_KERNEL_OPTIONS,
+        )
+        image = assemble(work / "iplm.img")
+        added = _add_radio_overlay(rootfs)
+        radio_image = assemble(work / "radio.img")
+        for path in added:  # the root file system's own tests see it as shipped
+            path.unlink()
+        yield BuiltImage(package=package, rootfs=rootfs, image=image, radio_image=radio_image)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class ProvisionedRoot:
+    root: Path
+    runs: tuple[str, ...]  # each ansible-playbook run's output
+
+
+def _run_playbook(root: Path, deb: Path, inventory: Path) -> str:
+    result = subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            str(inventory),
+            str(ROOT / "ansible" / "site.yml"),
+            "-e",
+            json.dumps({"iplm_deb": str(deb), "iplm_country": "de", "iplm_wifi_passphrase": "correct horse battery"}),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_HOST_KEY_CHECKING": "0"},
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def provisioned_root(built_image):
+    """A fresh Debian root (python3 for Ansible, systemd as on any board) that the Ansible roles turned
+    into a unit, twice, through Ansible's chroot connection."""
+    if shutil.which("ansible-playbook") is None:
+        pytest.fail("the Ansible test needs ansible (Debian: ansible; scripts/dev setup --test)", pytrace=False)
+    work = Path(tempfile.mkdtemp(prefix="iplm-ansible-test-", dir="/var/tmp"))
+    try:
+        root = work / "root"
+        command = ["mmdebstrap", "--variant=minbase", "--mode=root", "--include=python3,systemd-sysv",
+                   "--skip=cleanup/apt/lists", "bookworm", str(root)]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-4000:]
+        inventory = work / "inventory.ini"
+        inventory.write_text(f"[iplm_units]\n{root} ansible_connection=community.general.chroot\n")
+        runs = tuple(_run_playbook(root, built_image.package.path, inventory) for _ in range(2))
+        yield ProvisionedRoot(root=root, runs=runs)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+_OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+_OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+
+
+@dataclass(frozen=True)
+class RunningVm:
+    process: subprocess.Popen
+    base: str  # the guest's port 80, forwarded to loopback
+    serial: Path
+    started: float
+
+    def read_serial(self) -> str:
+        return self.serial.read_text(errors="replace") if self.serial.exists() else ""
+
+
+@contextlib.contextmanager
+def boot_vm(image: Path, work: Path, *, growth: int = 0) -> Iterator[RunningVm]:
+    """Power on `image` in QEMU (TCG: nested KVM hangs on this kind of machine) under UEFI firmware, through a
+    qcow2 overlay `growth` bytes bigger (the built image stays as built); power it off afterwards."""
+    if not _OVMF_CODE.is_file():
+        pytest.fail("the VM tests need OVMF (Debian: ovmf; scripts/dev setup --test installs it)", pytrace=False)
+    vars_file = work / "vars.fd"
+    vars_file.write_bytes(_OVMF_VARS.read_bytes())
+    overlay = work / "disk.qcow2"
+    size = image.stat().st_size + growth
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image), str(overlay), str(size)],
+        check=True,
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    serial = work / "serial.log"
+    command = [
+        "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "3072",
+        "-display", "none", "-monitor", "none", "-serial", f"file:{serial}",
+        "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={_OVMF_CODE}",
+        "-drive", f"if=pflash,format=raw,unit=1,file={vars_file}",
+        "-drive", f"file={overlay},format=qcow2,if=virtio",
+        # restrict=on: the guest reaches nothing outside; only the portal is forwarded in.
+        "-netdev", f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:80",
+        "-device", "virtio-net-pci,netdev=net0",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield RunningVm(process=process, base=f"http://127.0.0.1:{port}", serial=serial, started=time.monotonic())
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
