@@ -40,6 +40,24 @@ LinkLocalAddressing=yes
 """
 
 
+def _read_host_mirror(etc_apt: Path = Path("/etc/apt")) -> str | None:
+    """The Debian mirror this machine's apt uses (a CI machine may reach Debian only through its own), or None
+    (mmdebstrap's default, deb.debian.org). Only a Debian archive: an Ubuntu host's mirror has no bookworm."""
+    uris: list[str] = []
+    for source in sorted((etc_apt / "sources.list.d").glob("*.sources")):
+        for line in source.read_text(encoding="utf-8").splitlines():
+            if line.startswith("URIs:"):
+                uris += line.split()[1:]
+    listing = etc_apt / "sources.list"
+    for line in listing.read_text(encoding="utf-8").splitlines() if listing.exists() else ():
+        if line.split()[:1] == ["deb"]:
+            rest = line.split(None, 1)[1].strip()
+            if rest.startswith("["):  # deb [arch=amd64 signed-by=...] URI suite components
+                rest = rest.split("]", 1)[1]
+            uris += rest.split()[:1]
+    return next((uri for uri in uris if uri.rstrip("/").endswith("/debian")), None)
+
+
 def _write_extras(rootfs: Path, root_uuid: str, esp_uuid: str) -> None:
     """fstab, wired networking, a neutral hostname until first boot, no root password."""
     (rootfs / "etc" / "fstab").write_text(
@@ -104,6 +122,7 @@ def build_rootfs(
         suite,
         str(rootfs),
     ]
+    mirror = mirror or _read_host_mirror()
     if mirror:
         command.append(mirror)
     progress(f"building the root file system ({suite}, {arch}) with mmdebstrap: about 2 minutes, more to download")
