@@ -262,3 +262,15 @@ def test_a_build_that_dies_by_sigill_stops_setup_with_the_reason(monkeypatch):
         check=False,
     )
     assert cli.returncode == 1 and "SIGILL" in cli.stderr
+
+
+def test_the_test_commands_build_runs_under_qemus_software_cpu_too():
+    # The image tests boot the unit under TCG: a host build with AVX-512 or AVX-VNNI would die there.
+    from appliance.engine.llama_cpp.build_llama_wheel import _choose_test_target
+    from appliance.engine.llama_cpp.cpu_types import CpuFeatures
+
+    haswell = frozenset({"SSE42", "AVX", "F16C", "FMA", "AVX2", "BMI2"})
+    assert _choose_test_target(CpuFeatures(arch="x86_64", granted=haswell)) == "host"
+    assert _choose_test_target(CpuFeatures(arch="x86_64", granted=haswell | {"AVX512"})) == "qemu-tcg-amd64"
+    assert _choose_test_target(CpuFeatures(arch="x86_64", granted=haswell | {"AVX_VNNI"})) == "qemu-tcg-amd64"
+    assert _choose_test_target(CpuFeatures(arch="aarch64", granted=frozenset({"DOTPROD"}))) == "host"

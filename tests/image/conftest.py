@@ -96,17 +96,21 @@ def _add_radio_overlay(rootfs: Path) -> list[Path]:
 def _require_image_tools() -> None:
     if os.geteuid() != 0:
         pytest.fail("tests/image need root (mmdebstrap; deselect with -m 'not image')", pytrace=False)
-    missing = [tool for tool in ("mmdebstrap", "sfdisk", "mkfs.vfat", "mcopy", "qemu-system-x86_64") if
+    missing = [tool for tool in ("mmdebstrap", "sfdisk", "mkfs.vfat", "mcopy", "qemu-system-x86_64", "qemu-img") if
                shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin") is None]  # fmt: skip
     if missing:
         pytest.fail(f"tests/image need {', '.join(missing)} (scripts/dev setup --test installs them)", pytrace=False)
 
 
 def _fits_tcg(wheel: Path) -> bool:
+    # A static build whose CPU features QEMU's software CPU all has (AVX-512 and AVX-VNNI it has not).
     build = json.loads((wheel.parent / "build.json").read_text())
-    enabled = {arg[len("-DGGML_") : -len("=ON")] for arg in build["cmake_args"] if arg.endswith("=ON")}
-    enabled.discard("NATIVE")
-    return not build.get("dynamic") and enabled <= set(TCG_X86_FEATURES) | {"LLAVA_BUILD"}
+    enabled = {
+        arg.removeprefix("-DGGML_").removesuffix("=ON")
+        for arg in build["cmake_args"]
+        if arg.startswith("-DGGML_") and arg.endswith("=ON")
+    }
+    return not build.get("dynamic") and enabled <= set(TCG_X86_FEATURES)
 
 
 def _choose_llama_wheel() -> Path:

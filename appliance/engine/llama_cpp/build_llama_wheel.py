@@ -25,8 +25,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from appliance.engine.llama_cpp.cpu_types import LlamaBuild, LlamaBuildError
-from appliance.engine.llama_cpp.llama_build_targets import LLAMA_CPP_PYTHON_VERSION
+from appliance.engine.llama_cpp.cpu_types import CpuFeatures, LlamaBuild, LlamaBuildError
+from appliance.engine.llama_cpp.llama_build_targets import LLAMA_CPP_PYTHON_VERSION, TCG_X86_FEATURES
 from appliance.engine.llama_cpp.plan_llama_build import TARGETS, plan_llama_build
 from appliance.engine.llama_cpp.probe_cpu_features import probe_cpu_features
 
@@ -169,6 +169,15 @@ def build_llama_wheel(
     return sorted(wheel_dir.glob("llama_cpp_python-*.whl"))[0]
 
 
+def _choose_test_target(features: CpuFeatures) -> str:
+    """The build the test command installs: this machine's, unless it uses features QEMU's software CPU lacks
+    (AVX-512, AVX-VNNI): then the image tests, which boot the unit under TCG, could not run it, and one build
+    that runs in both saves compiling a second."""
+    if features.arch == "x86_64" and not features.granted <= set(TCG_X86_FEATURES):
+        return "qemu-tcg-amd64"
+    return "host"
+
+
 def _default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "iplm" / "llama-cpp"
@@ -176,11 +185,16 @@ def _default_cache_dir() -> Path:
 
 def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="build_llama_wheel", description=__doc__.splitlines()[0])
-    parser.add_argument("--target", default="host", choices=TARGETS)
+    parser.add_argument(
+        "--target", default="host", choices=(*TARGETS, "tests"), help="'tests': the build the test command installs"
+    )
     parser.add_argument("--cache-dir", type=Path, default=_default_cache_dir())
     parser.add_argument("--print-plan", action="store_true", help="print the CMake flags; build nothing")
     args = parser.parse_args(argv)
-    build = plan_llama_build(args.target, probe_cpu_features() if args.target == "host" else None)
+    target = args.target
+    if target == "tests":
+        target = _choose_test_target(probe_cpu_features())
+    build = plan_llama_build(target, probe_cpu_features() if target == "host" else None)
     if args.print_plan:
         print(" ".join(_cmake_args(build)))
         return 0
