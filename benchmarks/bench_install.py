@@ -20,7 +20,6 @@ streams (ours) keep it busy: the "of the link" shares say more than the raw/ours
 from __future__ import annotations
 
 import argparse
-import hashlib
 import multiprocessing
 import os
 import random
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import httpx
 
+from appliance.hash_file import hash_file
 from appliance.library.add_model import add_model
 from appliance.library.build_manifest import build_manifest
 from appliance.library.build_source_url import build_source_url
@@ -148,7 +148,7 @@ def _write_random_file(path: Path, size: int) -> str:
         for offset in range(0, size, _BLOCK):
             out.write(rng.randbytes(min(_BLOCK, size - offset)))
     with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+        return hash_file(handle)
 
 
 def _time_tool(command: list[str], path: Path, expected: str) -> float:

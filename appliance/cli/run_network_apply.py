@@ -93,9 +93,10 @@ def _find_radio(sys_class_net: Path = Path("/sys/class/net")) -> str | None:
     return found[first][1]
 
 
-def _write_serve_env(path: Path, plan: NetworkPlan | None) -> None:
+def _write_serve_env(path: Path, plan: NetworkPlan | None, sys_class_net: Path = Path("/sys/class/net")) -> None:
     """What iplm.service adds to `iplm serve` (systemd EnvironmentFile): the portal and the mesh address of the
-    applied plan; nothing without an access point (the unit serves on Ethernet only)."""
+    applied plan; nothing without an access point (the unit serves on Ethernet only). Also the 802.11s mesh
+    point, for iplm-mesh-link.service's wpa_supplicant, where the radio made one."""
     words: list[str] = []
     if plan is not None:
         words += ["--portal-url", f"http://{plan.unit_address}/", "--ap-subnet", str(plan.ap_subnet)]
@@ -104,14 +105,22 @@ def _write_serve_env(path: Path, plan: NetworkPlan | None) -> None:
     lines = [f"IPLM_SERVE_NETWORK_ARGS={' '.join(words)}"]
     if plan is not None:
         lines.append(f"IPLM_AP_INTERFACE={plan.ap_interface}")
+    # A radio may refuse the mesh point (apply_network then reports it pending): no link to run then.
+    mesh_point = plan.mesh_ports[0] if plan is not None and plan.mesh_mode == "batman" else None
+    if mesh_point is not None and not (sys_class_net / mesh_point).exists():
+        mesh_point = None
+    if mesh_point is not None:
+        lines.append(f"IPLM_MESH_POINT={mesh_point}")
     path.parent.mkdir(parents=True, exist_ok=True)
     write_file_atomically(path, "\n".join(lines) + "\n")
-    # hostapd and dnsmasq start only where there is an access point (ConditionPathExists in their units).
-    marker = path.with_name(AP_MARKER)
-    if plan is None:
-        marker.unlink(missing_ok=True)
-    else:
-        write_file_atomically(marker, plan.ap_interface + "\n")
+    # hostapd, dnsmasq and the mesh link start only where there is an access point or a mesh point
+    # (ConditionPathExists in their units).
+    ap_interface = plan.ap_interface if plan is not None else None
+    for marker, value in ((AP_MARKER, ap_interface), (MESH_POINT_MARKER, mesh_point)):
+        if value:
+            write_file_atomically(path.with_name(marker), value + "\n")
+        else:
+            path.with_name(marker).unlink(missing_ok=True)
 
 
 def _read_mac(ap_interface: str) -> str | None:
@@ -175,6 +184,7 @@ def _check_texts(texts: dict[str, str]) -> list[str]:
 
 
 AP_MARKER = "ap-interface"  # beside --serve-env: the unit has an access point this boot
+MESH_POINT_MARKER = "mesh-point"  # beside --serve-env: the radio carries an 802.11s mesh point this boot
 MESH_POINT_CONF = "wpa_supplicant-mesh.conf"  # in the config dir, for wpa_supplicant on the mesh point
 
 

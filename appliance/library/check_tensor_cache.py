@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import stat
 
+from appliance.hash_file import hash_file
 from appliance.library.library_errors import ManifestError
 from appliance.library.resolve_model_path import resolve_model_path
 
@@ -68,7 +68,7 @@ def _check_record(model_dir, name: str, index: int, record, files: dict[str, int
 def _compute_md5(model_dir, relative: str) -> str:
     with _open_regular_file(model_dir, relative) as file:
         # md5 only as tvmjs' checksum, not for security.
-        return hashlib.file_digest(file, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
+        return hash_file(file, "md5", usedforsecurity=False)
 
 
 def check_tensor_cache(model_dir, files: dict[str, int]) -> None:

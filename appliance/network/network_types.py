@@ -30,6 +30,12 @@ DEFAULT_LEASE_FILE = "/run/iplm/dnsmasq.leases"
 
 MESH_MODES = ("batman", "ethernet")
 
+# The access point's and the mesh point's beacon interval, in TU. Radios that do AP and mesh point together
+# (mac80211_hwsim, ath9k, mt76...) require one interval for every beaconing interface
+# (beacon_int_infra_match): mesh's own default (1000 TU) against hostapd's (100) makes the kernel refuse to
+# join the mesh (EBUSY).
+BEACON_INTERVAL_TU = 100
+
 # How the access point protects phones from each other and from anyone in radio range (NetworkPlan.wifi_mode):
 # - "owe-transition": Wi-Fi Enhanced Open (OWE) on a hidden BSS, plus an open BSS that points phones to it
 #   and serves only phones without OWE; needs a radio that runs two access points at once.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from appliance.network.network_types import NetworkPlan
+from appliance.network.network_types import BEACON_INTERVAL_TU, NetworkPlan
 
 
 def _render_radio(plan: NetworkPlan) -> list[str]:
@@ -15,6 +15,7 @@ def _render_radio(plan: NetworkPlan) -> list[str]:
         f"channel={plan.channel}",
         # Every radio on the supported boards does 802.11n (each BSS turns on WMM, which its rates need).
         "ieee80211n=1",
+        f"beacon_int={BEACON_INTERVAL_TU}",  # the mesh point's too (network_types)
     ]
 
 

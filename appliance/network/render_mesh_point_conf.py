@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from appliance.network.network_types import NetworkPlan
+from appliance.network.network_types import BEACON_INTERVAL_TU, NetworkPlan
 
 _CHANNEL_MHZ = {channel: 2407 + 5 * channel for channel in range(1, 14)}
 
@@ -27,6 +27,8 @@ def render_mesh_point_conf(plan: NetworkPlan, *, mesh_id: str, sae_password: str
         f'    ssid="iplm-mesh-{mesh_id}"',
         "    mode=5",  # mesh point
         f"    frequency={_CHANNEL_MHZ[plan.channel]}",
+        f"    beacon_int={BEACON_INTERVAL_TU}",  # the access point's: one radio beacons for both
+        "    disable_ht40=1",  # the access point is HT20 on this channel: the shared radio stays there
         "    key_mgmt=SAE",
         "    ieee80211w=2",  # SAE mesh needs management frame protection
         f'    sae_password="{sae_password}"',

@@ -10,7 +10,7 @@ database = peewee.DatabaseProxy()
 
 
 def now_utc() -> _dt.datetime:
-    return _dt.datetime.now(_dt.UTC).replace(tzinfo=None)
+    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
 
 
 class _Model(peewee.Model):

@@ -50,7 +50,7 @@ def send_raw_bytes(
     Sending stops as soon as the unit answers or hangs up, as a client that reads would.
     """
     address = urlsplit(url)
-    with socket.create_connection((address.hostname, address.port), timeout=_ANSWER_S) as sock:
+    with socket.create_connection((address.hostname, address.port or 80), timeout=_ANSWER_S) as sock:
         try:
             sock.sendall(head)
             for _ in range(body_chunks):

@@ -44,9 +44,10 @@ class BuiltImage:
 
 
 _OVERLAY = Path(__file__).parent / "radio_overlay"
-# mac80211_hwsim: the unit's radio and the test phone's. In the image's Debian kernel, not this machine's.
+# mac80211_hwsim: the unit's radio, the test phone's and a second unit's. In the image's Debian kernel, not
+# this machine's.
 _HWSIM = {"etc/modules-load.d/iplm-test-hwsim.conf": "mac80211_hwsim\n",
-          "etc/modprobe.d/iplm-test-hwsim.conf": "options mac80211_hwsim radios=2\n"}  # fmt: skip
+          "etc/modprobe.d/iplm-test-hwsim.conf": "options mac80211_hwsim radios=3\n"}  # fmt: skip
 
 
 def _add_radio_overlay(rootfs: Path) -> list[Path]:
@@ -62,11 +63,16 @@ def _add_radio_overlay(rootfs: Path) -> list[Path]:
 
     for relative, text in _HWSIM.items():
         put(relative, text.encode())
+    # Under QEMU's software CPU on a busy machine the first token of a chat can take longer than the engine
+    # watchdog's 120 s meant for boards: the test unit waits 15 minutes before it calls the engine hung.
+    put("etc/iplm/iplm-test.env", b"IPLM_SERVE_ARGS=--hang-timeout 900\n")
+    put("etc/systemd/system/iplm.service.d/iplm-test.conf", b"[Service]\nEnvironmentFile=/etc/iplm/iplm-test.env\n")
     put("etc/systemd/system/iplm-test-phone.service", (_OVERLAY / "iplm-test-phone.service").read_bytes())
     wants = rootfs / "etc/systemd/system/multi-user.target.wants/iplm-test-phone.service"
     wants.symlink_to("/etc/systemd/system/iplm-test-phone.service")
     added.append(wants)
-    put("usr/local/lib/iplm-test/run_test_phone.py", (_OVERLAY / "run_test_phone.py").read_bytes())
+    for script in ("run_test_phone.py", "run_test_peer.py"):
+        put(f"usr/local/lib/iplm-test/{script}", (_OVERLAY / script).read_bytes())
     put("usr/local/lib/iplm-test/udhcpc.sh", (_OVERLAY / "udhcpc.sh").read_bytes(), 0o755)
     # The phone's DHCP client: busybox udhcpc, from the image's own Debian release (its apt, then cleaned up).
     resolv = rootfs / "etc/resolv.conf"

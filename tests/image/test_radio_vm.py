@@ -17,25 +17,41 @@ import pytest
 
 from tests.image.conftest import boot_vm
 
-pytestmark = [pytest.mark.image, pytest.mark.timeout(2400)]
+pytestmark = [pytest.mark.image, pytest.mark.timeout(3000)]
 
 _PHONE_TIMEOUT_S = 1800  # boot, hostapd, a join and a chat, all under TCG
+_PEER_TIMEOUT_S = 2700  # then a second unit's apply, SAE peering and batman-adv, also under TCG
 
 
 @pytest.fixture(scope="module")
-def phone(built_image, tmp_path_factory):
+def radio_vm(built_image, tmp_path_factory):
     with boot_vm(built_image.radio_image, tmp_path_factory.mktemp("radio-vm")) as machine:
-        found = None
-        while time.monotonic() - machine.started < _PHONE_TIMEOUT_S and machine.process.poll() is None:
-            found = re.search(r"IPLM-TEST-PHONE (\{.*\})", machine.read_serial())
-            if found:
-                break
-            time.sleep(5)
-        log = machine.read_serial()
-        assert found, f"the test phone never reported; the serial line's end:\n{log[-8000:]}"
-        result = json.loads(found.group(1))
-        print(f"\ntest phone: {json.dumps(result)[:1500]}")
-        yield result, log
+        yield machine
+
+
+def _wait_for_report(machine, tag: str, timeout_s: float) -> tuple[dict, str]:
+    """The JSON the overlay's script printed after `tag` on the serial line (seconds counted from power-on)."""
+    found = None
+    while time.monotonic() - machine.started < timeout_s and machine.process.poll() is None:
+        found = re.search(tag + r" (\{.*\})", machine.read_serial())
+        if found:
+            break
+        time.sleep(5)
+    log = machine.read_serial()
+    assert found, f"{tag} never came; the serial line's end:\n{log[-8000:]}"
+    result = json.loads(found.group(1))
+    print(f"\n{tag}: {json.dumps(result)[:2500]}")
+    return result, log
+
+
+@pytest.fixture(scope="module")
+def phone(radio_vm):
+    return _wait_for_report(radio_vm, "IPLM-TEST-PHONE", _PHONE_TIMEOUT_S)
+
+
+@pytest.fixture(scope="module")
+def peer(radio_vm):
+    return _wait_for_report(radio_vm, "IPLM-TEST-PEER", _PEER_TIMEOUT_S)
 
 
 def test_hostapd_runs_the_rendered_access_point_on_a_simulated_radio(phone):
@@ -60,3 +76,20 @@ def test_the_phone_is_sent_to_the_chat_gets_a_reply_and_then_goes_online(phone):
     assert result["page"] == 200 and result["opened"] == 204
     assert result["chat_status"] == 200 and result["reply"].strip(), result
     assert result["probe_after"] == [204]
+
+
+def test_the_owner_puts_the_unit_in_a_mesh_and_its_wi_fi_mesh_link_starts(peer):
+    result, log = peer
+    assert result["admin"] == 200 and result["created"] == 200, result
+    assert result["mesh_point"] == "mesh0"
+    assert result["link_started"] is True and result["unit_conf"] is True, result
+
+
+def test_two_units_radios_form_the_mesh_link_under_batman_adv(peer):
+    result, _ = peer
+    assert "error" not in result, result
+    assert result["peered"] is True, result
+    assert result["unit_sees"] == [result["peer_mesh_mac"]] and result["peer_sees"] == [result["unit_mesh_mac"]]
+    assert result["batman_neighbours"] is True, result
+    assert result["unit_mesh_address"].startswith("169.254.")
+    assert result["over_the_mesh"] is True, result

@@ -18,7 +18,7 @@ from tests.image.conftest import ROOT
 pytestmark = [pytest.mark.image, pytest.mark.timeout(1800)]
 
 UNITS = ("iplm.service", "iplm-firstboot.service", "iplm-network.service", "iplm-hostapd.service",
-         "iplm-dnsmasq.service", "iplm-mosquitto.service")  # fmt: skip
+         "iplm-dnsmasq.service", "iplm-mosquitto.service", "iplm-mesh-link.service")  # fmt: skip
 
 
 @pytest.fixture(scope="module", params=["image", "ansible"])
@@ -74,8 +74,9 @@ def _read_enabled(host, unit: str) -> str:
 
 
 def test_the_units_are_enabled_and_valid(host):
-    started_at_boot = [unit for unit in UNITS if unit != "iplm-mosquitto.service"]  # that one by its .path
-    for unit in (*started_at_boot, "iplm-mosquitto.path"):
+    by_path = ("iplm-mosquitto.service", "iplm-mesh-link.service")  # started by their .path units
+    started_at_boot = [unit for unit in UNITS if unit not in by_path]
+    for unit in (*started_at_boot, "iplm-mosquitto.path", "iplm-mesh-link.path"):
         assert _read_enabled(host, unit) == "enabled", unit
     # Debian's own broker would take port 1883 with its default config.
     assert _read_enabled(host, "mosquitto.service") == "disabled"

@@ -22,7 +22,6 @@ included, error pages not); it is what `vanish_after` and `rate_limit` meter.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import socket
@@ -35,6 +34,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from appliance.hash_file import hash_file
 
 _CHUNK = 64 * 1024
 _SOCKET_TIMEOUT_S = 10  # a stuck client gives up its thread after this; stop() cuts sooner
@@ -223,7 +224,7 @@ class ModelSourceServer:
             digest = self._hashes.get(cache_key)
         if digest is None:
             with open(file, "rb") as handle:
-                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+                digest = hash_file(handle)
             with self._lock:
                 self._hashes[cache_key] = digest
         return f'"{digest}"'

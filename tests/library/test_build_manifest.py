@@ -10,6 +10,7 @@ import random
 import pytest
 
 from appliance.engine.locate_default_model import locate_default_model
+from appliance.hash_file import hash_file
 from appliance.library.build_manifest import build_manifest
 from appliance.library.hash_manifest import hash_manifest
 from appliance.library.library_errors import ManifestError
@@ -193,7 +194,7 @@ def test_real_default_gguf_matches_sha256_and_reports_progress():
 
     size = path.stat().st_size
     with open(path, "rb") as file:
-        assert manifest.files[0].sha256 == hashlib.file_digest(file, "sha256").hexdigest()
+        assert manifest.files[0].sha256 == hash_file(file)
     assert manifest.format == "gguf" and manifest.files[0].path == path.name and manifest.files[0].size == size
     assert len(manifest.files[0].pieces) == -(-size // DEFAULT_PIECE_SIZE)
     with open(path, "rb") as file:

@@ -62,3 +62,14 @@ def test_network_apply_writes_the_mesh_point_config_once_the_unit_has_a_key(tmp_
     assert _write_mesh_point_conf(plan, config_dir, data_dir)[0].startswith("wrote")
     assert os.stat(config_dir / MESH_POINT_CONF).st_mode & 0o777 == 0o600
     assert _write_mesh_point_conf(plan, config_dir, data_dir) == []  # again: nothing to change
+
+
+def test_the_mesh_point_beacons_at_the_access_points_interval():
+    # One radio, both beaconing: drivers that require one interval refuse the mesh join otherwise (EBUSY).
+    from appliance.network.render_hostapd_conf import render_hostapd_conf
+
+    plan = _plan()
+    mesh = render_mesh_point_conf(plan, mesh_id="00" * 8, sae_password=derive_mesh_link_password(KEY))
+    ap_interval = [line for line in render_hostapd_conf(plan).splitlines() if line.startswith("beacon_int=")]
+    assert ap_interval == ["beacon_int=100"]
+    assert "    beacon_int=100" in mesh.splitlines()

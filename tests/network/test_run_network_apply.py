@@ -152,7 +152,7 @@ def test_auto_without_a_radio_serves_on_ethernet_and_says_so(tmp_path, capsys, m
 
 
 def test_the_serve_env_carries_the_portal_the_subnet_and_the_mesh_address(tmp_path):
-    from appliance.cli.run_network_apply import AP_MARKER, _write_serve_env
+    from appliance.cli.run_network_apply import AP_MARKER, MESH_POINT_MARKER, _write_serve_env
     from appliance.network.plan_network import plan_network
 
     plan = plan_network("00112233445566ab", ap_interface="wlp1s0", mesh_interface="eth0", portal_port=80)
@@ -165,6 +165,25 @@ def test_the_serve_env_carries_the_portal_the_subnet_and_the_mesh_address(tmp_pa
     )
     assert lines[1] == "IPLM_AP_INTERFACE=wlp1s0"
     assert (tmp_path / AP_MARKER).read_text() == "wlp1s0\n"
+    assert not (tmp_path / MESH_POINT_MARKER).exists(), "an Ethernet mesh has no mesh point to join"
+
+
+def test_the_serve_env_names_the_mesh_point_only_where_the_radio_made_one(tmp_path):
+    from appliance.cli.run_network_apply import AP_MARKER, MESH_POINT_MARKER, _write_serve_env
+    from appliance.network.plan_network import plan_network
+
+    plan = plan_network("00112233445566ab", ap_interface="wlan0", radio_supports_ap_and_mesh=True, portal_port=80)
+    net = tmp_path / "net"
+    (net / "wlan0").mkdir(parents=True)
+    path = tmp_path / "run" / "serve.env"
+    _write_serve_env(path, plan, net)  # the radio refused the mesh point: no mesh0
+    assert "IPLM_MESH_POINT" not in path.read_text() and not path.with_name(MESH_POINT_MARKER).exists()
+    (net / "mesh0").mkdir()
+    _write_serve_env(path, plan, net)
+    assert "IPLM_MESH_POINT=mesh0" in path.read_text().splitlines()
+    assert path.with_name(MESH_POINT_MARKER).read_text() == "mesh0\n"
+    _write_serve_env(path, None, net)  # a later boot without the radio: neither marker stays
+    assert not path.with_name(MESH_POINT_MARKER).exists() and not path.with_name(AP_MARKER).exists()
 
 
 def test_the_portal_port_reaches_the_firewall(tmp_path, capsys):

@@ -7,6 +7,9 @@ the compiler and the architecture; pip is told not to cache at all.
     python -m appliance.engine.llama_cpp.build_llama_wheel [--target host|rk3588|...] [--cache-dir DIR]
 
 prints the wheel's path (progress goes to stderr); `--print-plan` prints the flags and builds nothing.
+
+A target for another architecture (generic-arm64, rk3588, jetson-orin on an amd64 machine) is cross-compiled
+with Debian's cross compilers (a CMake toolchain file) and its wheel tagged for the target (linux_aarch64).
 """
 
 from __future__ import annotations
@@ -15,31 +18,61 @@ import argparse
 import hashlib
 import json
 import os
+import platform
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from appliance.engine.llama_cpp.cpu_types import CpuFeatures, LlamaBuild, LlamaBuildError
-from appliance.engine.llama_cpp.llama_build_targets import LLAMA_CPP_PYTHON_VERSION, TCG_X86_FEATURES
+from appliance.engine.llama_cpp.llama_build_targets import (
+    ARM_VARIANT_MARCH,
+    CROSS_TOOLCHAINS,
+    LLAMA_CPP_PYTHON_VERSION,
+    TCG_X86_FEATURES,
+)
 from appliance.engine.llama_cpp.plan_llama_build import TARGETS, plan_llama_build
 from appliance.engine.llama_cpp.probe_cpu_features import probe_cpu_features
+from appliance.engine.llama_cpp.render_cross_toolchain import render_cross_toolchain
+from appliance.engine.llama_cpp.retag_wheel import retag_wheel
 
 _VARIANTS_CMAKE = Path(__file__).resolve().with_name("install_cpu_variants.cmake")
 _EXTRA_ARGS_ENV = "IPLM_LLAMA_CMAKE_ARGS"  # the owner's own flags, appended (and part of the cache key)
 _PROGRESS = re.compile(r"^\[\s*(\d+)/(\d+)\]|^\[\s*(\d+)%\]")
 _LOG_TAIL_LINES = 40
+# ELF e_machine of each architecture's shared libraries: a cross build's wheel must hold only the target's.
+_ELF_MACHINE = {"x86_64": 62, "aarch64": 183}
+_VARIANTS_LIST = "vendor/llama.cpp/ggml/src/CMakeLists.txt"  # where ggml lists its CPU variants
 
 
-def _compiler_identity() -> str:
+def _choose_compilers(build: LlamaBuild, machine: str) -> tuple[str, str]:
+    """C and C++ compiler commands: CC/CXX (or cc/c++) here, Debian's cross compilers for another arch."""
+    if build.arch == machine or build.target == "host":
+        return os.environ.get("CC", "cc"), os.environ.get("CXX", "c++")
+    if build.arch not in CROSS_TOOLCHAINS:
+        raise LlamaBuildError(f"{build.target} is for {build.arch}: no cross toolchain for it on this {machine}")
+    triplet, packages = CROSS_TOOLCHAINS[build.arch]
+    cc, cxx = f"{triplet}-gcc", f"{triplet}-g++"
+    # This machine's own CMake and Ninja: the build backend would fetch pip's, tagged for the target, not here.
+    missing = [command for command in (cc, cxx, "cmake", "ninja") if shutil.which(command) is None]
+    if missing:
+        raise LlamaBuildError(
+            f"{build.target} is for {build.arch}, cross-compiled here with {', '.join(missing)}: not installed "
+            f"(Debian: apt install {packages} cmake ninja-build)"
+        )
+    return cc, cxx
+
+
+def _compiler_identity(compilers: tuple[str, str]) -> str:
     names = []
-    for variable, default in (("CC", "cc"), ("CXX", "c++")):
-        command = os.environ.get(variable, default)
+    for command in compilers:
         try:
             result = subprocess.run(
                 [*shlex.split(command), "--version"], capture_output=True, text=True, timeout=30, check=False
@@ -56,15 +89,73 @@ def _cmake_args(build: LlamaBuild) -> tuple[str, ...]:
     return (*build.cmake_args, *variants, *extra)
 
 
-def _build_key(build: LlamaBuild, cmake_args: tuple[str, ...]) -> str:
-    shape = {
+def _build_key(
+    build: LlamaBuild, cmake_args: tuple[str, ...], compilers: tuple[str, str], cross: bool, dropped: tuple[str, ...]
+) -> str:
+    shape: dict[str, object] = {
         "release": LLAMA_CPP_PYTHON_VERSION,
         "arch": build.arch,
         "cmake_args": [a for a in cmake_args if not a.startswith("-DCMAKE_PROJECT_llama_cpp_INCLUDE=")],
         "variants_cmake": hashlib.sha256(_VARIANTS_CMAKE.read_bytes()).hexdigest() if build.dynamic else None,
-        "compiler": _compiler_identity(),
+        "compiler": _compiler_identity(compilers),
     }
+    # Only where they apply, so that a native build keeps the key (and the cached wheel) it had before.
+    if cross:
+        shape["cross"] = {
+            "cc": compilers[0],
+            "cxx": compilers[1],
+            "toolchain": render_cross_toolchain(build.arch, *compilers),
+        }
+    if dropped:
+        shape["dropped_variants"] = list(dropped)
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _accepts_march(cc: str, march: str) -> bool:
+    with tempfile.TemporaryDirectory(prefix="iplm-march-") as scratch:
+        source = Path(scratch) / "probe.c"
+        source.write_text("int main(void) { return 0; }\n")
+        try:
+            result = subprocess.run(
+                [*shlex.split(cc), f"-march={march}", "-c", str(source), "-o", str(source.with_suffix(".o"))],
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return result.returncode == 0
+
+
+def _plan_dropped_variants(build: LlamaBuild, cc: str) -> tuple[str, ...]:
+    """The ARM variants of a dynamic build that `cc` cannot compile (GCC 12: the SME ones, armv9.2-a+sme).
+    Left out of the build rather than failing it: the unit's chooser picks among the variants a build has."""
+    if not build.dynamic or build.arch != "aarch64":
+        return ()
+    return tuple(tag for tag, march in ARM_VARIANT_MARCH.items() if not _accepts_march(cc, march))
+
+
+def _drop_cpu_variants(cmakelists: str, tags: Iterable[str]) -> str:
+    """ggml's CMakeLists.txt without the `ggml_add_cpu_backend_variant(<tag> ...)` line of each of `tags`;
+    LlamaBuildError where a tag has no such line (a release that renamed its variants must not pass silently)."""
+    lines = cmakelists.splitlines(keepends=True)
+    for tag in tags:
+        pattern = re.compile(rf"^\s*ggml_add_cpu_backend_variant\({re.escape(tag)}(\s|\))")
+        kept = [line for line in lines if not pattern.match(line)]
+        if len(kept) != len(lines) - 1:
+            raise LlamaBuildError(f"ggml's CPU variant {tag!r} is not listed once in {_VARIANTS_LIST}")
+        lines = kept
+    return "".join(lines)
+
+
+def _unpack_source(sdist: Path, scratch: Path, dropped: tuple[str, ...]) -> Path:
+    """The sdist unpacked under `scratch`, its variant list without `dropped`; returns the source tree."""
+    with tarfile.open(sdist) as archive:
+        archive.extractall(scratch, filter="data")
+    source = scratch / sdist.name.removesuffix(".tar.gz")
+    listing = source / _VARIANTS_LIST
+    listing.write_text(_drop_cpu_variants(listing.read_text(encoding="utf-8"), dropped), encoding="utf-8")
+    return source
 
 
 def _fetch_sdist(cache_dir: Path, python: str) -> Path:
@@ -105,9 +196,14 @@ def _report_progress(text: str) -> None:
 
 
 def _compile(
-    sdist: Path, cmake_args: tuple[str, ...], out_dir: Path, python: str, report: Callable[[str], None]
+    sdist: Path,
+    cmake_args: tuple[str, ...],
+    out_dir: Path,
+    python: str,
+    report: Callable[[str], None],
+    extra_env: dict[str, str],
 ) -> None:
-    env = {**os.environ, "CMAKE_ARGS": " ".join(cmake_args)}
+    env = {**os.environ, **extra_env, "CMAKE_ARGS": " ".join(cmake_args)}
     command = [python, "-m", "pip", "wheel", "--verbose", "--no-deps", "--no-cache-dir", str(sdist), "-w", str(out_dir)]
     started, shown = time.monotonic(), -1
     tail: list[str] = []
@@ -127,38 +223,74 @@ def _compile(
         raise LlamaBuildError("compiling llama-cpp-python failed; the last lines:\n" + "\n".join(tail))
 
 
+def _check_cross_wheel(wheel: Path, arch: str) -> Path:
+    """The cross-compiled `wheel`, tagged linux_<arch> (retagged where the build backend tagged it for this
+    machine) after checking that each shared library in it is an ELF file for `arch`."""
+    with zipfile.ZipFile(wheel) as archive:
+        libraries = [name for name in archive.namelist() if re.search(r"\.so(\.\d+)*$", name)]
+        if not libraries:
+            raise LlamaBuildError(f"{wheel.name} holds no shared library: the compile built nothing")
+        for name in libraries:
+            header = archive.read(name)[:20]
+            machine = int.from_bytes(header[18:20], "little") if header[:4] == b"\x7fELF" else None
+            if machine != _ELF_MACHINE[arch]:
+                raise LlamaBuildError(f"{name} in {wheel.name} is not an {arch} library (ELF machine {machine})")
+    return retag_wheel(wheel, f"linux_{arch}")
+
+
 def build_llama_wheel(
     build: LlamaBuild,
     *,
     cache_dir: Path,
     python: str = sys.executable,
     report: Callable[[str], None] = _report_progress,
+    machine: str = platform.machine(),
 ) -> Path:
-    """The wheel of llama-cpp-python compiled as `build` says: from the cache, or compiled now (minutes)."""
+    """The wheel of llama-cpp-python compiled as `build` says: from the cache, or compiled now (minutes);
+    cross-compiled when `build` is for another architecture than this `machine`'s."""
+    cross = build.arch != machine and build.target != "host"
+    compilers = _choose_compilers(build, machine)
+    dropped = _plan_dropped_variants(build, compilers[0])
     cmake_args = _cmake_args(build)
-    key = _build_key(build, cmake_args)
+    key = _build_key(build, cmake_args, compilers, cross, dropped)
     wheel_dir = cache_dir / f"{LLAMA_CPP_PYTHON_VERSION}-{build.target}-{key}"
     wheels = sorted(wheel_dir.glob("llama_cpp_python-*.whl"))
     if wheels:
         return wheels[0]
     report(f"compiling llama.cpp for {build.description} (a few minutes on 2 cores; cached afterwards)")
+    if cross:
+        report(f"  cross-compiling for {build.arch} on this {machine} with {' and '.join(compilers)}")
+    if dropped:
+        report(f"  leaving out the CPU variants {compilers[0]} cannot compile: {' '.join(dropped)}")
     report(f"  CMake flags: {' '.join(a for a in cmake_args if not a.startswith('-DCMAKE_PROJECT_'))}")
     sdist = _fetch_sdist(cache_dir, python)
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".build-") as scratch:
         out_dir = Path(scratch) / "wheel"
+        source = _unpack_source(sdist, Path(scratch) / "source", dropped) if dropped else sdist
+        extra_env: dict[str, str] = {}
+        if cross:
+            toolchain = Path(scratch) / "toolchain.cmake"
+            toolchain.write_text(render_cross_toolchain(build.arch, *compilers), encoding="utf-8")
+            cmake_args = (f"-DCMAKE_TOOLCHAIN_FILE={toolchain}", *cmake_args)
+            # scikit-build-core (>= 0.11) tags the wheel for this platform; _check_cross_wheel retags otherwise.
+            extra_env["_PYTHON_HOST_PLATFORM"] = f"linux-{build.arch}"
         started = time.monotonic()
-        _compile(sdist, cmake_args, out_dir, python, report)
+        _compile(source, cmake_args, out_dir, python, report, extra_env)
+        if cross:
+            _check_cross_wheel(sorted(out_dir.glob("llama_cpp_python-*.whl"))[0], build.arch)
         (out_dir / "build.json").write_text(
             json.dumps(
                 {
                     "target": build.target,
                     "description": build.description,
                     "dynamic": build.dynamic,
-                    "cmake_args": list(cmake_args),
+                    "cmake_args": [a for a in cmake_args if not a.startswith("-DCMAKE_TOOLCHAIN_FILE=")],
                     "release": LLAMA_CPP_PYTHON_VERSION,
                     "compile_seconds": round(time.monotonic() - started),
                     "cores": os.cpu_count(),
+                    **({"cross_compilers": list(compilers)} if cross else {}),
+                    **({"dropped_variants": list(dropped)} if dropped else {}),
                 },
                 indent=1,
             )

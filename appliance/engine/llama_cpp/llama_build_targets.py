@@ -114,6 +114,10 @@ ARM_MARCH_EXTENSIONS: dict[str, str] = {
     "SVE2": "sve2",
 }
 
+# ggml's ARM variants under GGML_CPU_ALL_VARIANTS (ggml/src/CMakeLists.txt), tag -> features. A build ships
+# those its compiler can compile (ARM_VARIANT_MARCH): GCC 12, Debian 12's, has no -march=armv9.2-a nor +sme,
+# so a generic-arm64 build made with it lacks the two SME variants; the chooser only picks among the files a
+# build has, and an SME CPU takes armv8.6_2 there.
 ARM_VARIANTS: dict[str, tuple[str, ...]] = {
     "armv8.0_1": (),
     "armv8.2_1": ("DOTPROD",),
@@ -123,6 +127,27 @@ ARM_VARIANTS: dict[str, tuple[str, ...]] = {
     "armv8.6_2": ("DOTPROD", "FP16_VECTOR_ARITHMETIC", "SVE", "MATMUL_INT8", "SVE2"),
     "armv9.2_1": ("DOTPROD", "FP16_VECTOR_ARITHMETIC", "SVE", "MATMUL_INT8", "SME"),
     "armv9.2_2": ("DOTPROD", "FP16_VECTOR_ARITHMETIC", "SVE", "MATMUL_INT8", "SVE2", "SME"),
+}
+
+# The -march each ARM variant compiles with (ggml-cpu/CMakeLists.txt): a compiler that refuses one cannot
+# build that variant, and build_llama_wheel leaves it out rather than fail the whole build.
+ARM_VARIANT_MARCH: dict[str, str] = {
+    "armv8.0_1": "armv8-a",
+    "armv8.2_1": "armv8.2-a+dotprod",
+    "armv8.2_2": "armv8.2-a+dotprod+fp16",
+    "armv8.2_3": "armv8.2-a+dotprod+fp16+sve",
+    "armv8.6_1": "armv8.6-a+dotprod+fp16+sve+i8mm",
+    "armv8.6_2": "armv8.6-a+dotprod+fp16+sve+i8mm+sve2",
+    "armv9.2_1": "armv9.2-a+dotprod+fp16+sve+i8mm+sme",
+    "armv9.2_2": "armv9.2-a+dotprod+fp16+sve+i8mm+sve2+sme",
+}
+
+# Cross-compiling for another architecture (an arm64 image built on an amd64 machine): Debian's cross
+# compilers, by GNU triplet (<triplet>-gcc, <triplet>-g++, the target's libraries under /usr/<triplet>),
+# and the Debian packages that hold them.
+CROSS_TOOLCHAINS: dict[str, tuple[str, str]] = {
+    "aarch64": ("aarch64-linux-gnu", "gcc-aarch64-linux-gnu g++-aarch64-linux-gnu"),
+    "x86_64": ("x86_64-linux-gnu", "gcc-x86-64-linux-gnu g++-x86-64-linux-gnu"),
 }
 
 _ALL_VARIANTS = ("-DGGML_BACKEND_DL=ON", "-DGGML_CPU_ALL_VARIANTS=ON")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from appliance.engine.engine_types import EngineError
 from appliance.engine.mlc.library_target import LIBRARY_SOURCES, LIBS_DIR, RECORD_VERSION, TARGET_FILE, LibraryTarget
+from appliance.hash_file import hash_file
 
 _log = logging.getLogger("iplm.library")
 # The model id rule of add_model: one safe path component.
@@ -68,7 +68,7 @@ def _read_record(path: Path) -> dict | None:
 def _hash_model_config(model_dir) -> str | None:
     try:
         with open(Path(model_dir) / "mlc-chat-config.json", "rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
+            return hash_file(handle)
     except OSError:
         return None
 
@@ -79,7 +79,7 @@ def _hash_library(path: Path, size: int) -> str | None:
             # A size that differs needs no hashing to tell.
             if os.fstat(handle.fileno()).st_size != size:
                 return None
-            return hashlib.file_digest(handle, "sha256").hexdigest()
+            return hash_file(handle)
     except OSError:
         return None
 

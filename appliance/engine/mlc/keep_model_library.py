@@ -15,6 +15,7 @@ from pathlib import Path
 
 from appliance.engine.engine_types import EngineError
 from appliance.engine.mlc.library_target import LIBRARY_SOURCES, LIBS_DIR, RECORD_VERSION, TARGET_FILE, LibraryTarget
+from appliance.hash_file import hash_file
 from appliance.write_file_atomically import write_file_atomically
 
 # The model id rule of add_model: one safe path component.
@@ -105,7 +106,7 @@ def _hash_model_config(model_dir) -> str | None:
         return None
     try:
         with open(Path(model_dir) / "mlc-chat-config.json", "rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
+            return hash_file(handle)
     except OSError as exc:
         raise EngineError(code="model_invalid", message=f"cannot read {model_dir}/mlc-chat-config.json: {exc}") from exc
 

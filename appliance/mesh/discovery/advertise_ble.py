@@ -134,7 +134,8 @@ async def _call_manager(bus, adapter: str, member: str, signature: str, body: li
     )
     try:
         reply = await asyncio.wait_for(bus.call(message), _CALL_TIMEOUT_S)
-    except TimeoutError:
+    # asyncio's own class: the builtin TimeoutError only from Python 3.11 on (JetPack 6 has 3.10).
+    except asyncio.TimeoutError:
         return "org.freedesktop.DBus.Error.NoReply", f"no answer in {_CALL_TIMEOUT_S:g} s"
     except Exception as exc:  # the bus connection broke: the agent goes on without BLE
         return "org.freedesktop.DBus.Error.Disconnected", str(exc)

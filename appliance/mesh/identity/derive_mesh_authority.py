@@ -33,8 +33,8 @@ def derive_mesh_authority(key: MeshKey) -> MeshAuthority:
         .issuer_name(name)
         .public_key(private_key.public_key())
         .serial_number(int(mesh_id, 16) or 1)
-        .not_valid_before(datetime.datetime(VALID_FROM_YEAR, 1, 2, tzinfo=datetime.UTC))
-        .not_valid_after(datetime.datetime(VALID_UNTIL_YEAR, 12, 31, tzinfo=datetime.UTC))
+        .not_valid_before(datetime.datetime(VALID_FROM_YEAR, 1, 2, tzinfo=datetime.timezone.utc))
+        .not_valid_after(datetime.datetime(VALID_UNTIL_YEAR, 12, 31, tzinfo=datetime.timezone.utc))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(

@@ -63,8 +63,8 @@ def _issue(authority: MeshAuthority, node_id: str, key: ec.EllipticCurvePrivateK
         .issuer_name(ca_certificate.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(datetime.datetime(VALID_FROM_YEAR, 1, 2, tzinfo=datetime.UTC))
-        .not_valid_after(datetime.datetime(VALID_UNTIL_YEAR, 12, 31, tzinfo=datetime.UTC))
+        .not_valid_before(datetime.datetime(VALID_FROM_YEAR, 1, 2, tzinfo=datetime.timezone.utc))
+        .not_valid_after(datetime.datetime(VALID_UNTIL_YEAR, 12, 31, tzinfo=datetime.timezone.utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         # A unit is a broker (server) for its peers and a client of theirs.
         .add_extension(
