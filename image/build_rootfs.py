@@ -7,12 +7,13 @@ rest comes from installing the package, exactly as on a board that already runs 
 
 from __future__ import annotations
 
+import platform
 import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from image.image_types import RUNTIME_DEPENDS
+from image.image_types import DEBIAN_ARCH, RUNTIME_DEPENDS
 
 # What a booting unit needs beyond the package's own dependencies.
 _BOOT_PACKAGES = (
@@ -125,7 +126,10 @@ def build_rootfs(
     mirror = mirror or _read_host_mirror()
     if mirror:
         command.append(mirror)
-    progress(f"building the root file system ({suite}, {arch}) with mmdebstrap: about 2 minutes, more to download")
+    # Another architecture's package scripts (the initramfs above all) run under QEMU's user-mode emulation.
+    emulated = DEBIAN_ARCH.get(platform.machine()) != arch
+    took = "about 50 minutes under QEMU's emulation" if emulated else "about 2 minutes"
+    progress(f"building the root file system ({suite}, {arch}) with mmdebstrap: {took}, more to download")
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"mmdebstrap failed:\n{result.stderr[-4000:]}")
