@@ -99,6 +99,7 @@ def test_probe_text_shows_the_overrides():
         (("serve", "--hang-timeout", "0"), "argument --hang-timeout: 0.0 must be a number of seconds greater than 0"),
         (("serve", "--hang-timeout", "-1"), "argument --hang-timeout: -1.0 must be a number"),
         (("serve", "--hang-timeout", "inf"), "argument --hang-timeout: inf must be a number"),
+        (("serve", "--ble-adapter", "hci0/x"), "argument --ble-adapter: 'hci0/x' is not a Bluetooth adapter"),
         (("probe", "--n-ctx", "many"), "argument --n-ctx: 'many' is not an integer"),
         (("serve", "--no-such-flag"), "unrecognized arguments: --no-such-flag"),
         (("launch",), "invalid choice: 'launch'"),
@@ -183,3 +184,47 @@ def test_serve_prints_the_admin_pin_on_the_first_start_only(tmp_path):
     database = open_database(tmp_path)
     assert check_admin_pin(first[1])
     database.close()
+
+
+@pytest.mark.engine
+def test_a_mesh_created_on_the_admin_page_starts_without_a_restart(tmp_path):
+    import shutil
+    import time
+
+    import httpx
+
+    from appliance.admin.set_admin_pin import set_admin_pin
+    from appliance.store.open_database import open_database
+    from tests.conftest import start_live_unit
+
+    if shutil.which("mosquitto", path="/usr/sbin:/usr/bin:/sbin:/bin") is None:
+        pytest.fail("this test needs mosquitto (scripts/dev setup --test installs it)", pytrace=False)
+    database = open_database(tmp_path)
+    set_admin_pin("42424242")
+    database.close()
+    broker_port = _free_port()
+    unit = start_live_unit(tmp_path, "--mesh-address", "127.0.0.1", "--mesh-port", str(broker_port))
+    try:
+        with httpx.Client(base_url=unit.url, timeout=30) as admin:
+            assert admin.post("/api/admin/session", json={"pin": "42424242"}).status_code == 200
+            before = admin.get("/api/admin/mesh").json()
+            assert before["running"] is False and before["mesh_id"] is None
+            created = admin.post("/api/admin/mesh/create").json()
+            assert created["restart_needed"] is False
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not admin.get("/api/admin/mesh").json()["running"]:
+                time.sleep(0.5)
+            after = admin.get("/api/admin/mesh").json()
+            assert after["running"] is True and after["mesh_id"] == created["mesh_id"], after
+            # The unit's own broker and agent: `iplm mesh status` reads what the running agent writes.
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                status = _run_cli("mesh", "status", "--json", "--data-dir", str(tmp_path), data_dir=tmp_path)
+                if status.returncode == 0:
+                    break
+                time.sleep(0.5)
+            assert status.returncode == 0, status.stdout + status.stderr
+            assert json.loads(status.stdout)["mesh_id"] == created["mesh_id"]
+    finally:
+        unit.stop()
+    assert "Traceback" not in unit.process.stdout.read()  # stderr goes there too

@@ -34,6 +34,9 @@ class AdminHooks:
     # The phones' networks (the access point's subnet): admin is not reachable from there unless allowed.
     phone_networks: tuple[IPv4Network | IPv6Network, ...] = ()
     admin_from_phones: bool = False
+    # The admin stored a mesh key: start the unit's mesh with it (or restart it on a new key), in the
+    # background. None: the key waits for the next start of `iplm serve`.
+    use_mesh_key: Callable[[], None] | None = None
 
 
 # Setting keys (appliance.store read_setting / write_setting).

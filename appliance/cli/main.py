@@ -6,6 +6,7 @@ import argparse
 import sys
 import urllib.parse
 from ipaddress import IPv4Network, IPv6Network, ip_network
+from pathlib import Path
 
 from appliance.cli.run_admin_reset_pin import run_admin_reset_pin
 from appliance.cli.run_first_boot import run_first_boot
@@ -23,6 +24,7 @@ from appliance.cli.run_network_apply import run_network_apply
 from appliance.cli.run_probe import run_probe
 from appliance.cli.run_serve import run_serve
 from appliance.engine.pool.pool_types import PoolLimits
+from appliance.mesh.discovery.choose_ble_adapter import choose_ble_adapter
 from appliance.network.network_types import DEFAULT_AP_SUBNET
 
 
@@ -55,6 +57,14 @@ def _port(text: str) -> int:
     if value > 65535:
         raise argparse.ArgumentTypeError(f"{value} is not a TCP port (1-65535)")
     return value
+
+
+def _ble_adapter(text: str) -> str:
+    try:
+        choose_ble_adapter(text, sysfs=Path("/nonexistent"))  # only the check of the name
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _parse_number(text: str) -> float:
@@ -230,6 +240,13 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--mesh-address", help="this unit's address on the mesh link (no mesh without it)")
     serve.add_argument("--mesh-port", type=_port, default=1883, help="the mesh broker's port (default 1883)")
     serve.add_argument("--no-mesh-broker", action="store_true", help="mosquitto is run by systemd, not by iplm")
+    serve.add_argument(
+        "--ble-adapter",
+        type=_ble_adapter,
+        default="off",
+        help="in a mesh, scan for and advertise to nearby units over Bluetooth LE on this adapter (hci0, ...); "
+        "auto: the first one the kernel has; off (default): no BLE",
+    )
     serve.add_argument(
         "--hang-timeout",
         type=_seconds,

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
@@ -34,6 +35,7 @@ from appliance.mesh.agent.describe_unit_presence import describe_unit_presence
 from appliance.mesh.agent.find_model_holders import find_model_holders
 from appliance.mesh.agent.mesh_agent_types import UnitMesh
 from appliance.mesh.agent.start_unit_mesh import start_unit_mesh
+from appliance.mesh.discovery.choose_ble_adapter import choose_ble_adapter
 from appliance.mesh.key.load_mesh_secrets import load_mesh_secrets
 from appliance.mesh.mesh_errors import BrokerError
 from appliance.network.network_types import DEFAULT_AP_SUBNET
@@ -80,6 +82,10 @@ def _start_mesh(args, data_dir, node_id: str, name: str, board: str, current_eng
             node_id, name=name, engine=engine.kind, device_class=board, load=engine.describe_status()
         )
 
+    # Chosen when the mesh starts, not at boot: a board's UART-attached radio may show up late.
+    ble_adapter = choose_ble_adapter(args.ble_adapter)
+    if ble_adapter is None and args.ble_adapter == "auto":
+        _log.info("no Bluetooth adapter: the mesh goes without BLE discovery")
     mesh = start_unit_mesh(
         data_dir=data_dir,
         node_id=node_id,
@@ -88,10 +94,30 @@ def _start_mesh(args, data_dir, node_id: str, name: str, board: str, current_eng
         broker_port=args.mesh_port,
         run_broker=not args.no_mesh_broker,
         describe_unit=describe_unit,
+        ble_adapter=ble_adapter,
     )
     if mesh is None:
         _log.warning("--mesh-address given but this unit has no mesh key: `iplm mesh create` or `iplm mesh join`")
     return mesh
+
+
+def _use_mesh_key(running: _Running, start_mesh: Callable[[], UnitMesh | None]) -> None:
+    """The admin stored a mesh key: stop the running mesh (if any) and start it again on the stored key, in
+    a thread of its own (the agent takes seconds to reach its broker; the admin's answer does not wait)."""
+
+    def restart() -> None:
+        with running.meshing:
+            old, running.mesh = running.mesh, None
+            if old is not None:
+                old.stop()
+            try:
+                running.mesh = start_mesh()
+            except BrokerError as exc:
+                _log.error("cannot start the mesh broker: %s", exc.message)
+            except Exception:  # the portal stays up without a mesh; the owner sees it on the admin page
+                _log.exception("starting the mesh failed")
+
+    threading.Thread(target=restart, name="iplm-mesh-start", daemon=True).start()
 
 
 def _close_when_idle(engine, patience: float = 300.0) -> None:
@@ -123,6 +149,7 @@ class _Running:
     engine: Engine
     mesh: UnitMesh | None = None
     switching: threading.Lock = field(default_factory=threading.Lock)
+    meshing: threading.Lock = field(default_factory=threading.Lock)  # one mesh (re)start at a time
 
 
 def _open_engine(recipe: _EngineRecipe, model_path: str | None, model_id: str | None) -> Engine:
@@ -243,6 +270,9 @@ def run_serve(args) -> int:
         engines=list_runnable_engines(profile),
         phone_networks=_read_phone_networks(args),
         admin_from_phones=args.admin_from_wifi,
+        use_mesh_key=lambda: _use_mesh_key(
+            running, lambda: _start_mesh(args, data_dir, node_id, unit.name, profile.board, lambda: running.engine)
+        ),
     )
     app = create_app(
         lambda: running.engine,

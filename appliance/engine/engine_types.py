@@ -40,6 +40,9 @@ class ChatRequest:
     client_key: str = ""
     # A long conversation: leave out its oldest exchanges (never the system prompt) so that it fits.
     fit_history: bool = False
+    # The start of the reply, already sent to the client by another unit that then failed: the engine
+    # continues it (the events carry only what follows). It counts against max_tokens, as part of the reply.
+    reply_prefix: str = ""
 
 
 @dataclass(frozen=True)

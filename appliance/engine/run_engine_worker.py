@@ -34,6 +34,7 @@ def _decode_request(data: dict) -> ChatRequest:
         params=ChatParams(**params),
         client_key=data.get("client_key", ""),
         fit_history=bool(data.get("fit_history", False)),
+        reply_prefix=str(data.get("reply_prefix") or ""),
     )
 
 

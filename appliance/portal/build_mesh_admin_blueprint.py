@@ -109,20 +109,27 @@ def build_mesh_admin_blueprint(
     node_id: str,
     mesh_status: Callable[[], dict[str, PeerEntry] | None],
     describe_self: Callable[[], dict] | None = None,
+    use_mesh_key: Callable[[], None] | None = None,
 ) -> Blueprint:
     """GET /api/admin/mesh, GET /api/admin/mesh/key, POST /api/admin/mesh/create and /join (nested in admin).
 
     mesh_status(): the running agent's peer table, None when no agent runs. describe_self(): this unit's
     presence (describe_unit_presence), shown in the centre of the picture; None leaves it out.
+    use_mesh_key(): (re)start the unit's mesh on the key just stored; None: that waits for a restart.
     """
     mesh = Blueprint("mesh", __name__, url_prefix="/mesh")
     mesh.record(_require_admin_parent)
     data_dir = Path(data_dir)
-    # The agent read the key when `iplm serve` started; a key stored since then waits for a restart.
+    # Without use_mesh_key the agent runs on the key `iplm serve` started with; a newer one waits for a restart.
     started_mesh_id, _ = _read_mesh_id(data_dir)
 
+    def is_restart_needed(mesh_id: str | None) -> bool:
+        return use_mesh_key is None and mesh_id != started_mesh_id
+
     def answer_stored(mesh_id: str):
-        return jsonify({"mesh_id": mesh_id, "restart_needed": mesh_id != started_mesh_id})
+        if use_mesh_key is not None:
+            use_mesh_key()
+        return jsonify({"mesh_id": mesh_id, "restart_needed": is_restart_needed(mesh_id)})
 
     @mesh.get("")
     def describe_mesh():
@@ -141,7 +148,7 @@ def build_mesh_admin_blueprint(
                 "running": peers is not None,
                 "key_set": (data_dir / MESH_KEY_FILE).exists(),
                 "key_error": key_error,
-                "restart_needed": mesh_id != started_mesh_id,
+                "restart_needed": is_restart_needed(mesh_id),
                 "unit": unit,
                 "peers": peers or {},
                 "now": time.time(),  # the unit's clock, which last_seen and since use: the phone's may differ

@@ -118,6 +118,7 @@ def create_app(
                 device_class=str(unit.device.get("board", "")),
                 load=current_engine().describe_status(),
             ),
+            use_mesh_key=admin.use_mesh_key,
         )
         app.register_blueprint(build_admin_session_blueprint(sessions, admin))
         app.register_blueprint(build_admin_blueprint(admin, current_engine, sessions, nested=(mesh_admin,)))

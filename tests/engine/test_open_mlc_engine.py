@@ -576,3 +576,12 @@ def test_a_long_history_is_fitted_before_mlc_sees_it(fake_mlc, model_dir, with_t
     # Without fit_history MLC gets the whole conversation (and answers for itself).
     list(engine.stream_chat(dataclasses.replace(request, fit_history=False), threading.Event()))
     assert len(fake_mlc.instances[0].streams[1].kwargs["messages"]) == len(history) + 2
+
+
+def test_a_reply_started_elsewhere_is_refused_before_mlc_sees_it(fake_mlc, model_dir):
+    engine = _open(model_dir)
+    request = ChatRequest(messages=MESSAGES, reply_prefix="Red, orange")
+    with pytest.raises(EngineError) as info:
+        list(engine.stream_chat(request, threading.Event()))
+    assert (info.value.code, info.value.status) == ("continuation_unsupported", 501)
+    assert _run(engine)[-1].kind == "done"  # the engine goes on serving

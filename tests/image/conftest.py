@@ -40,7 +40,7 @@ class BuiltImage:
     package: BuiltPackage
     rootfs: Path
     image: Path  # as shipped (with the test's kernel options)
-    radio_image: Path  # plus the radio overlay: simulated radios and a test phone
+    radio_image: Path  # plus the radio overlay: simulated radios and Bluetooth controllers, a test phone
 
 
 _OVERLAY = Path(__file__).parent / "radio_overlay"
@@ -67,31 +67,32 @@ def _add_radio_overlay(rootfs: Path) -> list[Path]:
     # watchdog's 120 s meant for boards: the test unit waits 15 minutes before it calls the engine hung.
     put("etc/iplm/iplm-test.env", b"IPLM_SERVE_ARGS=--hang-timeout 900\n")
     put("etc/systemd/system/iplm.service.d/iplm-test.conf", b"[Service]\nEnvironmentFile=/etc/iplm/iplm-test.env\n")
-    put("etc/systemd/system/iplm-test-phone.service", (_OVERLAY / "iplm-test-phone.service").read_bytes())
-    wants = rootfs / "etc/systemd/system/multi-user.target.wants/iplm-test-phone.service"
-    wants.symlink_to("/etc/systemd/system/iplm-test-phone.service")
-    added.append(wants)
-    for script in ("run_test_phone.py", "run_test_peer.py"):
+    for unit in ("iplm-test-phone.service", "iplm-test-btvirt.service"):
+        put(f"etc/systemd/system/{unit}", (_OVERLAY / unit).read_bytes())
+        wants = rootfs / "etc/systemd/system/multi-user.target.wants" / unit
+        wants.symlink_to(f"/etc/systemd/system/{unit}")
+        added.append(wants)
+    for script in ("run_test_phone.py", "run_test_peer.py", "run_test_ble.py"):
         put(f"usr/local/lib/iplm-test/{script}", (_OVERLAY / script).read_bytes())
     put("usr/local/lib/iplm-test/udhcpc.sh", (_OVERLAY / "udhcpc.sh").read_bytes(), 0o755)
-    # The phone's DHCP client: busybox udhcpc, from the image's own Debian release (its apt, then cleaned up).
+    # The phone's DHCP client (busybox udhcpc) and BlueZ's emulator (btvirt, from bluez-test-tools), from the
+    # image's own Debian release (its apt, then cleaned up).
     resolv = rootfs / "etc/resolv.conf"
     shipped = resolv.read_bytes()
     resolv.write_bytes(Path("/etc/resolv.conf").read_bytes())  # the image has no resolver of its own
+    download = "cd /tmp && apt-get update -qq && apt-get download -qq busybox bluez-test-tools"
     try:
-        fetched = subprocess.run(
-            ["chroot", str(rootfs), "sh", "-c", "cd /tmp && apt-get update -qq && apt-get download -qq busybox"],
-            capture_output=True,
-            text=True,
-        )
+        fetched = subprocess.run(["chroot", str(rootfs), "sh", "-c", download], capture_output=True, text=True)
     finally:
         resolv.write_bytes(shipped)
     assert fetched.returncode == 0, fetched.stderr[-2000:]
-    package = next((rootfs / "tmp").glob("busybox_*.deb"))
-    with tempfile.TemporaryDirectory() as unpacked:
-        subprocess.run(["dpkg-deb", "-x", str(package), unpacked], check=True)
-        put("usr/local/bin/busybox", (Path(unpacked) / "bin" / "busybox").read_bytes(), 0o755)
-    package.unlink()
+    for package, inside, outside in (("busybox", "bin/busybox", "usr/local/bin/busybox"),
+                                     ("bluez-test-tools", "usr/bin/btvirt", "usr/local/bin/btvirt")):  # fmt: skip
+        deb = next((rootfs / "tmp").glob(f"{package}_*.deb"))
+        with tempfile.TemporaryDirectory() as unpacked:
+            subprocess.run(["dpkg-deb", "-x", str(deb), unpacked], check=True)
+            put(outside, (Path(unpacked) / inside).read_bytes(), 0o755)
+        deb.unlink()
     for lists in (rootfs / "var/lib/apt/lists").glob("*"):
         if lists.is_file():
             lists.unlink()

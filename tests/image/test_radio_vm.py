@@ -1,10 +1,12 @@
 """Real Wi-Fi, simulated radios: the image's own Debian kernel has mac80211_hwsim, so inside the VM the unit's
 hostapd runs its access point with the rendered config, and a phone on a second simulated radio (the test
 overlay's iplm-test-phone.service) joins it with wpa_supplicant, takes a DHCP lease from dnsmasq, is
-redirected by its probe, opens the chat, gets a reply, and then its probe answers "online".
+redirected by its probe, opens the chat, gets a reply, and then its probe answers "online". Then a second
+unit on a third radio forms the 802.11s mesh link with it, and on BlueZ's virtual controllers (hci_vhci) the
+two find each other over BLE.
 
 This machine's kernel has no Wi-Fi at all; the VM's has. The test image is the shipped image plus the overlay
-in tests/image/radio_overlay (the module, the phone's service and script, busybox for DHCP).
+in tests/image/radio_overlay (the modules, the phone's and second unit's scripts, busybox for DHCP, btvirt).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ pytestmark = [pytest.mark.image, pytest.mark.timeout(3000)]
 
 _PHONE_TIMEOUT_S = 1800  # boot, hostapd, a join and a chat, all under TCG
 _PEER_TIMEOUT_S = 2700  # then a second unit's apply, SAE peering and batman-adv, also under TCG
+_BLE_TIMEOUT_S = 3000  # then the two find each other over BLE (a few minutes at most)
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +55,11 @@ def phone(radio_vm):
 @pytest.fixture(scope="module")
 def peer(radio_vm):
     return _wait_for_report(radio_vm, "IPLM-TEST-PEER", _PEER_TIMEOUT_S)
+
+
+@pytest.fixture(scope="module")
+def ble(radio_vm):
+    return _wait_for_report(radio_vm, "IPLM-TEST-BLE", _BLE_TIMEOUT_S)
 
 
 def test_hostapd_runs_the_rendered_access_point_on_a_simulated_radio(phone):
@@ -93,3 +101,16 @@ def test_two_units_radios_form_the_mesh_link_under_batman_adv(peer):
     assert result["batman_neighbours"] is True, result
     assert result["unit_mesh_address"].startswith("169.254.")
     assert result["over_the_mesh"] is True, result
+
+
+def test_the_units_find_each_other_over_ble_on_virtual_controllers(ble):
+    result, _ = ble
+    assert "error" not in result, result
+    assert result["adapters"][:2] == ["hci0", "hci1"], result
+    # The unit's service (as the iplm user, through the system bus policy) advertises and scans on hci0.
+    assert result["unit_ble_started"] is True, result
+    # Its advertisement reached the second unit's scan, which decoded the unit's node id from it ...
+    assert result["peer_heard_unit"] is True, result
+    assert result["unit_node"] in [node for node, _rssi in result["peer_heard"]]  # btvirt's RSSI: 127, unknown
+    # ... and the second unit's advertisement reached the unit's scan.
+    assert result["unit_heard_peer"] is True, result

@@ -85,32 +85,20 @@ def unregister_call(adapter="hci0"):
     return ("call", "org.bluez", f"/org/bluez/{adapter}", MANAGER, "UnregisterAdvertisement", "o", [PATH])
 
 
-def test_the_uuid_is_advertised_and_the_service_data_rides_in_the_scan_response():
+def test_the_advertisement_is_the_service_data_alone_and_fits_a_legacy_packet():
     async def scenario():
         bus = FakeBus()
         stop = await advertise_ble(DATA, bus=bus)
         interface = bus.exported[PATH]
         assert interface.name == ADVERTISEMENT
-        assert served_properties(interface) == {
+        properties = served_properties(interface)
+        assert properties == {
             "Type": ("s", "broadcast"),
-            "ServiceUUIDs": ("as", [BLE_SERVICE_UUID]),
-            "ScanResponseServiceData": ("a{sv}", {BLE_SERVICE_UUID: Variant("ay", DATA)}),
-        }
-        assert {m.name for m in interface.introspect().methods} == {"Release"}
-        await stop()
-
-    asyncio.run(scenario())
-
-
-def test_without_scan_response_the_service_data_rides_in_the_advertisement():
-    async def scenario():
-        bus = FakeBus()
-        stop = await advertise_ble(DATA, bus=bus, scan_response=False)
-        assert served_properties(bus.exported[PATH]) == {
-            "Type": ("s", "broadcast"),
-            "ServiceUUIDs": ("as", [BLE_SERVICE_UUID]),
             "ServiceData": ("a{sv}", {BLE_SERVICE_UUID: Variant("ay", DATA)}),
         }
+        # The AD structure BlueZ builds from it: length, type 0x21 (service data, 128-bit UUID), UUID, data.
+        assert 2 + 16 + len(DATA) == 31
+        assert {m.name for m in interface.introspect().methods} == {"Release"}
         await stop()
 
     asyncio.run(scenario())
@@ -333,10 +321,9 @@ def test_over_dbus_bluez_reads_back_exactly_what_it_needs(bus_address):
             assert (sender, path, options, signature) == (unit.unique_name, PATH, {}, "a{sv}")
             assert properties == {
                 "Type": Variant("s", "broadcast"),
-                "ServiceUUIDs": Variant("as", [BLE_SERVICE_UUID]),
-                "ScanResponseServiceData": Variant("a{sv}", {BLE_SERVICE_UUID: Variant("ay", DATA)}),
+                "ServiceData": Variant("a{sv}", {BLE_SERVICE_UUID: Variant("ay", DATA)}),
             }
-            assert type(properties["ScanResponseServiceData"].value[BLE_SERVICE_UUID].value) is bytes
+            assert type(properties["ServiceData"].value[BLE_SERVICE_UUID].value) is bytes
             await stop()
             assert bluez.unregistered == [(unit.unique_name, PATH)]
             kind, _ = await read_back(bluez_bus, unit.unique_name)
@@ -355,10 +342,9 @@ def test_over_dbus_its_own_system_bus_connection_closes_with_stop(bus_address, m
     async def scenario():
         bluez_bus, bluez = await start_fake_bluez(bus_address)
         try:
-            stop = await advertise_ble(DATA, scan_response=False)
+            stop = await advertise_ble(DATA)
             [(sender, _, _, _, properties)] = bluez.registered
             assert properties["ServiceData"] == Variant("a{sv}", {BLE_SERVICE_UUID: Variant("ay", DATA)})
-            assert "ScanResponseServiceData" not in properties
             assert await has_owner(bluez_bus, sender)
             await stop()
             assert bluez.unregistered == [(sender, PATH)]

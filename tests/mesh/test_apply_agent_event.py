@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 
 from appliance.mesh.agent.agent_state_types import (
+    OWN_LINK,
     AgentConfig,
     AgentState,
     AgentStopping,
@@ -12,6 +13,7 @@ from appliance.mesh.agent.agent_state_types import (
     ArmWill,
     BleSighted,
     CloseLink,
+    DeliverWork,
     LinkConnected,
     LinkDropped,
     LogWarning,
@@ -26,6 +28,7 @@ from appliance.mesh.agent.agent_state_types import (
     PeerAdded,
     PublishPresence,
     SubscribePresence,
+    SubscribeWork,
 )
 from appliance.mesh.agent.apply_agent_event import apply_agent_event
 from appliance.mesh.agent.mesh_agent_types import AgentTiming, BleSighting, MdnsPeer
@@ -154,6 +157,7 @@ def test_a_refusing_broker_is_retried_slowly_and_reported_once():
     assert agent.apply(LinkConnected("10.0.0.9:1883", refused=False)) == [
         PaceReconnects("10.0.0.9:1883", slow=False),
         SubscribePresence("10.0.0.9:1883"),
+        SubscribeWork("10.0.0.9:1883"),
     ]
 
 
@@ -201,7 +205,10 @@ def test_mdns_opens_a_link_follows_a_move_and_closes_on_goodbye_but_keeps_manual
 def test_presence_on_connect_then_every_heartbeat_only_while_connected():
     agent = Agent()
     assert agent.apply(AgentTicked(NOW, 10.0)) == []  # not connected: nothing to publish to
-    assert agent.apply(OwnConnected(refused=False, at=10.0)) == [PublishPresence("online", "w-me")]
+    assert agent.apply(OwnConnected(refused=False, at=10.0)) == [
+        SubscribeWork(OWN_LINK),
+        PublishPresence("online", "w-me"),
+    ]
     assert agent.apply(AgentTicked(NOW + 1, 11.0)) == []
     assert agent.apply(AgentTicked(NOW + 3, 13.0)) == [PublishPresence("online", "w-me")]
     refused = agent.apply(OwnConnected(refused=True, at=14.0, reason="Bad user name or password"))
@@ -287,3 +294,72 @@ def test_a_peer_whose_clock_is_off_is_heard_and_its_offset_kept():
     topic, raw = agent.seal(B, {"node": B, "state": "gone", "will_id": "w1"}, at=NOW - 3600, will=True)
     agent.apply(MessageArrived(LINK, topic, raw, NOW + 1))
     assert agent.state.clock_offsets[B] == 300_000
+
+
+# --- work: jobs for this unit on its own broker, results of its jobs on the peer's ------------------------
+
+
+def _work(agent, kind, sender=B, receiver=ME, payload=None, *, link, at=NOW, secrets=SECRETS, signer=None):
+    agent.counter += 1
+    topic = f"iplm/{secrets.mesh_id}/{kind}s/{sender}/{receiver}"
+    raw = seal_mesh_message(
+        secrets, signer or sender, topic, payload or {"type": "x"}, now=at, counter=int(at * 1000) + agent.counter
+    )
+    return agent.apply(MessageArrived(link, topic, raw, at))
+
+
+def _connected_to_b(agent):
+    agent.apply(PeerAdded("10.0.0.2", 1883))
+    agent.apply(LinkConnected(LINK, refused=False, broker_node=B))
+
+
+def test_a_job_on_the_own_broker_and_a_result_on_the_peers_are_delivered():
+    agent = Agent()
+    _connected_to_b(agent)
+    assert _work(agent, "job", payload={"type": "chat", "job": "j1"}, link=OWN_LINK) == [
+        DeliverWork("job", B, {"type": "chat", "job": "j1"})
+    ]
+    assert _work(agent, "result", payload={"type": "accepted", "job": "j1"}, link=LINK) == [
+        DeliverWork("result", B, {"type": "accepted", "job": "j1"})
+    ]
+    # Presence goes on with its own counters: work messages in between do not make it look replayed.
+    assert not [e for e in agent.hear(B, at=NOW - 1) if isinstance(e, LogWarning)]
+
+
+def test_work_on_the_wrong_broker_for_someone_else_or_in_anothers_name_is_dropped():
+    agent = Agent()
+    _connected_to_b(agent)
+    assert _work(agent, "job", link=LINK) == [
+        LogWarning(f"dropped a mesh message from {LINK} (wrong_broker): a job arrived on {LINK}")
+    ]
+    assert _work(agent, "result", link=OWN_LINK)[0].message.endswith("a result arrived on own")
+    # C's result, relayed by B's broker (C is a member and may write its own topics there): not B's to give.
+    dropped = _work(agent, "result", sender=C, link=LINK)
+    assert agent.state.drops["wrong_broker"] == 3 and not [e for e in dropped if isinstance(e, DeliverWork)]
+    # Sealed by C on B's topic, or for another unit, or from another mesh: dropped.
+    assert not [e for e in _work(agent, "job", signer=C, link=OWN_LINK) if isinstance(e, DeliverWork)]
+    assert agent.state.drops["wrong_sender"] == 1
+    assert _work(agent, "job", receiver=C, link=OWN_LINK) == [
+        LogWarning(
+            f"dropped a mesh message from own (topic_mismatch): unexpected topic iplm/{SECRETS.mesh_id}/jobs/{B}/{C}"
+        )
+    ]
+    assert not [e for e in _work(agent, "job", secrets=OTHER, link=OWN_LINK) if isinstance(e, DeliverWork)]
+
+
+def test_a_replayed_job_is_dropped_and_a_flood_is_cut_to_its_budget():
+    agent = Agent()
+    topic = f"iplm/{SECRETS.mesh_id}/jobs/{B}/{ME}"
+    raw = seal_mesh_message(SECRETS, B, topic, {"type": "chat"}, now=NOW, counter=5)
+    assert isinstance(agent.apply(MessageArrived(OWN_LINK, topic, raw, NOW))[0], DeliverWork)
+    assert agent.apply(MessageArrived(OWN_LINK, topic, raw, NOW)) == []
+    assert agent.state.drops["replay"] == 1
+    delivered = sum(
+        isinstance(effect, DeliverWork)
+        for _ in range(TIMING.work_message_burst + 50)
+        for effect in _work(agent, "job", link=OWN_LINK)
+    )
+    assert delivered == TIMING.work_message_burst - 2  # the message above and its replay took one each
+    assert agent.state.drops["rate_limited"] == 150 - delivered
+    # Another member's budget is its own.
+    assert isinstance(_work(agent, "job", sender=C, link=OWN_LINK)[0], DeliverWork)

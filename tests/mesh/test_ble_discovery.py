@@ -58,7 +58,11 @@ def test_proximity_is_smoothed_and_forgotten():
     table = update_ble_proximity(table, BleSighting(PEER, -80, "AA:BB", 101.0), now=101.0)
     assert table[PEER]["rssi"] == -66  # one noisy packet moves the estimate by 30 %
     table = update_ble_proximity(table, BleSighting(ME, 127, "CC", 102.0), now=102.0)  # 127: "no RSSI"
-    assert ME not in table
+    assert table[ME] == {"rssi": None, "ble_address": "CC", "seen_at": 102.0}  # heard, distance unknown
+    table = update_ble_proximity(table, BleSighting(PEER, 127, "AA:BB", 103.0), now=103.0)
+    assert table[PEER] == {"rssi": -66, "ble_address": "AA:BB", "seen_at": 103.0}  # the estimate stays
+    table = update_ble_proximity(table, BleSighting(ME, -70, "CC", 104.0), now=104.0)
+    assert table[ME]["rssi"] == -70  # the first real value is taken as it is
     table = update_ble_proximity(table, BleSighting(ME, -70, "CC", 140.0), now=140.0)
     assert set(table) == {ME}  # not heard for 30 s: forgotten
     table = update_ble_proximity(
@@ -97,20 +101,23 @@ def _install_fake_bleak(monkeypatch, adverts, fail=None):
     return created
 
 
-def test_the_scanner_filters_on_the_iplm_service_and_reports_peers_of_this_mesh(monkeypatch):
+def test_the_scanner_hears_every_advertisement_and_reports_peers_of_this_mesh(monkeypatch):
     created = _install_fake_bleak(
         monkeypatch,
         [
             ("AA:BB", {BLE_SERVICE_UUID: encode_ble_advertisement(MESH, PEER)}, -55),
             ("CC:DD", {BLE_SERVICE_UUID: encode_ble_advertisement("fedcba9876543210", PEER)}, -40),
             ("EE:FF", {BLE_SERVICE_UUID: encode_ble_advertisement(MESH, ME)}, -30),
+            ("11:22", {}, -20),  # a phone or a watch
+            ("33:44", {"0000feaa-0000-1000-8000-00805f9b34fb": b"\x10\x00"}, -20),
         ],
     )
     seen = []
-    stop = scan_ble_peers(mesh_id=MESH, node_id=ME, on_sighting=seen.append)
+    stop = scan_ble_peers(mesh_id=MESH, node_id=ME, on_sighting=seen.append, adapter="hci1")
     stop()
-    assert created[0].kwargs["service_uuids"] == [BLE_SERVICE_UUID]
-    assert created[0].kwargs["scanning_mode"] == "active"  # the scan response may carry the service data
+    # No UUID filter: BlueZ matches it against service UUID lists, which our advertisement does not carry.
+    assert created[0].kwargs["service_uuids"] is None
+    assert created[0].kwargs["bluez"] == {"adapter": "hci1"}
     assert created[0].stopped.is_set()
     assert [(s.node_id, s.rssi, s.ble_address) for s in seen] == [(PEER, -55, "AA:BB")]
 

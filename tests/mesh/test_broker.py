@@ -192,6 +192,33 @@ def test_a_member_reads_presence_and_nothing_of_the_broker(broker, clients, unit
     assert member.wait_message().topic == topic  # presence, and only presence, is delivered
 
 
+def test_work_reaches_only_the_unit_it_is_for_and_only_from_its_sender(broker, clients, units):
+    # The broker is OWNER's. Jobs for OWNER come from members on it; OWNER's results go out on it.
+    work = PRESENCE.rsplit("/", 1)[0]
+    owner, a, b = (_member(clients, broker, units(node)) for node in (OWNER, A, B))
+    owner.client.subscribe(f"{work}/jobs/+/{OWNER}", qos=1)
+    a.client.subscribe(f"{work}/results/+/{A}", qos=1)
+    b.client.subscribe("#", qos=1)  # a hostile member listening to everything it may
+    for member in (owner, a, b):
+        member.wait_suback()
+    sent = [
+        (a, f"{work}/jobs/{A}/{OWNER}"),  # delivered to OWNER
+        (b, f"{work}/jobs/{A}/{OWNER}"),  # B writing as A: refused
+        (owner, f"{work}/results/{OWNER}/{A}"),  # delivered to A
+        (b, f"{work}/results/{OWNER}/{A}"),  # B writing as OWNER: refused
+    ]
+    for counter, (member, topic) in enumerate(sent, start=1):
+        raw = seal_mesh_message(
+            SECRETS, member.client._client_id.decode()[5:], topic, {"n": counter}, now=time.time(), counter=counter
+        )
+        member.client.publish(topic, raw, qos=1).wait_for_publish(5)
+    assert owner.wait_message().topic == f"{work}/jobs/{A}/{OWNER}"
+    assert a.wait_message().topic == f"{work}/results/{OWNER}/{A}"
+    for member in (owner, a, b):  # nothing else for anyone: B read neither the job nor the result
+        with pytest.raises(queue.Empty):
+            member.wait_message(timeout=0.3)
+
+
 def _admit(connect) -> bool:
     try:
         probe = connect()

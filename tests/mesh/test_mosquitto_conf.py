@@ -46,10 +46,17 @@ def test_every_listener_takes_only_certificates_of_the_mesh():
     assert names.index("per_listener_settings") < names.index("allow_anonymous")
 
 
-def test_the_acl_lets_a_unit_write_its_own_presence_and_read_everyones():
+def test_the_acl_lets_a_unit_write_its_own_presence_and_work_and_read_everyones_presence_and_its_work():
     lines = [line for line in render_mosquitto_acl().splitlines() if line and not line.startswith("#")]
     # pattern lines apply to every client; a top-level topic line would apply to anonymous clients only.
-    assert lines == ["pattern read iplm/+/presence/+", "pattern write iplm/+/presence/%u"]
+    assert lines == [
+        "pattern read iplm/+/presence/+",
+        "pattern write iplm/+/presence/%u",
+        "pattern write iplm/+/jobs/%u/+",
+        "pattern read iplm/+/jobs/+/%u",
+        "pattern write iplm/+/results/%u/+",
+        "pattern read iplm/+/results/+/%u",
+    ]
 
 
 def test_development_logs_to_stderr_and_runs_as_the_given_user():

@@ -73,7 +73,7 @@ def brokers(tmp_path):
 def agents():
     started = []
 
-    def start(data_dir, node_id, port, peers=(), key=KEY, describe=None):
+    def start(data_dir, node_id, port, peers=(), key=KEY, describe=None, on_work=None):
         agent = start_mesh_agent(
             data_dir=data_dir,
             node_id=node_id,
@@ -87,6 +87,7 @@ def agents():
             discovery=False,
             manual_peers=peers,
             timing=FAST,
+            on_work=on_work,
         )
         started.append(agent)
         return agent
@@ -177,10 +178,45 @@ def test_ble_sightings_add_rssi_to_known_peers(brokers, agents, monkeypatch):
         portal_port=8080,
         discovery=False,
         manual_peers=[("127.0.0.1", port_b)],
-        ble=True,
+        ble_adapter="hci0",
         timing=FAST,
     )
     try:
         assert _wait(lambda: B in agent_a.peers() and agent_a.peers()[B].rssi == -58)
     finally:
         agent_a.stop()
+
+
+def test_a_job_travels_to_the_peers_broker_and_its_results_come_back_on_it(brokers, agents):
+    received = {A: [], B: [], C: []}
+    dir_a, port_a = brokers("a", A)
+    dir_b, port_b = brokers("b", B)
+    dir_c, port_c = brokers("c", C)
+    peers_of = {
+        A: [("127.0.0.1", port_b), ("127.0.0.1", port_c)],
+        B: [("127.0.0.1", port_a)],
+        C: [("127.0.0.1", port_b)],
+    }
+    agent = {
+        node: agents(
+            directory, node, port, peers=peers_of[node], on_work=lambda *work, n=node: received[n].append(work)
+        )
+        for node, directory, port in ((A, dir_a, port_a), (B, dir_b, port_b), (C, dir_c, port_c))
+    }
+    assert _wait(lambda: _state(agent[A], B) == "online" and _state(agent[B], A) == "online")
+    assert _wait(lambda: _state(agent[A], C) == "online" and _state(agent[C], B) == "online")
+    assert agent[A].send_work("job", B, {"type": "chat", "job": "j1"}) is True
+    assert _wait(lambda: received[B] == [("job", A, {"type": "chat", "job": "j1"})])
+    for seq in range(30):  # a streamed reply: in order, each once
+        assert agent[B].send_work("result", A, {"type": "delta", "job": "j1", "seq": seq}) is True
+    assert _wait(lambda: len(received[A]) == 30)
+    assert [payload["seq"] for kind, sender, payload in received[A]] == list(range(30))
+    assert {(kind, sender) for kind, sender, _ in received[A]} == {("result", B)}
+    # C is a member with a link to B's broker: it can send B a job, but it never reads B's results for A,
+    # and its own "result" for A, written on B's broker, is not delivered to A as B's.
+    assert agent[C].send_work("job", B, {"type": "chat", "job": "c1"}) is True
+    assert _wait(lambda: ("job", C, {"type": "chat", "job": "c1"}) in received[B])
+    assert received[C] == []
+    # No link to the unit: nothing is sent, and the caller knows it.
+    assert agent[B].send_work("job", C, {"type": "chat"}) is False
+    assert agent[A].drops() == {}

@@ -92,7 +92,7 @@ def _status():
     return {"table": None}
 
 
-def _build_app(data_dir: Path, status: dict, describe_self=None, mesh_status=None) -> Flask:
+def _build_app(data_dir: Path, status: dict, describe_self=None, mesh_status=None, use_mesh_key=None) -> Flask:
     # The portal without create_app's own admin wiring, so that each test gives the mesh routes what it needs.
     unit = UnitInfo(node_id=NODE, name="iplm-self", defaults=ChatDefaults(), device={})
     app = create_app(_fake_engine, unit)
@@ -102,6 +102,7 @@ def _build_app(data_dir: Path, status: dict, describe_self=None, mesh_status=Non
         node_id=NODE,
         mesh_status=mesh_status or (lambda: status["table"]),
         describe_self=describe_self,
+        use_mesh_key=use_mesh_key,
     )
     app.register_blueprint(build_admin_session_blueprint(sessions, _fake_hooks(data_dir)))
     app.register_blueprint(build_admin_blueprint(_fake_hooks(data_dir), _fake_engine, sessions, nested=(mesh,)))
@@ -236,6 +237,28 @@ def test_a_key_present_at_start_needs_no_restart(data_dir, status):
         "mesh_id": MESH_ID,
         "restart_needed": False,
     }
+
+
+def test_a_unit_that_uses_a_stored_key_at_once_needs_no_restart(data_dir, status):
+    used = []
+
+    def use_mesh_key():
+        used.append(load_mesh_key(data_dir))  # the key is stored before the unit is told
+
+    client = _build_app(data_dir, status, use_mesh_key=use_mesh_key).test_client()
+    client.post("/api/admin/session", json={"pin": PIN})
+    created = client.post("/api/admin/mesh/create").get_json()
+    assert created["restart_needed"] is False and len(used) == 1 and used[0] is not None
+    assert client.post("/api/admin/mesh/join", json={"key": KEY}).get_json() == {
+        "mesh_id": MESH_ID,
+        "restart_needed": False,
+    }
+    assert len(used) == 2 and used[1] == parse_mesh_key(KEY)
+    assert client.get("/api/admin/mesh").get_json()["restart_needed"] is False
+    # A refused request stores nothing and starts nothing.
+    assert client.post("/api/admin/mesh/join", json={"key": "iplm1-nonsense"}).status_code == 400
+    assert client.post("/api/admin/mesh/create").status_code == 409
+    assert len(used) == 2
 
 
 def test_peers_come_from_the_running_agent(data_dir, status):

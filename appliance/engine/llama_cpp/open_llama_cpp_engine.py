@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -79,6 +80,18 @@ def _check_schema(llama_grammar, params: ChatParams) -> None:
         raise EngineError("invalid_schema", f"response_format schema is not usable: {exc}") from exc
 
 
+def _render_continuation(llm, formatter, messages, prefix: str) -> tuple[str, list[str], int, int]:
+    """(prompt, stop strings, prompt tokens, prefix tokens) that make the model go on with `prefix` as the
+    start of its reply: the chat template's generation prompt, then the prefix itself."""
+    rendered = formatter(messages=list(messages))
+    prompt = rendered.prompt + prefix
+    add_bos = not rendered.added_special
+    whole = len(llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True))
+    head = len(llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=add_bos, special=True))
+    stops = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop] if rendered.stop else []
+    return prompt, [stop for stop in stops if stop], whole, max(0, whole - head)
+
+
 def _resolve_max_tokens(params: ChatParams, prompt_tokens: int, n_ctx: int, default_max_tokens: int) -> int:
     room = n_ctx - prompt_tokens
     if room <= 0:
@@ -128,25 +141,48 @@ def open_llama_cpp_engine(
     def stream_chat(request: ChatRequest, cancel: CancelSignal) -> ChatStream:
         params = request.params
         messages = _defuse_messages(request.messages, specials)  # the client's text never forges roles
+        # A peer's text, continued here: it must not forge roles either.
+        prefix = defuse_special_tokens(request.reply_prefix, specials)
+        if prefix and (params.json_schema is not None or params.json_object):
+            raise EngineError("invalid_request", "A reply that must be JSON cannot be continued; run it again.")
         with lock:
             dropped = 0
             if request.fit_history:
                 messages, dropped = _fit_messages(llm, formatter, messages, params, max_tokens)
-            prompt_tokens = _count_prompt_tokens(llm, formatter, messages)
-            limit = _resolve_max_tokens(params, prompt_tokens, llm.n_ctx(), max_tokens)
-            _check_schema(llama_grammar, params)
+            sampling: dict[str, Any] = {
+                "stream": True,
+                "temperature": temperature if params.temperature is None else params.temperature,
+                "top_p": top_p if params.top_p is None else params.top_p,
+                "seed": params.seed,
+            }
+            if prefix:
+                prompt, template_stops, prompt_tokens, prefix_tokens = _render_continuation(
+                    llm, formatter, messages, prefix
+                )
+                # The prefix is reply already given: what it used of max_tokens is not given again.
+                asked = dataclasses.replace(
+                    params, max_tokens=None if params.max_tokens is None else max(1, params.max_tokens - prefix_tokens)
+                )
+                limit = _resolve_max_tokens(asked, prompt_tokens, llm.n_ctx(), max(1, max_tokens - prefix_tokens))
+            else:
+                prompt_tokens = _count_prompt_tokens(llm, formatter, messages)
+                limit = _resolve_max_tokens(params, prompt_tokens, llm.n_ctx(), max_tokens)
+                _check_schema(llama_grammar, params)
             yield ChatEvent("start", prompt_tokens=prompt_tokens, dropped_messages=dropped)
             # llama-cpp-python's types name every variant of its answers; the stream is plain JSON-like dicts.
-            chunks: Any = llm.create_chat_completion(
-                messages=messages,  # type: ignore[arg-type]
-                stream=True,
-                max_tokens=limit,
-                temperature=temperature if params.temperature is None else params.temperature,
-                top_p=top_p if params.top_p is None else params.top_p,
-                stop=list(params.stop),
-                seed=params.seed,
-                response_format=_response_format(params),
-            )
+            chunks: Any
+            if prefix:
+                chunks = llm.create_completion(
+                    prompt=prompt, max_tokens=limit, stop=[*template_stops, *params.stop], **sampling
+                )
+            else:
+                chunks = llm.create_chat_completion(
+                    messages=messages,  # type: ignore[arg-type]
+                    max_tokens=limit,
+                    stop=list(params.stop),
+                    response_format=_response_format(params),
+                    **sampling,
+                )
             pieces: list[str] = []
             finish_reason = "stop"
             try:
@@ -155,7 +191,7 @@ def open_llama_cpp_engine(
                         finish_reason = "cancelled"
                         break
                     choice = chunk["choices"][0]
-                    text = choice["delta"].get("content") or ""
+                    text = (choice.get("text") if prefix else choice["delta"].get("content")) or ""
                     if text:
                         pieces.append(text)
                         yield ChatEvent("delta", text=text)

@@ -195,6 +195,10 @@ def open_mlc_engine(
     lock = threading.Lock()
 
     def stream_chat(request: ChatRequest, cancel: CancelSignal) -> ChatStream:
+        if request.reply_prefix:
+            # MLC's chat API always opens a new assistant turn; continuing one needs its raw completions
+            # with the model's conversation template, which is not built yet. The sender runs it elsewhere.
+            raise EngineError("continuation_unsupported", "MLC LLM cannot continue a reply started elsewhere.", 501)
         with lock:
             chunks, dropped = None, 0
             if request.fit_history:

@@ -67,6 +67,7 @@ def _encode_request(job: PoolJob) -> dict:
         "params": dataclasses.asdict(request.params),
         "client_key": request.client_key,
         "fit_history": request.fit_history,
+        "reply_prefix": request.reply_prefix,
     }
 
 

@@ -15,6 +15,10 @@ from appliance.mesh.agent.presence_types import PeerEntry, PeerState
 from appliance.mesh.mesh_types import MeshSecrets
 
 LinkPhase = Literal["connecting", "connected", "refused", "down", "self"]
+WorkKind = Literal["job", "result"]
+# MessageArrived.link of what comes in on this unit's own broker connection (jobs for it); peers' links are
+# keyed "host:port", so nothing clashes.
+OWN_LINK = "own"
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,11 @@ class AgentConfig:
     def own_topic(self) -> str:
         return f"{self.topic_prefix}/{self.node_id}"
 
+    def work_topic(self, kind: WorkKind, sender: str, receiver: str) -> str:
+        """Jobs travel on the receiver's broker (iplm/<mesh>/jobs/<from>/<to>), results on the sender's
+        (iplm/<mesh>/results/<from>/<to>): each broker's ACL lets a unit write only as <from>."""
+        return f"iplm/{self.secrets.mesh_id}/{kind}s/{sender}/{receiver}"
+
 
 @dataclass(frozen=True)
 class LinkState:
@@ -44,6 +53,8 @@ class LinkState:
     broker_node: str | None = None  # the broker's certificate's CN, verified by TLS: the only unit it speaks for
     allowance: float = 0.0  # messages it may still deliver now (a token bucket, refilled with time)
     counted_at: float | None = None  # epoch s of the last refill
+    work_allowance: float = 0.0  # the same for results of this unit's jobs on that peer
+    work_counted_at: float | None = None
     down_since: float | None = None  # monotonic s
     lost: bool = False  # down past the grace period: its peers were marked gone
     closed: bool = False  # a link to this very unit, whose client was closed
@@ -57,6 +68,10 @@ class AgentState:
     will_id: str  # the current connection's, see mesh_agent_types
     table: dict[str, PeerEntry] = field(default_factory=dict)
     replay: dict = field(default_factory=dict)  # open_mesh_message's memory of counters
+    # Work arrives on other connections than presence (jobs on this unit's broker, results on the peer's),
+    # so its order against presence is not kept: each kind has its own memory of counters.
+    work_replay: dict[str, dict] = field(default_factory=dict)  # "job" | "result" -> {sender: counter}
+    job_allowance: dict[str, tuple[float, float]] = field(default_factory=dict)  # sender -> (allowance, at)
     proximity: dict = field(default_factory=dict)  # update_ble_proximity's
     links: dict[str, LinkState] = field(default_factory=dict)
     mdns_links: dict[str, str] = field(default_factory=dict)  # node id -> link key, for links mDNS found
@@ -201,6 +216,32 @@ class LogWarning:
     message: str
 
 
+@dataclass(frozen=True)
+class SubscribeWork:
+    """Take work addressed to this unit on that connection: jobs on the own broker (OWN_LINK), results on a
+    peer's link."""
+
+    link: str
+
+
+@dataclass(frozen=True)
+class DeliverWork:
+    """A job or a result for this unit, opened and checked: hand it to the work service."""
+
+    kind: WorkKind
+    sender: str
+    payload: dict
+
+
 AgentEffect = (
-    OpenLink | CloseLink | SubscribePresence | PaceReconnects | PublishPresence | ArmWill | NotifyPeers | LogWarning
+    OpenLink
+    | CloseLink
+    | SubscribePresence
+    | PaceReconnects
+    | PublishPresence
+    | ArmWill
+    | NotifyPeers
+    | LogWarning
+    | SubscribeWork
+    | DeliverWork
 )

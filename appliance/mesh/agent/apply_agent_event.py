@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from appliance.mesh.agent.agent_state_types import (
+    OWN_LINK,
     AgentEffect,
     AgentEvent,
     AgentState,
@@ -23,6 +24,7 @@ from appliance.mesh.agent.agent_state_types import (
     ArmWill,
     BleSighted,
     CloseLink,
+    DeliverWork,
     LinkConnected,
     LinkDropped,
     LinkState,
@@ -38,6 +40,8 @@ from appliance.mesh.agent.agent_state_types import (
     PeerAdded,
     PublishPresence,
     SubscribePresence,
+    SubscribeWork,
+    WorkKind,
 )
 from appliance.mesh.agent.mesh_agent_types import ClockTicked, LinkLost, PresenceHeard, WillHeard
 from appliance.mesh.agent.parse_presence import parse_presence
@@ -91,25 +95,85 @@ def _close_link(state: AgentState, key: str, at: float, effects: list[AgentEffec
     return _notify_if_changed(dataclasses.replace(state, links=links, table=table), effects)
 
 
+def _refill(allowance: float, counted_at: float | None, at: float, per_s: float, burst: int) -> tuple[float, bool]:
+    """A token bucket after one more message at `at`: (allowance left, whether the message fits). Refilled at
+    per_s up to burst; the first message, or a clock that stepped back, finds it full (nothing is owed)."""
+    elapsed = burst / per_s if counted_at is None or at < counted_at else at - counted_at
+    allowance = min(float(burst), allowance + elapsed * per_s)
+    return (allowance - 1.0, True) if allowance >= 1.0 else (allowance, False)
+
+
 def _spend_allowance(state: AgentState, key: str, at: float) -> tuple[AgentState, bool]:
-    """Take one message from the link's budget: (state, whether there was one). A token bucket: refilled at
-    messages_per_s up to message_burst; a clock that stepped back refills it (nothing is owed)."""
+    """Take one message from the link's budget: (state, whether there was one). A token bucket (_refill)."""
     link = state.links.get(key)
     if link is None:
         return state, True  # a message racing its link's close: the checks below still hold
     timing = state.config.timing
-    elapsed = timing.message_burst / timing.messages_per_s if link.counted_at is None else at - link.counted_at
-    if elapsed < 0:
-        elapsed = timing.message_burst / timing.messages_per_s
-    allowance = min(float(timing.message_burst), link.allowance + elapsed * timing.messages_per_s)
-    spent = allowance >= 1.0
-    link = dataclasses.replace(link, allowance=allowance - 1.0 if spent else allowance, counted_at=at)
-    return _with_link(state, key, link), spent
+    left, spent = _refill(link.allowance, link.counted_at, at, timing.messages_per_s, timing.message_burst)
+    return _with_link(state, key, dataclasses.replace(link, allowance=left, counted_at=at)), spent
+
+
+def _spend_work_allowance(state: AgentState, event: MessageArrived, sender: str) -> tuple[AgentState, bool]:
+    # Jobs come in on this unit's own broker from any member: a budget per sender (named by the topic, which
+    # the broker's ACL lets only that member write). Results come in on one peer's link: a budget per link.
+    timing = state.config.timing
+    per_s, burst = timing.work_messages_per_s, timing.work_message_burst
+    if event.link == OWN_LINK:
+        allowance, at = state.job_allowance.get(sender, (0.0, None))
+        left, fits = _refill(allowance, at, event.at, per_s, burst)
+        return dataclasses.replace(state, job_allowance={**state.job_allowance, sender: (left, event.at)}), fits
+    link = state.links.get(event.link)
+    if link is None:
+        return state, True
+    left, fits = _refill(link.work_allowance, link.work_counted_at, event.at, per_s, burst)
+    return _with_link(state, event.link, dataclasses.replace(link, work_allowance=left, work_counted_at=event.at)), fits
+
+
+def _receive_work(state: AgentState, event: MessageArrived, kind: WorkKind, sender: str) -> Step:
+    """A job for this unit (on its own broker) or a result of one of its jobs (on the peer's broker)."""
+    effects: list[AgentEffect] = []
+    config = state.config
+    link = state.links.get(event.link)
+    expected_link = event.link == OWN_LINK if kind == "job" else link is not None
+    if not expected_link:  # a job relayed by a peer's broker, a result on our own: not how work travels
+        return _drop(state, event.link, "wrong_broker", f"a {kind} arrived on {event.link}", effects), effects
+    state, allowed = _spend_work_allowance(state, event, sender)
+    if not allowed:
+        return _drop(state, event.link, "rate_limited", f"{sender} is over its {kind} budget", effects), effects
+    memory = state.work_replay.get(kind, {})
+    try:
+        message, memory = open_mesh_message(config.secrets, event.topic, event.raw, memory)
+    except MeshMessageError as exc:
+        return _drop(state, event.link, exc.code, exc.message, effects), effects
+    state = dataclasses.replace(state, work_replay={**state.work_replay, kind: memory})
+    if message.sender != sender or sender == config.node_id:
+        return _drop(state, event.link, "wrong_sender", f"{message.sender} sent on {event.topic}", effects), effects
+    if kind == "result" and link is not None and link.broker_node != sender:
+        reason = f"the broker of {link.broker_node} relayed {sender}'s result"
+        return _drop(state, event.link, "wrong_broker", reason, effects), effects
+    effects.append(DeliverWork(kind, sender, message.payload))
+    return state, effects
+
+
+def _parse_work_topic(state: AgentState, topic: str) -> tuple[WorkKind, str] | None:
+    """(kind, sender) of iplm/<mesh>/jobs|results/<sender>/<this unit>; None for any other topic."""
+    parts = topic.split("/")
+    config = state.config
+    if len(parts) != 5 or parts[:2] != ["iplm", config.secrets.mesh_id] or parts[4] != config.node_id:
+        return None
+    kinds: dict[str, WorkKind] = {"jobs": "job", "results": "result"}
+    kind = kinds.get(parts[2])
+    return (kind, parts[3]) if kind is not None and parts[3] else None
 
 
 def _receive(state: AgentState, event: MessageArrived) -> Step:
     effects: list[AgentEffect] = []
     config = state.config
+    work = _parse_work_topic(state, event.topic)
+    if work is not None:
+        return _receive_work(state, event, *work)
+    if event.link == OWN_LINK:  # nothing else is subscribed there
+        return _drop(state, event.link, "topic_mismatch", f"unexpected topic {event.topic}", effects), effects
     # Before any parsing or MAC: a flood costs a counter per message.
     state, allowed = _spend_allowance(state, event.link, event.at)
     if not allowed:
@@ -159,7 +223,8 @@ def _connected(state: AgentState, event: LinkConnected) -> Step:
     if event.broker_node == state.config.node_id:  # a manual peer that is this very unit: closed by the ticker
         return _with_link(state, event.link, dataclasses.replace(link, phase="self", broker_node=event.broker_node)), []
     link = dataclasses.replace(link, phase="connected", down_since=None, lost=False, broker_node=event.broker_node)
-    return _with_link(state, event.link, link), [PaceReconnects(event.link, slow=False), SubscribePresence(event.link)]
+    effects = [PaceReconnects(event.link, slow=False), SubscribePresence(event.link), SubscribeWork(event.link)]
+    return _with_link(state, event.link, link), effects
 
 
 def _dropped(state: AgentState, event: LinkDropped) -> Step:
@@ -214,7 +279,7 @@ def _publish(state: AgentState, presence_state: str, mono: float, effects: list[
 def _own_connected(state: AgentState, event: OwnConnected) -> Step:
     if event.refused:
         return state, [LogWarning(f"this unit's own broker refused the mesh credentials: {event.reason}")]
-    effects: list[AgentEffect] = []
+    effects: list[AgentEffect] = [SubscribeWork(OWN_LINK)]
     return _publish(dataclasses.replace(state, own_connected=True), "online", event.at, effects), effects
 
 

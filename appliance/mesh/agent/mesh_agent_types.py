@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from appliance.mesh.agent.presence_types import PeerEntry, Presence
 
@@ -49,6 +50,10 @@ class AgentTiming:
     # member that floods (a broken or hostile unit) costs the others a counter, not a MAC check per message.
     messages_per_s: float = 5.0
     message_burst: int = 20
+    # Work (jobs to this unit, results of its jobs on peers) has a budget of its own: a reply streams in
+    # batches of deltas a few times a second, and a member that floods jobs costs a counter per message.
+    work_messages_per_s: float = 50.0
+    work_message_burst: int = 100
 
 
 DEFAULT_TIMING = AgentTiming()
@@ -126,6 +131,8 @@ class MeshAgent:
     received messages were dropped, by reason ("bad_mac", "replay", "wrong_sender", "rate_limited", ...).
     clock_offset(node): how far that peer's clock is ahead of this unit's, in ms, as its latest presence showed
     (None: not heard). add_peer(host, port): connect to one more broker. stop(): publish "gone", close everything.
+    send_work(kind, node, payload): seal and send a "job" to that peer or a "result" to it; False when the
+    connection it needs is down.
     """
 
     node_id: str
@@ -136,6 +143,7 @@ class MeshAgent:
     clock_offset: Callable[[str], int | None]
     add_peer: Callable[[str, int], None]
     stop: Callable[[], None]
+    send_work: Callable[[Literal["job", "result"], str, dict], bool] = lambda kind, node, payload: False
 
 
 @dataclass(frozen=True)

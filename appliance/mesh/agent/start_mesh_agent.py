@@ -33,6 +33,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from appliance.mesh.agent.agent_state_types import (
+    OWN_LINK,
     AgentConfig,
     AgentEffect,
     AgentEvent,
@@ -42,6 +43,7 @@ from appliance.mesh.agent.agent_state_types import (
     ArmWill,
     BleSighted,
     CloseLink,
+    DeliverWork,
     LinkConnected,
     LinkDropped,
     LogWarning,
@@ -56,6 +58,8 @@ from appliance.mesh.agent.agent_state_types import (
     PeerAdded,
     PublishPresence,
     SubscribePresence,
+    SubscribeWork,
+    WorkKind,
 )
 from appliance.mesh.agent.apply_agent_event import apply_agent_event
 from appliance.mesh.agent.mesh_agent_types import DEFAULT_TIMING, PRESENCE_VERSION, AgentTiming, BleSighting, MeshAgent
@@ -92,6 +96,7 @@ class _Edge:
     portal_port: int
     counter_path: Path
     on_change: Callable[[dict], None] | None
+    on_work: Callable[[WorkKind, str, dict], None] | None
     own: mqtt.Client  # the connection to this unit's own broker
     clients: dict[str, mqtt.Client] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -121,9 +126,13 @@ def _next_counter(edge: _Edge) -> int:
 
 
 def _seal(edge: _Edge, payload: dict, *, will: bool = False) -> bytes:
-    config = edge.state.config
+    return _seal_on(edge, edge.state.config.own_topic, payload, will=will)
+
+
+def _seal_on(edge: _Edge, topic: str, payload: dict, *, will: bool = False) -> bytes:
+    # Caller holds edge.publish_lock.
     return seal_mesh_message(
-        edge.secrets, config.node_id, config.own_topic, payload, now=time.time(), counter=_next_counter(edge), will=will
+        edge.secrets, edge.state.config.node_id, topic, payload, now=time.time(), counter=_next_counter(edge), will=will
     )
 
 
@@ -227,6 +236,38 @@ def _close_link(edge: _Edge, key: str) -> None:
         client.loop_stop()
 
 
+def _subscribe_work(edge: _Edge, link: str) -> None:
+    config = edge.state.config
+    if link == OWN_LINK:
+        edge.own.subscribe(f"iplm/{config.secrets.mesh_id}/jobs/+/{config.node_id}", qos=1)
+        return
+    with edge.lock:
+        client = edge.clients.get(link)
+    if client is not None:
+        client.subscribe(f"iplm/{config.secrets.mesh_id}/results/+/{config.node_id}", qos=1)
+
+
+def _send_work(edge: _Edge, kind: WorkKind, node: str, payload: dict) -> bool:
+    """Seal and publish a job to `node` (on its broker, over our link to it) or a result to `node` (on our own
+    broker, where its link reads it). False when that connection is not up: the caller decides what next."""
+    config = edge.state.config
+    if kind == "job":
+        with edge.lock:
+            keys = [
+                key for key, link in edge.state.links.items() if link.broker_node == node and link.phase == "connected"
+            ]
+            client = edge.clients.get(keys[0]) if keys else None
+    else:
+        client = edge.own
+    if client is None or not client.is_connected():
+        return False
+    topic = config.work_topic(kind, config.node_id, node)
+    with edge.publish_lock:  # sealed and published in counter order
+        raw = _seal_on(edge, topic, payload)
+        info = client.publish(topic, raw, qos=1)
+    return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+
 def _perform(edge: _Edge, effect: AgentEffect) -> None:
     if isinstance(effect, OpenLink):
         _open_link(edge, effect)
@@ -253,6 +294,13 @@ def _perform(edge: _Edge, effect: AgentEffect) -> None:
         edge.on_change(_describe_peers(edge))
     elif isinstance(effect, LogWarning):
         _log.warning("%s", effect.message)
+    elif isinstance(effect, SubscribeWork):
+        _subscribe_work(edge, effect.link)
+    elif isinstance(effect, DeliverWork) and edge.on_work is not None:
+        try:
+            edge.on_work(effect.kind, effect.sender, effect.payload)
+        except Exception:  # the work service's trouble must not end a network thread of the agent
+            _log.exception("handling a %s from %s failed", effect.kind, effect.sender)
 
 
 def _apply(edge: _Edge, event: AgentEvent) -> None:
@@ -282,7 +330,7 @@ def _describe_links(edge: _Edge) -> dict:
     return {key: {"state": link.phase, "via": link.via, "node": link.node} for key, link in links.items()}
 
 
-def _start_ble_advertising(mesh_id: str, node_id: str) -> Callable[[], None]:
+def _start_ble_advertising(mesh_id: str, node_id: str, adapter: str) -> Callable[[], None]:
     """Advertise over BLE from an event loop of its own: dbus-fast is asyncio, the agent is threads."""
     import asyncio
 
@@ -303,7 +351,7 @@ def _start_ble_advertising(mesh_id: str, node_id: str) -> Callable[[], None]:
     try:
         # advertise_ble bounds its own waits (system bus, BlueZ's answer).
         stop_advertising = asyncio.run_coroutine_threadsafe(
-            advertise_ble(encode_ble_advertisement(mesh_id, node_id)), loop
+            advertise_ble(encode_ble_advertisement(mesh_id, node_id), adapter=adapter), loop
         ).result()
     except BaseException:
         close_loop()
@@ -331,6 +379,9 @@ def _start_own_connection(edge: _Edge, broker_host: str) -> None:
 
     own.on_connect = on_connect
     own.on_disconnect = lambda *_: _apply(edge, OwnDropped(random_secrets.token_hex(8)))
+    own.on_message = lambda _c, _u, message: _apply(
+        edge, MessageArrived(OWN_LINK, message.topic, bytes(message.payload), time.time())
+    )
     _arm_will(edge, edge.state.will_id)
     own.connect_async(broker_host, edge.broker_port, keepalive=edge.timing.keepalive_s)
     own.loop_start()
@@ -338,7 +389,9 @@ def _start_own_connection(edge: _Edge, broker_host: str) -> None:
         _log.warning("this unit's broker at %s:%d does not answer yet; retrying", broker_host, edge.broker_port)
 
 
-def _start_discovery(edge: _Edge, *, mdns: bool, ble: bool) -> tuple[object | None, list[Callable[[], None]]]:
+def _start_discovery(
+    edge: _Edge, *, mdns: bool, ble_adapter: str | None
+) -> tuple[object | None, list[Callable[[], None]]]:
     """(zeroconf or None, stoppers) of mDNS browsing and advertising and BLE scanning and advertising."""
     mesh_id, node_id = edge.secrets.mesh_id, edge.state.config.node_id
     zeroconf, stoppers = None, []
@@ -367,18 +420,24 @@ def _start_discovery(edge: _Edge, *, mdns: bool, ble: bool) -> tuple[object | No
                 portal_port=edge.portal_port,
             )
         )
-    if ble:
+    if ble_adapter is not None:
         from appliance.mesh.discovery.scan_ble_peers import scan_ble_peers
 
         def on_sighting(sighting: BleSighting) -> None:
+            with edge.lock:
+                heard_before = sighting.node_id in edge.state.proximity
+            if not heard_before:  # the owner's way to see that BLE works, also for units not yet connected
+                _log.info("heard unit %s over BLE (RSSI %s)", sighting.node_id, sighting.rssi)
             _apply(edge, BleSighted(sighting, time.time()))
 
         try:
-            stoppers.append(scan_ble_peers(mesh_id=mesh_id, node_id=node_id, on_sighting=on_sighting))
+            stoppers.append(
+                scan_ble_peers(mesh_id=mesh_id, node_id=node_id, on_sighting=on_sighting, adapter=ble_adapter)
+            )
         except MeshError as exc:
             _log.info("no BLE discovery: %s", exc.message)
         try:
-            stoppers.append(_start_ble_advertising(mesh_id, node_id))
+            stoppers.append(_start_ble_advertising(mesh_id, node_id, ble_adapter))
         except MeshError as exc:
             _log.info("not advertising over BLE: %s", exc.message)
     return zeroconf, stoppers
@@ -419,16 +478,20 @@ def start_mesh_agent(
     portal_port: int,
     discovery: bool = True,
     manual_peers=(),
-    ble: bool = False,
+    ble_adapter: str | None = None,
     timing: AgentTiming = DEFAULT_TIMING,
     on_change: Callable[[dict], None] | None = None,
+    on_work: Callable[[WorkKind, str, dict], None] | None = None,
 ) -> MeshAgent:
     """Start the agent (threads) and return once its presence is on its own broker (or after 5 s trying).
 
     The own broker is reached at broker_host:broker_port and must also listen on
     advertise_address:broker_port, which is what peers are told (mDNS) and connect to. identity: the unit's
     certificate and key for every broker connection (load_unit_identity). manual_peers:
-    [(host, port)]. on_change(peers) is called (from an agent thread) when a peer appears or changes state.
+    [(host, port)]. ble_adapter: the Bluetooth adapter (hci0) to scan and advertise on; None: no BLE.
+    on_change(peers) is called (from an agent thread) when a peer appears or changes state. on_work(kind,
+    sender, payload) gets each job for this unit and each result of its jobs, opened and checked (from an
+    agent thread: hand it on, do not work in it).
     """
     config = AgentConfig(node_id=node_id, secrets=secrets, timing=timing)
     edge = _Edge(
@@ -442,10 +505,11 @@ def start_mesh_agent(
         portal_port=portal_port,
         counter_path=Path(data_dir) / _COUNTER_FILE,
         on_change=on_change,
+        on_work=on_work,
         own=_new_client(f"iplm-{node_id}-own-{random_secrets.token_hex(4)}", identity, timing),
     )
     _start_own_connection(edge, broker_host)
-    zeroconf, stoppers = _start_discovery(edge, mdns=discovery, ble=ble)
+    zeroconf, stoppers = _start_discovery(edge, mdns=discovery, ble_adapter=ble_adapter)
     for host, port in manual_peers:
         _apply(edge, PeerAdded(host, int(port)))
     stop_ticking = threading.Event()
@@ -465,4 +529,5 @@ def start_mesh_agent(
         clock_offset=lambda node: edge.state.clock_offsets.get(node),
         add_peer=lambda host, port: _apply(edge, PeerAdded(host, int(port))),
         stop=lambda: _stop(edge, stop_ticking, ticker, zeroconf, stoppers),
+        send_work=lambda kind, node, payload: _send_work(edge, kind, node, payload),
     )

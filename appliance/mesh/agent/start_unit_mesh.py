@@ -91,7 +91,7 @@ def start_unit_mesh(
     broker_port: int = DEFAULT_BROKER_PORT,
     run_broker: bool = True,
     discovery: bool = True,
-    ble: bool = False,
+    ble_adapter: str | None = None,
     timing: AgentTiming = DEFAULT_TIMING,
     on_change: Callable[[dict], None] | None = None,
 ) -> UnitMesh | None:
@@ -131,7 +131,7 @@ def start_unit_mesh(
             portal_port=portal_port,
             discovery=discovery,
             manual_peers=_read_manual_peers(),
-            ble=ble,
+            ble_adapter=ble_adapter,
             timing=timing,
             on_change=on_agent_change,
         )

@@ -1,4 +1,5 @@
-"""Render the unit's mosquitto ACL: a unit publishes only its own topics; every unit reads presence."""
+"""Render the unit's mosquitto ACL: a unit publishes only its own topics; every unit reads presence, each
+reads only the work addressed to it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,12 @@ def render_mosquitto_acl() -> str:
             "# Written by iplm (appliance.mesh.broker.render_mosquitto_acl); changes here are overwritten.",
             "pattern read iplm/+/presence/+",
             "pattern write iplm/+/presence/%u",
+            # Work: iplm/<mesh>/jobs|results/<from>/<to>. A job is written by its sender on the receiver's
+            # broker; a result by the unit that ran the job, on its own broker. Only <to> reads it.
+            "pattern write iplm/+/jobs/%u/+",
+            "pattern read iplm/+/jobs/+/%u",
+            "pattern write iplm/+/results/%u/+",
+            "pattern read iplm/+/results/+/%u",
             "",
         ]
     )

@@ -5,14 +5,14 @@ system bus (dbus-fast) and register it with org.bluez.LEAdvertisingManager1 on t
 its properties back over D-Bus, builds the packets, and advertises until we unregister it or our bus
 connection closes (so a crashed agent stops advertising by itself).
 
-Packet budget. A legacy advertising packet carries 31 bytes. The service UUID list that the scanners'
-BlueZ UUID filter matches takes 18 (length, type, 128-bit UUID), our service data another 31 (length,
-type, UUID, 13 bytes): 49 bytes, which no legacy packet holds. So by default the UUID goes in the
-advertisement and the service data in the scan response (ScanResponseServiceData, BlueZ 5.80 and
-newer), which scan_ble_peers' active scan asks for; every BLE controller can send that. Older BlueZ
-ignores ScanResponseServiceData: peers then see the UUID but no service data, and skip the unit.
-scan_response=False puts both in the advertisement: BlueZ sends it as an extended advertisement where
-the controller does Bluetooth 5 (only peers with Bluetooth 5 scanning hear it) and refuses it elsewhere.
+Packet budget. A legacy advertising packet carries 31 bytes, and legacy is what every controller and
+every BlueZ sends and hears. Our service data under its 128-bit UUID takes exactly 31 (length, type,
+UUID, 13 bytes), so the advertisement holds the service data and nothing else: no service UUID list
+(another 18 bytes), no scan response (ScanResponseServiceData needs BlueZ 5.80; Debian 12 has 5.66,
+JetPack 6 5.64). A broadcast advertisement carries no Flags field on a dual-mode controller, so it
+stays a legacy packet. Scanners therefore cannot ask BlueZ to filter on the UUID (BlueZ matches its
+discovery filter against service UUID lists only): scan_ble_peers reads every advertisement's service
+data instead.
 
 Type "broadcast": nothing needs to connect to a unit over BLE, and a connectable unit would show its
 GATT device name to anyone near (DESIGN: anonymous).
@@ -65,13 +65,11 @@ _EXPLANATIONS = {
 }
 
 
-def _describe_advertisement(service_data: bytes, scan_response: bool) -> dict:
+def _describe_advertisement(service_data: bytes) -> dict:
     """The LEAdvertisement1 properties: {name: (D-Bus signature, value)}, values as D-Bus carries them."""
-    data_property = "ScanResponseServiceData" if scan_response else "ServiceData"
     return {
         "Type": ("s", "broadcast"),
-        "ServiceUUIDs": ("as", [BLE_SERVICE_UUID]),
-        data_property: ("a{sv}", {BLE_SERVICE_UUID: ("ay", bytes(service_data))}),
+        "ServiceData": ("a{sv}", {BLE_SERVICE_UUID: ("ay", bytes(service_data))}),
     }
 
 
@@ -91,26 +89,14 @@ def _new_advertisement(properties: dict, on_release: Callable[[], None]):
             return {key: Variant(*inner) for key, inner in value.items()}
         return value
 
-    # Properties the layout leaves out are not served at all: BlueZ treats a present one as "set".
-    def served(name: str) -> dict:
-        return {"access": PropertyAccess.READ, "disabled": name not in properties}
-
     class _Advertisement(ServiceInterface):
-        @dbus_property(**served("Type"))
+        @dbus_property(access=PropertyAccess.READ)
         def Type(self) -> "s":
             return read("Type")
 
-        @dbus_property(**served("ServiceUUIDs"))
-        def ServiceUUIDs(self) -> "as":
-            return read("ServiceUUIDs")
-
-        @dbus_property(**served("ServiceData"))
+        @dbus_property(access=PropertyAccess.READ)
         def ServiceData(self) -> "a{sv}":
             return read("ServiceData")
-
-        @dbus_property(**served("ScanResponseServiceData"))
-        def ScanResponseServiceData(self) -> "a{sv}":
-            return read("ScanResponseServiceData")
 
         # No return annotation: dbus-fast reads annotations as D-Bus signatures, and "None" is none.
         @method()
@@ -146,7 +132,7 @@ async def _call_manager(bus, adapter: str, member: str, signature: str, body: li
 
 
 async def advertise_ble(
-    service_data: bytes, *, adapter: str = "hci0", bus=None, scan_response: bool = True
+    service_data: bytes, *, adapter: str = "hci0", bus=None
 ) -> Callable[[], Coroutine[Any, Any, None]]:
     """Advertise the iplm BLE service with `service_data` (encode_ble_advertisement) through BlueZ.
 
@@ -177,7 +163,7 @@ async def advertise_ble(
         state["released"] = True
         _log.warning("BlueZ released the BLE advertisement on %s", adapter)
 
-    advertisement = _new_advertisement(_describe_advertisement(service_data, scan_response), on_release)
+    advertisement = _new_advertisement(_describe_advertisement(service_data), on_release)
 
     def close() -> None:
         bus.unexport(_ADVERTISEMENT_PATH, advertisement)

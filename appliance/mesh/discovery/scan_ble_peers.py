@@ -1,8 +1,8 @@
 """Scan for iplm units over Bluetooth LE (bleak): a proximity hint beside mDNS.
 
-Only the scan side: bleak is a BLE *client* library and cannot advertise. A unit that advertises needs
-BlueZ's LEAdvertisingManager1 over D-Bus (a LEAdvertisement1 object with ServiceUUIDs=[BLE_SERVICE_UUID]
-and ServiceData={BLE_SERVICE_UUID: encode_ble_advertisement(...)}), which is not built yet.
+The other side is advertise_ble: an advertisement holding only our service data (a legacy packet has
+no room for a service UUID list as well). BlueZ's discovery filter matches service UUID lists only, so
+the scan asks for every advertisement and decode_ble_advertisement keeps those of our mesh.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ _log = logging.getLogger("iplm.mesh.ble")
 _START_TIMEOUT_S = 10.0
 
 
-def scan_ble_peers(*, mesh_id: str, node_id: str, on_sighting: Callable[[BleSighting], None]) -> Callable[[], None]:
-    """Scan in a background thread, calling on_sighting for each advertisement of a unit of our mesh.
+def scan_ble_peers(
+    *, mesh_id: str, node_id: str, on_sighting: Callable[[BleSighting], None], adapter: str = "hci0"
+) -> Callable[[], None]:
+    """Scan on `adapter` in a background thread, calling on_sighting for each advertisement of a unit of our mesh.
 
     Returns stop(). Raises MeshError "ble_unavailable" when bleak is missing or there is no adapter.
     """
@@ -50,10 +52,9 @@ def scan_ble_peers(*, mesh_id: str, node_id: str, on_sighting: Callable[[BleSigh
         stopping = asyncio.Event()
         started["stopping"] = stopping
         try:
-            # Active scanning: our service data may ride in the scan response, which only active scans get.
-            scanner = BleakScanner(
-                detection_callback=on_detect, service_uuids=[BLE_SERVICE_UUID], scanning_mode="active"
-            )
+            # No service_uuids: BlueZ would then drop our advertisements, which carry no UUID list.
+            # Passive scanning in bleak needs BlueZ's experimental advertisement monitors: active it is.
+            scanner = BleakScanner(detection_callback=on_detect, scanning_mode="active", bluez={"adapter": adapter})
             await scanner.start()
         except Exception as exc:  # BleakError, no adapter, no D-Bus: the unit just has no BLE
             started["error"] = exc
@@ -83,5 +84,5 @@ def scan_ble_peers(*, mesh_id: str, node_id: str, on_sighting: Callable[[BleSigh
         if not thread.is_alive():
             loop.close()
 
-    _log.info("scanning BLE for iplm units (service %s)", BLE_SERVICE_UUID)
+    _log.info("scanning BLE on %s for iplm units (service %s)", adapter, BLE_SERVICE_UUID)
     return stop

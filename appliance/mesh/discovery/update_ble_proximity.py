@@ -11,14 +11,18 @@ _MIN_RSSI, _MAX_RSSI = -127, 20
 
 
 def update_ble_proximity(proximity: dict, sighting: BleSighting, *, now: float, forget_after_s: float = 30.0) -> dict:
-    """{node_id: {"rssi", "ble_address", "seen_at"}} after `sighting`; entries older than forget_after_s go."""
+    """{node_id: {"rssi", "ble_address", "seen_at"}} after `sighting`; entries older than forget_after_s go.
+
+    A sighting without a usable RSSI still counts as heard: the entry's rssi stays what it was (None when
+    no packet has had one yet).
+    """
     kept = {node: entry for node, entry in proximity.items() if now - entry["seen_at"] <= forget_after_s}
-    if (
-        isinstance(sighting.rssi, bool)
-        or not isinstance(sighting.rssi, int)
-        or not _MIN_RSSI <= sighting.rssi <= _MAX_RSSI
-    ):
-        return kept
     old = kept.get(sighting.node_id)
-    rssi = sighting.rssi if old is None else round(old["rssi"] + _WEIGHT * (sighting.rssi - old["rssi"]))
+    rssi = None if old is None else old["rssi"]
+    if (
+        not isinstance(sighting.rssi, bool)
+        and isinstance(sighting.rssi, int)
+        and _MIN_RSSI <= sighting.rssi <= _MAX_RSSI
+    ):
+        rssi = sighting.rssi if rssi is None else round(rssi + _WEIGHT * (sighting.rssi - rssi))
     return {**kept, sighting.node_id: {"rssi": rssi, "ble_address": sighting.ble_address, "seen_at": sighting.seen_at}}

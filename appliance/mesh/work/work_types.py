@@ -1,0 +1,48 @@
+"""Data shapes of spreading work: what a placement weighs, and what it decided."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Where nothing is measured yet, a reply is this long (tokens): enough to rank units by decode speed.
+TYPICAL_REPLY_TOKENS = 200
+# What sending a chat to a peer and its first token back costs beyond the peer's own wait (MQTT over a
+# LAN or the Wi-Fi mesh, sealing, the peer's decision): a peer must beat the unit by more than this.
+FORWARD_OVERHEAD_S = 0.5
+# A peer's load figures are as old as its last presence; older than this, they no longer count.
+MAX_LOAD_AGE_S = 10.0
+# Peers drawn at random and compared with the unit itself ("two random choices"): units that pick at the
+# same moment rarely pick the same peer, so no idle unit is buried under everyone's chats.
+CANDIDATES_DRAWN = 2
+
+
+@dataclass(frozen=True)
+class ChatCost:
+    """What a chat asks of a unit: its prompt and how long a reply it may get."""
+
+    model: str
+    prompt_tokens: int
+    reply_tokens: int = TYPICAL_REPLY_TOKENS
+
+
+@dataclass(frozen=True)
+class UnitEstimate:
+    """When a chat sent to one unit now would be complete, and from what."""
+
+    node: str | None  # None: this unit
+    start_s: float  # wait for a worker (plus the forwarding overhead for a peer)
+    prefill_s: float | None  # None: speed not measured
+    decode_s: float | None
+
+    @property
+    def finish_s(self) -> float:
+        return self.start_s + (self.prefill_s or 0.0) + (self.decode_s or 0.0)
+
+
+@dataclass(frozen=True)
+class ChatPlacement:
+    """Where a whole chat runs: node None is this unit. estimates: every unit weighed, best first."""
+
+    node: str | None
+    reason: str
+    estimates: tuple[UnitEstimate, ...] = ()
