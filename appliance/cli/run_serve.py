@@ -23,7 +23,7 @@ from appliance.cli.apply_overrides import apply_overrides
 from appliance.cli.create_portal_server import create_portal_server
 from appliance.engine.choose_engine_spec import choose_engine_spec
 from appliance.engine.device_profile import Recommendation
-from appliance.engine.engine_types import Engine, EngineError
+from appliance.engine.engine_types import ChatRequest, Engine, EngineError
 from appliance.engine.list_runnable_engines import list_runnable_engines
 from appliance.engine.pool.pool_types import PoolLimits
 from appliance.engine.pool.start_engine_pool import start_engine_pool
@@ -38,9 +38,12 @@ from appliance.mesh.agent.start_unit_mesh import start_unit_mesh
 from appliance.mesh.discovery.choose_ble_adapter import choose_ble_adapter
 from appliance.mesh.key.load_mesh_secrets import load_mesh_secrets
 from appliance.mesh.mesh_errors import BrokerError
+from appliance.mesh.work.start_chat_work import start_chat_work
+from appliance.mesh.work.work_types import ChatWork
 from appliance.network.network_types import DEFAULT_AP_SUBNET
 from appliance.portal.create_app import create_app
-from appliance.portal.portal_types import ChatDefaults, UnitInfo
+from appliance.portal.parse_chat_request import parse_chat_request
+from appliance.portal.portal_types import ApiError, ChatDefaults, UnitInfo
 from appliance.store.load_node_id import load_node_id
 from appliance.store.open_database import open_database
 from appliance.store.prune_conversations import prune_conversations
@@ -71,7 +74,7 @@ def _choose_model_path(args, data_dir) -> tuple[str | None, str | None]:
         return None, None
 
 
-def _start_mesh(args, data_dir, node_id: str, name: str, board: str, current_engine):
+def _start_mesh(args, data_dir, node_id: str, name: str, board: str, current_engine, work: ChatWork):
     """The unit's broker and mesh agent, when it has a mesh key and a mesh address; else None."""
     if not args.mesh_address:
         return None
@@ -95,10 +98,25 @@ def _start_mesh(args, data_dir, node_id: str, name: str, board: str, current_eng
         run_broker=not args.no_mesh_broker,
         describe_unit=describe_unit,
         ble_adapter=ble_adapter,
+        on_work=work.handle,
     )
     if mesh is None:
         _log.warning("--mesh-address given but this unit has no mesh key: `iplm mesh create` or `iplm mesh join`")
     return mesh
+
+
+def _parse_peer_request(engine: Engine, body: dict) -> ChatRequest:
+    """A peer's chat job checked exactly as a phone's request to this unit's model (ValueError: why not)."""
+    try:
+        parsed = parse_chat_request(body, models=(engine.model_id,), n_ctx=engine.n_ctx)
+    except ApiError as exc:
+        raise ValueError(exc.message) from None
+    return ChatRequest(messages=parsed.messages, params=parsed.params)
+
+
+def _route_chats(engine: Engine, work: ChatWork) -> Engine:
+    """The engine as the portal sees it: the same model and status, each chat run where it finishes soonest."""
+    return dataclasses.replace(engine, stream_chat=work.stream_chat)
 
 
 def _use_mesh_key(running: _Running, start_mesh: Callable[[], UnitMesh | None]) -> None:
@@ -254,6 +272,12 @@ def run_serve(args) -> int:
         print(f"iplm: cannot start the engine: {exc.message}", file=sys.stderr)
         return 2
     running = _Running(recipe=recipe, engine=engine)
+    work = start_chat_work(
+        node_id=node_id,
+        current_engine=lambda: running.engine,
+        find_agent=lambda: running.mesh.agent if running.mesh is not None else None,
+        parse_request=lambda body: _parse_peer_request(running.engine, body),
+    )
     unit = _build_unit_info(node_id, profile, recipe.recommendation, engine, args)
     jobs = start_install_jobs(
         data_dir,
@@ -271,11 +295,12 @@ def run_serve(args) -> int:
         phone_networks=_read_phone_networks(args),
         admin_from_phones=args.admin_from_wifi,
         use_mesh_key=lambda: _use_mesh_key(
-            running, lambda: _start_mesh(args, data_dir, node_id, unit.name, profile.board, lambda: running.engine)
+            running,
+            lambda: _start_mesh(args, data_dir, node_id, unit.name, profile.board, lambda: running.engine, work),
         ),
     )
     app = create_app(
-        lambda: running.engine,
+        lambda: _route_chats(running.engine, work),
         unit,
         admin,
         portal_url=args.portal_url,
@@ -295,7 +320,7 @@ def run_serve(args) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: server.close())
     signal.signal(signal.SIGINT, lambda signum, frame: server.close())
     try:
-        running.mesh = _start_mesh(args, data_dir, node_id, unit.name, profile.board, lambda: running.engine)
+        running.mesh = _start_mesh(args, data_dir, node_id, unit.name, profile.board, lambda: running.engine, work)
     except BrokerError as exc:
         running.engine.close()
         print(f"iplm: cannot start the mesh broker: {exc.message}", file=sys.stderr)
@@ -307,6 +332,7 @@ def run_serve(args) -> int:
     except (OSError, ValueError):
         pass  # the signal handler closed the listening socket under the loop
     finally:
+        work.stop()
         if running.mesh is not None:
             running.mesh.stop()
         running.engine.close()

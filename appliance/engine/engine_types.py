@@ -50,7 +50,7 @@ class ChatEvent:
     """One event of a chat stream.
 
     kind "start": the prompt was accepted (prompt_tokens set; dropped_messages: how many old messages
-    fit_history left out);
+    fit_history left out; unit: the name of the unit of the mesh that answers, "" for this one);
     kind "delta": a piece of the reply text;
     kind "done": the end (finish_reason "stop" | "length" | "cancelled", token counts set).
     """
@@ -61,6 +61,7 @@ class ChatEvent:
     completion_tokens: int = 0
     finish_reason: str | None = None
     dropped_messages: int = 0
+    unit: str = ""
 
 
 class EngineError(UnitError):

@@ -38,7 +38,8 @@ def _stream_chunks(model: str, start: ChatEvent, events: ChatStream, include_usa
         }
 
     try:
-        yield chunk({"role": "assistant", "content": ""})
+        # Which unit of the mesh answers, beside OpenAI's fields ("": the unit asked).
+        yield chunk({"role": "assistant", "content": ""}, iplm_unit=start.unit)
         for event in events:
             if event.kind == "delta":
                 yield chunk({"content": event.text})
@@ -76,6 +77,7 @@ def _complete_response(model: str, start: ChatEvent, events: ChatStream) -> Resp
                 }
             ],
             "usage": _usage(start.prompt_tokens, done.completion_tokens if done else 0),
+            "iplm_unit": start.unit,  # which unit of the mesh answered ("": the unit asked)
         }
     )
 

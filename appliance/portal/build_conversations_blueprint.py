@@ -132,13 +132,15 @@ def _reply(
         "completion_tokens": done.completion_tokens,
         "total_tokens": start.prompt_tokens + done.completion_tokens,
     }
-    # How many of the oldest messages the model did not see, so the app can say so.
+    # How many of the oldest messages the model did not see, and which unit of the mesh answered ("": this
+    # one), so the app can say so.
     yield {
         "type": "done",
         "message": message,
         "usage": usage,
         "conversation": conversation,
         "dropped_messages": start.dropped_messages,
+        "unit": start.unit,
     }
 
 

@@ -570,6 +570,7 @@ async function sendPrompt() {
       if (event.dropped_messages > 0) {
         addNote(assistantElement, `The model no longer saw the ${event.dropped_messages} oldest messages of this chat.`);
       }
+      if (typeof event.unit === "string" && event.unit) addNote(assistantElement, `Answered by ${event.unit}, a unit nearby.`);
       if (event.conversation) upsertConversation(event.conversation, { toTop: true });
       outcome = { kind: "done" };
       finishStreaming("done");

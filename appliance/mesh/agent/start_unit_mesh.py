@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from appliance.mesh.agent.agent_state_types import WorkKind
 from appliance.mesh.agent.mesh_agent_types import (
     DEFAULT_BROKER_PORT,
     DEFAULT_TIMING,
@@ -94,6 +95,7 @@ def start_unit_mesh(
     ble_adapter: str | None = None,
     timing: AgentTiming = DEFAULT_TIMING,
     on_change: Callable[[dict], None] | None = None,
+    on_work: Callable[[WorkKind, str, dict], None] | None = None,
 ) -> UnitMesh | None:
     """Start broker (unless systemd runs it: run_broker=False) and agent; None when the unit has no mesh key.
 
@@ -134,6 +136,7 @@ def start_unit_mesh(
             ble_adapter=ble_adapter,
             timing=timing,
             on_change=on_agent_change,
+            on_work=on_work,
         )
     except BaseException:
         if broker is not None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from appliance.engine.engine_types import CancelSignal, ChatRequest, ChatStream
 
 # Where nothing is measured yet, a reply is this long (tokens): enough to rank units by decode speed.
 TYPICAL_REPLY_TOKENS = 200
@@ -46,3 +49,17 @@ class ChatPlacement:
     node: str | None
     reason: str
     estimates: tuple[UnitEstimate, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChatWork:
+    """The running work service (start_chat_work).
+
+    handle(kind, sender, payload): the mesh agent's on_work (a job for this unit, a result of one of its own).
+    stream_chat(request, cancel): run a chat where it finishes soonest, as Engine.stream_chat does.
+    stop(): cancel the jobs run here for peers.
+    """
+
+    handle: Callable[[str, str, dict], None]
+    stream_chat: Callable[[ChatRequest, CancelSignal], ChatStream]
+    stop: Callable[[], None]
