@@ -1,6 +1,8 @@
 """Chats a unit runs for peers: the job message read as strictly as a phone's request, each job run once,
 limits per sender, and cancels only from the job's sender."""
 
+import dataclasses
+
 import pytest
 
 from appliance.engine.engine_types import ChatParams, ChatRequest
@@ -18,11 +20,13 @@ from appliance.mesh.work.served_job_types import (
     ServedJobs,
     StopJob,
 )
+from appliance.mesh.work.work_types import ChatCost
 from appliance.portal.parse_chat_request import parse_chat_request
 from appliance.portal.portal_types import ApiError
 
 JOB = "0123456789abcdef"
 MODEL = "smol"
+COST = ChatCost(MODEL, prompt_tokens=12, reply_tokens=32)
 REQUEST = ChatRequest(
     messages=({"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}),
     params=ChatParams(
@@ -43,23 +47,35 @@ def parse(body):
 
 
 def test_a_job_reads_back_as_the_request_that_was_sent_under_the_senders_key():
-    payload = encode_chat_job(JOB, MODEL, REQUEST, 1.25)
+    payload = encode_chat_job(JOB, COST, REQUEST, 1.25)
     job = read_chat_job(payload, "peer-a", parse)
-    assert (job.job, job.model, job.expect_start_s, job.refusal) == (JOB, MODEL, 1.25, None)
+    assert (job.job, job.cost, job.expect_start_s, job.refusal) == (JOB, COST, 1.25, None)
     assert job.request == ChatRequest(
-        messages=REQUEST.messages, params=REQUEST.params, client_key="peer:peer-a", fit_history=True, reply_prefix="Hel"
+        messages=REQUEST.messages,
+        params=REQUEST.params,
+        client_key="peer:peer-a:",
+        fit_history=True,
+        reply_prefix="Hel",
     )
+    hidden = dataclasses.replace(REQUEST, client_key="3f2a9c1d0b7e6a55")
+    job = read_chat_job(encode_chat_job(JOB, COST, hidden, 0.0), "peer-a", parse)
+    assert job.request.client_key == "peer:peer-a:3f2a9c1d0b7e6a55"  # each of the sender's clients its own queue
 
 
 @pytest.mark.parametrize(
     "change, refusal",
     [
         ({"model": 5}, "names no model"),
+        ({"prompt_tokens": -1}, "token counts"),
+        ({"reply_tokens": "many"}, "token counts"),
+        ({"reply_tokens": True}, "token counts"),
         ({"expect_start_s": "soon"}, "expected wait"),
         ({"expect_start_s": float("inf")}, "expected wait"),
         ({"expect_start_s": -1}, "expected wait"),
         ({"reply_prefix": "x" * 20000}, "reply_prefix"),
         ({"fit_history": "yes"}, "fit_history"),
+        ({"client": "ip:198.18.0.5/../x"}, "client key"),
+        ({"client": "x" * 65}, "client key"),
         ({"request": []}, "not an object"),
         ({"request": {"model": "other", "messages": []}}, "not an object for its model"),
         ({"request": {"model": MODEL, "messages": [{"role": "wizard", "content": "x"}]}}, "refused"),
@@ -67,13 +83,13 @@ def test_a_job_reads_back_as_the_request_that_was_sent_under_the_senders_key():
     ],
 )
 def test_a_job_that_does_not_read_is_refused_with_the_reason(change, refusal):
-    job = read_chat_job({**encode_chat_job(JOB, MODEL, REQUEST, 0.0), **change}, "peer-a", parse)
+    job = read_chat_job({**encode_chat_job(JOB, COST, REQUEST, 0.0), **change}, "peer-a", parse)
     assert job.request is None and refusal in job.refusal
 
 
 @pytest.mark.parametrize("job_id", [None, 5, "", "0123", "0123456789ABCDEF", "../../etc/passwd"])
 def test_a_job_without_a_usable_id_is_dropped(job_id):
-    assert read_chat_job({**encode_chat_job(JOB, MODEL, REQUEST, 0.0), "job": job_id}, "peer-a", parse) is None
+    assert read_chat_job({**encode_chat_job(JOB, COST, REQUEST, 0.0), "job": job_id}, "peer-a", parse) is None
 
 
 def offer(sender="a", job=JOB, request=REQUEST, refusal=None, decline=None):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 from appliance.mesh.agent.presence_types import PeerEntry, UnitLoad
+from appliance.mesh.work.estimate_unit_start import estimate_unit_start
 from appliance.mesh.work.work_types import (
     CANDIDATES_DRAWN,
     FORWARD_OVERHEAD_S,
@@ -19,16 +20,17 @@ def _seconds(tokens: int, per_s: float | None) -> float | None:
     return tokens / per_s if per_s else None
 
 
-def _estimate(node: str | None, load: UnitLoad, cost: ChatCost, fallback: UnitLoad, extra_s: float) -> UnitEstimate:
+def _estimate(
+    node: str | None, load: UnitLoad, cost: ChatCost, fallback: UnitLoad, extra: int, overhead_s: float
+) -> UnitEstimate | None:
     # A unit that has not measured its speed yet is taken to be as fast as this one (the only figure there is).
-    prefill = load.prefill_tokens_per_s or fallback.prefill_tokens_per_s
-    decode = load.decode_tokens_per_s or fallback.decode_tokens_per_s
-    return UnitEstimate(
-        node=node,
-        start_s=(load.start_in_s or 0.0) + extra_s,
-        prefill_s=_seconds(cost.prompt_tokens, prefill),
-        decode_s=_seconds(cost.reply_tokens, decode),
-    )
+    prefill = _seconds(cost.prompt_tokens, load.prefill_tokens_per_s or fallback.prefill_tokens_per_s)
+    decode = _seconds(cost.reply_tokens, load.decode_tokens_per_s or fallback.decode_tokens_per_s)
+    chat_s = None if prefill is None or decode is None else prefill + decode
+    start = estimate_unit_start(load, chat_s, extra)
+    if start is None:
+        return None
+    return UnitEstimate(node=node, start_s=start + overhead_s, prefill_s=prefill, decode_s=decode)
 
 
 def _can_take(entry: PeerEntry, model: str, now: float) -> bool:
@@ -38,29 +40,39 @@ def _can_take(entry: PeerEntry, model: str, now: float) -> bool:
         and now - entry.last_seen <= MAX_LOAD_AGE_S
         and load.model == model
         and load.workers_ready > 0
-        and load.start_in_s is not None
     )
 
 
 def choose_chat_unit(
-    local: UnitLoad, peers: dict[str, PeerEntry], cost: ChatCost, *, now: float, rng: random.Random
+    local: UnitLoad,
+    peers: dict[str, PeerEntry],
+    cost: ChatCost,
+    *,
+    now: float,
+    rng: random.Random,
+    sent: dict[str, int] | None = None,
 ) -> ChatPlacement:
     """Where the chat `cost` describes runs: node None (here) unless a peer would finish it sooner by more
     than the forwarding overhead.
 
     Only online peers whose workers serve cost.model, ready, with load figures younger than
     MAX_LOAD_AGE_S, are weighed (a unit still installing the model serves none); of those, CANDIDATES_DRAWN
-    drawn at random with `rng`. A peer's wait is its last presence's (at most a few heartbeats old): the
-    peer itself declines a chat that its queue has outgrown since (accept_chat_job).
+    drawn at random with `rng`. Waits come from estimate_unit_start: a peer's from its last presence (at
+    most a few heartbeats old) plus `sent[node]`, the chats this unit sent it since that presence; the peer
+    itself declines a chat that its queue has outgrown since (accept_chat_job).
     """
+    sent = sent or {}
     if local.model is not None and local.model != cost.model:
         return ChatPlacement(None, "this unit serves another model")
-    here = (
-        _estimate(None, local, cost, local, 0.0) if local.workers_ready > 0 and local.start_in_s is not None else None
-    )
+    here = _estimate(None, local, cost, local, 0, 0.0)
     able = sorted(node for node, entry in peers.items() if _can_take(entry, cost.model, now))
     drawn = rng.sample(able, min(CANDIDATES_DRAWN, len(able)))
-    there = [_estimate(node, peers[node].presence.load, cost, local, FORWARD_OVERHEAD_S) for node in drawn]
+    loads = {node: peers[node].presence.load for node in drawn}
+    there = [
+        estimate
+        for node in drawn
+        if (estimate := _estimate(node, loads[node], cost, local, sent.get(node, 0), FORWARD_OVERHEAD_S)) is not None
+    ]
     estimates = tuple(sorted([e for e in [here, *there] if e is not None], key=lambda e: (e.finish_s, e.node or "")))
     if not there:
         return ChatPlacement(None, "no peer serves this model now", estimates)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from appliance.engine.engine_types import ChatRequest
+from appliance.mesh.work.work_types import ChatCost
 
 
-def encode_chat_job(job: str, model: str, request: ChatRequest, expect_start_s: float) -> dict:
+def encode_chat_job(job: str, cost: ChatCost, request: ChatRequest, expect_start_s: float) -> dict:
     """The payload of a "chat" job. The peer checks `request` with the same rules as a phone's request
-    (read_chat_job), so nothing a peer sends gets further than a phone's would."""
+    (read_chat_job), so nothing a peer sends gets further than a phone's would; `cost` and `expect_start_s`
+    are what the sender weighed, which the peer counts again (accept_chat_job)."""
+    model = cost.model
     params = request.params
     body: dict = {"model": model, "messages": [dict(message) for message in request.messages]}
     for name, value in (
@@ -33,4 +36,8 @@ def encode_chat_job(job: str, model: str, request: ChatRequest, expect_start_s: 
         "fit_history": request.fit_history,
         "reply_prefix": request.reply_prefix,
         "expect_start_s": round(float(expect_start_s), 3),
+        # The asking client's key, as the sender hid it (start_chat_work): the peer's pool queues each fairly.
+        "client": request.client_key[:64],
+        "prompt_tokens": cost.prompt_tokens,
+        "reply_tokens": cost.reply_tokens,
     }

@@ -8,6 +8,8 @@ run a chat on the engine, cancel one, fall back to this unit.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import logging
 import queue
 import random
@@ -66,10 +68,18 @@ class _Edge:
     find_agent: Callable[[], MeshAgent | None]
     parse_request: Callable[[dict], ChatRequest]
     rng: random.Random
+    # Phones' client keys (an address on the unit's Wi-Fi) leave the unit only as a keyed hash: a peer can
+    # queue each phone fairly without learning anything of it.
+    salt: bytes = field(default_factory=lambda: secrets.token_bytes(16))
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # One placement at a time, each registered before the next is weighed: chats that arrive together see
+    # each other (else all of them pick the same idle peer, which then declines most).
+    placing: threading.Lock = field(default_factory=threading.Lock)
+    pending_here: int = 0  # chats placed on this unit that its engine has not started yet
     served: ServedJobs = field(default_factory=ServedJobs)
     cancels: dict[tuple[str, str], threading.Event] = field(default_factory=dict)
-    inboxes: dict[str, tuple[str, queue.Queue]] = field(default_factory=dict)  # job -> (peer, its results)
+    # job -> (the peer running it, its results, when it was sent: epoch s, as the peer table's last_seen)
+    inboxes: dict[str, tuple[str, queue.Queue, float]] = field(default_factory=dict)
 
 
 def _read_load(engine: Engine, node_id: str) -> UnitLoad:
@@ -179,7 +189,7 @@ def _take_job(edge: _Edge, sender: str, payload: dict) -> None:
     if chat is None:
         return
     engine = edge.current_engine()
-    decline = accept_chat_job(_read_load(engine, edge.node_id), chat.model, chat.expect_start_s)
+    decline = accept_chat_job(_read_load(engine, edge.node_id), chat.cost, chat.expect_start_s)
     _apply_served(edge, JobOffered(sender, chat.job, chat.request, chat.refusal, decline))
 
 
@@ -206,6 +216,8 @@ def _cost(engine: Engine, request: ChatRequest) -> ChatCost:
 def _continue_here(engine: Engine, request: ChatRequest, effect: RunElsewhere, cancel: CancelSignal) -> ChatStream:
     if effect.reply_prefix or effect.started:
         _log.info("continuing a chat here: %s", effect.reason)
+    else:
+        _log.info("running a chat here after all: %s", effect.reason)
     continued = dataclasses.replace(request, reply_prefix=effect.reply_prefix)
     for event in engine.stream_chat(continued, cancel):
         if event.kind == "start" and effect.started:
@@ -221,15 +233,20 @@ def _name_unit(event: ChatEvent, agent: MeshAgent, node: str) -> ChatEvent:
     return dataclasses.replace(event, unit=(entry.presence.name if entry is not None else "") or node)
 
 
-def _follow_remote(edge: _Edge, engine: Engine, request: ChatRequest, cancel: CancelSignal, node: str, expect_s: float):
-    agent = edge.find_agent()
-    job = secrets.token_hex(8)
-    inbox: queue.Queue = queue.Queue()
-    with edge.lock:
-        edge.inboxes[job] = (node, inbox)
+def _follow_remote(
+    edge: _Edge,
+    agent: MeshAgent,
+    engine: Engine,
+    request: ChatRequest,
+    cancel: CancelSignal,
+    placed: tuple[str, str, queue.Queue[dict], ChatCost, float],
+):
+    job, node, inbox, cost, expect_s = placed
     chat = RemoteChat(job=job, node=node, phase="asked", heard_at=time.monotonic())
+    client = hmac.new(edge.salt, request.client_key.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+    payload = encode_chat_job(job, cost, dataclasses.replace(request, client_key=client), expect_s)
     try:
-        if agent is None or not agent.send_work("job", node, encode_chat_job(job, engine.model_id, request, expect_s)):
+        if not agent.send_work("job", node, payload):
             chat = dataclasses.replace(chat, phase="failed")
             yield from engine.stream_chat(request, cancel)
             return
@@ -256,8 +273,50 @@ def _follow_remote(edge: _Edge, engine: Engine, request: ChatRequest, cancel: Ca
         with edge.lock:
             edge.inboxes.pop(job, None)
         # Closed early (the HTTP server saw the client go while writing to it): the peer stops too.
-        if chat.phase not in ("finished", "failed") and agent is not None:
+        if chat.phase not in ("finished", "failed"):
             agent.send_work("job", node, {"type": "cancel", "job": job})
+
+
+def _run_here(edge: _Edge, engine: Engine, request: ChatRequest, cancel: CancelSignal) -> ChatStream:
+    pending = True
+    try:
+        for event in engine.stream_chat(request, cancel):
+            if pending:  # started (or refused): the engine's own figures count it from now on
+                with edge.lock:
+                    edge.pending_here -= 1
+                pending = False
+            yield event
+    finally:
+        if pending:
+            with edge.lock:
+                edge.pending_here -= 1
+
+
+def _place(
+    edge: _Edge, agent: MeshAgent, engine: Engine, cost: ChatCost
+) -> tuple[str, str, queue.Queue[dict], ChatCost, float] | None:
+    """Where the chat runs, registered at once: None (here, counted in pending_here) or (job, node, its inbox,
+    cost, the wait counted on there)."""
+    with edge.placing:
+        peers = agent.peers()
+        local = _read_load(engine, edge.node_id)
+        with edge.lock:
+            sent_at = [(node, at) for node, _, at in edge.inboxes.values()]
+            # Placed here and not started: in the engine's queue already, or about to be.
+            local = dataclasses.replace(local, queued=max(local.queued, edge.pending_here))
+        sent: dict[str, int] = {}
+        for node, at in sent_at:  # chats sent to a peer since its last presence are not in its figures yet
+            if node in peers and at > peers[node].last_seen:
+                sent[node] = sent.get(node, 0) + 1
+        placement = choose_chat_unit(local, peers, cost, now=time.time(), rng=edge.rng, sent=sent)
+        with edge.lock:
+            if placement.node is None:
+                edge.pending_here += 1
+                return None
+            there = next(estimate for estimate in placement.estimates if estimate.node == placement.node)
+            job, inbox = secrets.token_hex(8), queue.Queue[dict]()
+            edge.inboxes[job] = (placement.node, inbox, time.time())
+            return job, placement.node, inbox, cost, there.start_s - FORWARD_OVERHEAD_S
 
 
 def _stream_chat(edge: _Edge, request: ChatRequest, cancel: CancelSignal) -> ChatStream:
@@ -267,13 +326,11 @@ def _stream_chat(edge: _Edge, request: ChatRequest, cancel: CancelSignal) -> Cha
     if agent is None or request.reply_prefix:
         yield from engine.stream_chat(request, cancel)
         return
-    cost = _cost(engine, request)
-    placement = choose_chat_unit(_read_load(engine, edge.node_id), agent.peers(), cost, now=time.time(), rng=edge.rng)
-    if placement.node is None:
-        yield from engine.stream_chat(request, cancel)
-        return
-    there = next(estimate for estimate in placement.estimates if estimate.node == placement.node)
-    yield from _follow_remote(edge, engine, request, cancel, placement.node, there.start_s - FORWARD_OVERHEAD_S)
+    placed = _place(edge, agent, engine, _cost(engine, request))
+    if placed is None:
+        yield from _run_here(edge, engine, request, cancel)
+    else:
+        yield from _follow_remote(edge, agent, engine, request, cancel, placed)
 
 
 def _stop(edge: _Edge) -> None:
