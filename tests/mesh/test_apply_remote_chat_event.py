@@ -150,3 +150,12 @@ def test_a_reply_the_peer_cut_short_goes_on_here():
     cut = result("done", seq=2, finish_reason="cancelled", prompt_tokens=12, completion_tokens=2)
     _, effects = run(asked(), *STREAM, cut)
     assert effects[-1] == RunElsewhere("Red, orange", True, "the peer cut the reply short")
+
+
+def test_a_peer_that_sends_more_than_the_reply_may_hold_is_given_up():
+    chat, effects = run(asked(max_text=10), *STREAM[:3], result("delta", seq=1, text=" and a lot more"))
+    assert chat.phase == "failed" and chat.text == "Red"
+    assert effects[-2:] == [
+        CancelOnPeer(JOB, NODE),
+        RunElsewhere("Red", True, "the peer sent more than the reply may hold"),
+    ]

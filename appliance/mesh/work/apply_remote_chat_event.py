@@ -65,6 +65,8 @@ def _on_delta(chat: RemoteChat, payload: dict) -> Step:
         return chat, []
     if seq > chat.next_seq:  # one went missing: what follows it cannot be shown without it
         return _fail(chat, f"delta {chat.next_seq} from the peer went missing", cancel=True)
+    if len(chat.text) + len(text) > chat.max_text:
+        return _fail(chat, "the peer sent more than the reply may hold", cancel=True)
     chat = dataclasses.replace(chat, next_seq=seq + 1, text=chat.text + text)
     return chat, [Deliver(ChatEvent("delta", text=text))] if text else []
 

@@ -21,6 +21,8 @@ SILENCE_TIMEOUT_S = 20.0
 KEEPALIVE_S = 5.0
 # What one result message may carry: far more than a batch of deltas (sent every few hundred ms) holds.
 MAX_RESULT_TEXT = 16384
+# Characters a token may stand for, at most, when a reply's max_tokens bounds what a peer may send back.
+MAX_CHARS_PER_TOKEN = 32
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class RemoteChat:
     next_seq: int = 0  # the next delta or done the peer must send
     text: str = ""  # the reply so far, as delivered to the client
     started: bool = False  # the client has had its "start" event
+    max_text: int = 1 << 20  # characters the whole reply may hold (from max_tokens): a broken peer cannot flood
 
 
 # Events.

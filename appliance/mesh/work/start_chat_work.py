@@ -31,6 +31,8 @@ from appliance.mesh.work.encode_chat_job import encode_chat_job
 from appliance.mesh.work.read_chat_job import JOB_ID, read_chat_job
 from appliance.mesh.work.remote_chat_types import (
     KEEPALIVE_S,
+    MAX_CHARS_PER_TOKEN,
+    MAX_RESULT_TEXT,
     CancelOnPeer,
     ClientLeft,
     Deliver,
@@ -242,7 +244,8 @@ def _follow_remote(
     placed: tuple[str, str, queue.Queue[dict], ChatCost, float],
 ):
     job, node, inbox, cost, expect_s = placed
-    chat = RemoteChat(job=job, node=node, phase="asked", heard_at=time.monotonic())
+    max_text = max(MAX_RESULT_TEXT, (request.params.max_tokens or engine.n_ctx) * MAX_CHARS_PER_TOKEN)
+    chat = RemoteChat(job=job, node=node, phase="asked", heard_at=time.monotonic(), max_text=max_text)
     client = hmac.new(edge.salt, request.client_key.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
     payload = encode_chat_job(job, cost, dataclasses.replace(request, client_key=client), expect_s)
     try:
