@@ -248,6 +248,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "auto: the first one the kernel has; off (default): no BLE",
     )
     serve.add_argument(
+        "--split-planner",
+        choices=("rules", "model", "off"),
+        default="rules",
+        help="how prompts that suit it are cut into pieces answered in parallel: by rules (default), by the "
+        "model (JSON output; the rules' cut wherever its plan fails the checks), or off (every prompt whole)",
+    )
+    serve.add_argument(
         "--hang-timeout",
         type=_seconds,
         default=120.0,

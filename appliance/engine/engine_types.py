@@ -43,6 +43,9 @@ class ChatRequest:
     # The start of the reply, already sent to the client by another unit that then failed: the engine
     # continues it (the events carry only what follows). It counts against max_tokens, as part of the reply.
     reply_prefix: str = ""
+    # The asker allows its prompt to be cut into pieces answered in parallel (appliance/split); a piece
+    # itself, and every chat a peer sends, runs whole.
+    split: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,16 +55,24 @@ class ChatEvent:
     kind "start": the prompt was accepted (prompt_tokens set; dropped_messages: how many old messages
     fit_history left out; unit: the name of the unit of the mesh that answers, "" for this one);
     kind "delta": a piece of the reply text;
-    kind "done": the end (finish_reason "stop" | "length" | "cancelled", token counts set).
+    kind "done": the end (finish_reason "stop" | "length" | "cancelled", token counts set);
+    kind "piece": progress of one piece of a split answer (piece: its index; text: more of its own reply;
+    unit: who answers it, on its first event; finish_reason set on its last). The answer itself still
+    comes as "delta" events (the pieces stitched, or the reduce step's reply): a reader that knows only
+    start/delta/done gets the whole answer.
+
+    A split answer's "start" carries plan: the title of each piece, in order (empty: answered whole).
     """
 
-    kind: Literal["start", "delta", "done"]
+    kind: Literal["start", "delta", "done", "piece"]
     text: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str | None = None
     dropped_messages: int = 0
     unit: str = ""
+    piece: int = -1
+    plan: tuple[str, ...] = ()
 
 
 class EngineError(UnitError):

@@ -24,6 +24,15 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
     }
 
 
+def _describe_piece(event: ChatEvent) -> dict:
+    piece: dict = {"index": event.piece, "text": event.text}
+    if event.unit:
+        piece["unit"] = event.unit
+    if event.finish_reason:
+        piece["finish_reason"] = event.finish_reason
+    return piece
+
+
 def _stream_chunks(model: str, start: ChatEvent, events: ChatStream, include_usage: bool) -> Iterator:
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
@@ -38,10 +47,14 @@ def _stream_chunks(model: str, start: ChatEvent, events: ChatStream, include_usa
         }
 
     try:
-        # Which unit of the mesh answers, beside OpenAI's fields ("": the unit asked).
-        yield chunk({"role": "assistant", "content": ""}, iplm_unit=start.unit)
+        # Which unit of the mesh answers, beside OpenAI's fields ("": the unit asked); a split answer's
+        # pieces (their titles), then each piece's progress in chunks of its own with an empty delta.
+        first = {"iplm_plan": list(start.plan)} if start.plan else {}
+        yield chunk({"role": "assistant", "content": ""}, iplm_unit=start.unit, **first)
         for event in events:
-            if event.kind == "delta":
+            if event.kind == "piece":
+                yield chunk({}, iplm_piece=_describe_piece(event))
+            elif event.kind == "delta":
                 yield chunk({"content": event.text})
             elif event.kind == "done":
                 usage = _usage(start.prompt_tokens, event.completion_tokens)
@@ -58,13 +71,23 @@ def _stream_chunks(model: str, start: ChatEvent, events: ChatStream, include_usa
 
 def _complete_response(model: str, start: ChatEvent, events: ChatStream) -> Response:
     text, done = [], None
+    pieces: list[dict] = [{"title": title, "unit": "", "text": "", "finish_reason": None} for title in start.plan]
     for event in events:
         if event.kind == "delta":
             text.append(event.text)
         elif event.kind == "done":
             done = event
+        elif event.kind == "piece" and 0 <= event.piece < len(pieces):
+            piece = pieces[event.piece]
+            if event.finish_reason == "restarted":
+                piece["text"] = ""
+            piece["text"] += event.text
+            piece["unit"] = event.unit or piece["unit"]
+            piece["finish_reason"] = event.finish_reason or piece["finish_reason"]
+    split = {"iplm_pieces": pieces} if pieces else {}
     return jsonify(
         {
+            **split,
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
             "created": int(time.time()),
@@ -99,7 +122,7 @@ def build_chat_api_blueprint(current_engine: Callable[[], Engine]) -> Blueprint:
         parsed = parse_chat_request(read_json_object(), models=(engine.model_id,), n_ctx=engine.n_ctx)
         client = name_chat_client(request.remote_addr)
         start, events = open_chat_stream(
-            engine, ChatRequest(messages=parsed.messages, params=parsed.params, client_key=client)
+            engine, ChatRequest(messages=parsed.messages, params=parsed.params, client_key=client, split=parsed.split)
         )
         if parsed.stream:
             return stream_sse_response(_stream_chunks(parsed.model, start, events, parsed.include_usage))

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import peewee
 from flask import Blueprint, g, jsonify, request
 
-from appliance.engine.engine_types import ChatEvent, ChatParams, ChatRequest, ChatStream, Engine, EngineError
+from appliance.engine.engine_types import ChatEvent, ChatRequest, ChatStream, Engine, EngineError
 from appliance.portal.name_chat_client import name_chat_client
 from appliance.portal.open_chat_stream import open_chat_stream
 from appliance.portal.parse_chat_request import parse_chat_request
@@ -59,11 +59,12 @@ def _owned(conversation_id: str):
     return row
 
 
-def _open_reply(engine: Engine, history: list[dict], question: str, params: ChatParams):
+def _open_reply(engine: Engine, history: list[dict], question: str, parsed: ParsedChat):
     # The engine leaves out the oldest exchanges that do not fit, measured in its own tokens, in one go.
     messages = tuple(history + [{"role": "user", "content": question}])
     client = name_chat_client(request.remote_addr)
-    return open_chat_stream(engine, ChatRequest(messages=messages, params=params, client_key=client, fit_history=True))
+    chat = ChatRequest(messages=messages, params=parsed.params, client_key=client, fit_history=True, split=parsed.split)
+    return open_chat_stream(engine, chat)
 
 
 def _read_chat_body(engine: Engine) -> tuple[str, ParsedChat]:
@@ -76,6 +77,8 @@ def _read_chat_body(engine: Engine) -> tuple[str, ParsedChat]:
             param="content",
             code="invalid_value",
         )
+    if "split" in body and not isinstance(body["split"], bool):
+        raise ApiError(400, "'split' must be a boolean.", param="split", code="invalid_type")
     params = body.get("params", {})
     params = {} if params is None else params
     if not isinstance(params, dict):
@@ -84,6 +87,8 @@ def _read_chat_body(engine: Engine) -> tuple[str, ParsedChat]:
         "model": body.get("model", engine.model_id),
         "messages": [{"role": "user", "content": content}],
         **{k: params[k] for k in ("max_tokens", "temperature", "top_p") if k in params},
+        # The phone's "split big prompts" setting (on unless it says no).
+        **({"iplm_split": body["split"]} if "split" in body else {}),
     }
     return content, parse_chat_request(openai_body, models=(engine.model_id,), n_ctx=engine.n_ctx)
 
@@ -96,14 +101,27 @@ def _record(row, question: str, answer: str, finish_reason: str, tokens: int, mo
     return message, conversation
 
 
+def _piece_event(event: ChatEvent) -> dict:
+    shown: dict = {"type": "piece", "index": event.piece, "text": event.text}
+    if event.unit:
+        shown["unit"] = event.unit
+    if event.finish_reason:
+        shown["finish_reason"] = event.finish_reason
+    return shown
+
+
 def _reply(
     row, content: str, model: str, start: ChatEvent, events: ChatStream, stored: Callable[[int], None]
 ) -> Iterator[dict]:
     """The SSE events of a reply; the exchange is stored at its end, and `stored(bytes of the reply)` told."""
     pieces, done, failed = [], None, False
+    if start.plan:  # a split answer: the app lays out one card per piece, filled as they come
+        yield {"type": "plan", "pieces": list(start.plan)}
     try:
         for event in events:
-            if event.kind == "delta":
+            if event.kind == "piece":
+                yield _piece_event(event)
+            elif event.kind == "delta":
                 pieces.append(event.text)
                 yield {"type": "delta", "text": event.text}
             elif event.kind == "done":
@@ -213,7 +231,7 @@ def build_conversations_blueprint(
         content, parsed = _read_chat_body(engine)
         device = name_chat_client(request.remote_addr)
         _check_room(budgets, device, len(content.encode("utf-8")), conversations=0)
-        start, events = _open_reply(engine, read_conversation_history(row), content, parsed.params)
+        start, events = _open_reply(engine, read_conversation_history(row), content, parsed)
         client_id = g.client_id
 
         def stored(reply_bytes: int) -> None:

@@ -169,6 +169,9 @@ def parse_chat_request(body, *, models: tuple[str, ...], n_ctx: int) -> ParsedCh
     max_tokens = _number(body, "max_completion_tokens", 1, n_ctx, integer=True)
     if max_tokens is None:
         max_tokens = _number(body, "max_tokens", 1, n_ctx, integer=True)
+    split = body.get("iplm_split", True)
+    if not isinstance(split, bool):
+        raise ApiError(400, "'iplm_split' must be a boolean.", param="iplm_split", code="invalid_type")
     schema, json_object = _response_format(body)
     params = ChatParams(
         max_tokens=max_tokens,
@@ -185,4 +188,5 @@ def parse_chat_request(body, *, models: tuple[str, ...], n_ctx: int) -> ParsedCh
         params=params,
         stream=stream,
         include_usage=bool(stream_options.get("include_usage")),
+        split=split,
     )

@@ -58,3 +58,5 @@ class ParsedChat:
     params: ChatParams
     stream: bool
     include_usage: bool
+    # iplm_split: the prompt may be cut into pieces answered in parallel (appliance/split); on by default.
+    split: bool = True

@@ -15,12 +15,14 @@ import {
 } from "./api.js";
 import { describeWifi, isAndroidUserAgent, readCaptiveStatus } from "./captive.js";
 import { renderMarkdown } from "./markdown.js";
+import { renderPieces, startPieces, updatePieces } from "./pieces.js";
 import { PARAMS, getLimits, parseParam, selectParams } from "./settings.js";
 import { readStored, writeStored } from "./storage.js";
 import { applyTheme, toggleTheme } from "./theme.js";
 
 const MODEL_KEY = "iplm.model";
 const PARAMS_KEY = "iplm.params";
+const SPLIT_KEY = "iplm.split"; // false: this phone asks for every prompt to be answered whole
 const CAPTIVE_DISMISSED_KEY = "iplm.captiveDismissed";
 const DELETE_CONFIRM_MS = 4000;
 
@@ -39,6 +41,7 @@ const el = {
   settings: $("settings"),
   settingsForm: $("settings-form"),
   settingsReset: $("settings-reset"),
+  split: $("split-prompts"),
   deleteAllChats: $("delete-all-chats"),
   retentionNote: $("retention-note"),
   themeToggle: $("theme-toggle"),
@@ -126,6 +129,7 @@ function selectModelIfKnown(modelId) {
 }
 
 function fillSettingsForm() {
+  el.split.checked = readStored(SPLIT_KEY, true) !== false;
   const overrides = readOverrides();
   for (const param of PARAMS) {
     const input = $(param.inputId);
@@ -172,6 +176,7 @@ function closeSettings() {
 
 function resetSettings() {
   writeStored(PARAMS_KEY, null);
+  writeStored(SPLIT_KEY, null);
   fillSettingsForm();
 }
 
@@ -555,7 +560,19 @@ async function sendPrompt() {
 
   const handleEvent = (event) => {
     if (streaming.finished || outcome) return;
-    if (event?.type === "delta" && typeof event.text === "string") {
+    if (event?.type === "plan") {
+      // A split answer: cards for its pieces above the answer, which fills in section by section.
+      streaming.pieces = startPieces(event);
+      if (streaming.pieces.length === 0) return;
+      streaming.piecesElement = document.createElement("details");
+      streaming.piecesElement.className = "pieces";
+      streaming.piecesElement.open = true;
+      assistantElement.prepend(streaming.piecesElement);
+      renderPieces(streaming.piecesElement, streaming.pieces);
+    } else if (event?.type === "piece" && streaming.piecesElement) {
+      streaming.pieces = updatePieces(streaming.pieces, event);
+      renderPieces(streaming.piecesElement, streaming.pieces);
+    } else if (event?.type === "delta" && typeof event.text === "string") {
       streaming.text += event.text;
       queueStreamRender();
     } else if (event?.type === "done") {
@@ -572,6 +589,11 @@ async function sendPrompt() {
       }
       if (typeof event.unit === "string" && event.unit) addNote(assistantElement, `Answered by ${event.unit}, a unit nearby.`);
       if (event.conversation) upsertConversation(event.conversation, { toTop: true });
+      if (streaming.piecesElement) {
+        // Done: the pieces fold away under the answer's first line, a tap opens them again.
+        renderPieces(streaming.piecesElement, streaming.pieces, { finished: true });
+        streaming.piecesElement.open = false;
+      }
       outcome = { kind: "done" };
       finishStreaming("done");
       if (follow) scrollToBottom();
@@ -596,6 +618,7 @@ async function sendPrompt() {
     if (model) payload.model = model;
     const params = selectParams(state.unit, readOverrides());
     if (Object.keys(params).length > 0) payload.params = params;
+    if (readStored(SPLIT_KEY, true) === false) payload.split = false;
 
     await streamMessage(id, payload, {
       signal: controller.signal,
@@ -703,6 +726,7 @@ function wireEvents() {
   el.settings.addEventListener("cancel", () => {
     for (const param of PARAMS) storeSettingFromInput(param);
   });
+  el.split.addEventListener("change", () => writeStored(SPLIT_KEY, el.split.checked ? null : false));
   for (const param of PARAMS) {
     const input = $(param.inputId);
     input.addEventListener("input", () => storeSettingFromInput(param));

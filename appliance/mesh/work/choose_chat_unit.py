@@ -5,11 +5,11 @@ from __future__ import annotations
 import random
 
 from appliance.mesh.agent.presence_types import PeerEntry, UnitLoad
+from appliance.mesh.work.can_take_chats import can_take_chats
 from appliance.mesh.work.estimate_unit_start import estimate_unit_start
 from appliance.mesh.work.work_types import (
     CANDIDATES_DRAWN,
     FORWARD_OVERHEAD_S,
-    MAX_LOAD_AGE_S,
     ChatCost,
     ChatPlacement,
     UnitEstimate,
@@ -31,16 +31,6 @@ def _estimate(
     if start is None:
         return None
     return UnitEstimate(node=node, start_s=start + overhead_s, prefill_s=prefill, decode_s=decode)
-
-
-def _can_take(entry: PeerEntry, model: str, now: float) -> bool:
-    load = entry.presence.load
-    return (
-        entry.state == "online"
-        and now - entry.last_seen <= MAX_LOAD_AGE_S
-        and load.model == model
-        and load.workers_ready > 0
-    )
 
 
 def choose_chat_unit(
@@ -65,7 +55,7 @@ def choose_chat_unit(
     if local.model is not None and local.model != cost.model:
         return ChatPlacement(None, "this unit serves another model")
     here = _estimate(None, local, cost, local, 0, 0.0)
-    able = sorted(node for node, entry in peers.items() if _can_take(entry, cost.model, now))
+    able = sorted(node for node, entry in peers.items() if can_take_chats(entry, cost.model, now))
     drawn = rng.sample(able, min(CANDIDATES_DRAWN, len(able)))
     loads = {node: peers[node].presence.load for node in drawn}
     there = [

@@ -26,6 +26,7 @@ from appliance.mesh.agent.presence_types import UnitLoad
 from appliance.mesh.work.accept_chat_job import accept_chat_job
 from appliance.mesh.work.apply_remote_chat_event import apply_remote_chat_event
 from appliance.mesh.work.apply_served_job_event import apply_served_job_event
+from appliance.mesh.work.can_take_chats import can_take_chats
 from appliance.mesh.work.choose_chat_unit import choose_chat_unit
 from appliance.mesh.work.encode_chat_job import encode_chat_job
 from appliance.mesh.work.read_chat_job import JOB_ID, read_chat_job
@@ -336,6 +337,17 @@ def _stream_chat(edge: _Edge, request: ChatRequest, cancel: CancelSignal) -> Cha
         yield from _follow_remote(edge, agent, engine, request, cancel, placed)
 
 
+def _count_workers(edge: _Edge) -> int:
+    engine = edge.current_engine()
+    here = max(1, _read_load(engine, edge.node_id).workers_ready)
+    agent = edge.find_agent()
+    if agent is None:
+        return here
+    now = time.time()
+    able = [entry for entry in agent.peers().values() if can_take_chats(entry, engine.model_id, now)]
+    return here + sum(entry.presence.load.workers_ready for entry in able)
+
+
 def _stop(edge: _Edge) -> None:
     with edge.lock:
         cancels = list(edge.cancels.values())
@@ -365,4 +377,5 @@ def start_chat_work(
         handle=lambda kind, sender, payload: _handle(edge, kind, sender, payload),
         stream_chat=lambda request, cancel: _stream_chat(edge, request, cancel),
         stop=lambda: _stop(edge),
+        count_workers=lambda: _count_workers(edge),
     )

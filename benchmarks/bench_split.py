@@ -1,0 +1,154 @@
+"""Split answers: time to the complete answer, split vs whole, on one unit and on two (issue 12, benchmark b).
+
+Run (root: it builds network namespaces): scripts/dev bench split   (or .venv/bin/python -m benchmarks.bench_split)
+    [--max-tokens 192] [--cores 1] [--limit N] [--planner rules|model]
+
+The prompt set is benchmarks/prompts/split_prompts.json: prompts written for iplm, each labelled "split"
+(several questions, one request over several subjects, a long text to read) or "whole" (code, maths, one
+flowing text, one short question). The lab is bench_spread's: unit 0 is the phone, units 1 and 2 run
+`iplm serve` with the default model, one engine worker each, pinned with taskset to their own `--cores` CPUs.
+Each prompt is sent alone (nothing else runs), greedy, and timed until the whole answer is in:
+
+  whole, one unit:   unit 1 alone, iplm_split false (the baseline)
+  split, one unit:   unit 1 alone, iplm_split true (the router decides)
+  split, two units:  units 1 and 2 in one mesh, iplm_split true, sent to unit 1
+
+It prints, per prompt, the router's decision and the three times; then per label the median times and their
+ratios, and the share of pieces that were answered (the rest failed or were given up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from appliance.mesh.key.create_mesh_key import create_mesh_key  # noqa: E402
+from appliance.split.route_prompt import route_prompt  # noqa: E402
+from benchmarks import bench_spread as lab_units  # noqa: E402 - the same lab, units and warm-up
+from tests.netlab.start_net_lab import start_net_lab  # noqa: E402
+
+PROMPTS = ROOT / "benchmarks/prompts/split_prompts.json"
+FIRST = lab_units.FIRST
+
+# The phone: each body in turn, alone; per body its time to the complete answer, tokens and pieces.
+_PHONE = r"""
+import json, sys, time, urllib.request
+url, bodies = sys.argv[1], json.loads(sys.argv[2])
+for body in bodies:
+    request = urllib.request.Request(url + "/v1/chat/completions", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    began = time.monotonic()
+    with urllib.request.urlopen(request, timeout=1800) as response:
+        answer = json.load(response)
+    pieces = [{"unit": p["unit"], "finish_reason": p["finish_reason"]} for p in answer.get("iplm_pieces", [])]
+    print(json.dumps({"total_s": time.monotonic() - began, "tokens": answer["usage"]["completion_tokens"],
+                      "pieces": pieces}), flush=True)
+"""
+
+
+def _ask(lab, prompts: list[dict], max_tokens: int, split: bool) -> list[dict]:
+    bodies = [
+        {
+            "messages": [{"role": "user", "content": p["prompt"]}],
+            "max_tokens": max_tokens,
+            "temperature": 0,
+            "iplm_split": split,
+        }  # fmt: skip
+        for p in prompts
+    ]
+    url = f"http://{lab.units[FIRST].address}:{lab_units.PORT}"
+    out = lab.check_output(lab_units.PHONES, [sys.executable, "-c", _PHONE, url, json.dumps(bodies)], timeout=4 * 3600)
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def _run_setup(lab, work: Path, args, two: bool, key: str, prompts: list[dict], splits: list[bool]) -> list:
+    warm = ["Describe how a bicycle gear works."]
+    processes = lab_units._setup(lab, work, args.cores, two, key, warm, args.max_tokens)
+    try:
+        results = []
+        for split in splits:
+            name = f"{'split' if split else 'whole'}, {'two units' if two else 'one unit'}"
+            print(f"{name}: {len(prompts)} prompts ...", file=sys.stderr, flush=True)
+            began = time.monotonic()
+            results.append(_ask(lab, prompts, args.max_tokens, split))
+            print(f"  {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
+        return results
+    finally:
+        lab_units._stop(processes)
+
+
+def _choose_prompts(limit: int | None) -> list[dict]:
+    prompts = json.loads(PROMPTS.read_text("utf-8"))["prompts"]
+    if limit is None:
+        return prompts
+    return [p for p in prompts if p["label"] == "split"][:limit] + [p for p in prompts if p["label"] == "whole"][:limit]
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--max-tokens", type=int, default=192, help="max_tokens of each answer (default 192)")
+    parser.add_argument("--cores", type=int, default=1, help="CPUs per unit (default 1)")
+    parser.add_argument("--limit", type=int, help="only the first N prompts of each label")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench split builds network namespaces: run it as root", file=sys.stderr)
+        return 2
+    if (os.cpu_count() or 1) < 2 * args.cores:
+        print(f"two units of {args.cores} CPU(s) each need {2 * args.cores} CPUs", file=sys.stderr)
+        return 2
+    prompts = _choose_prompts(args.limit)
+    key = create_mesh_key()
+    with tempfile.TemporaryDirectory(prefix="iplm-bench-split-") as scratch, start_net_lab(3, "iplm-bs") as lab:
+        work = Path(scratch)
+        whole_one, split_one = _run_setup(lab, work, args, False, key, prompts, [False, True])
+        (split_two,) = _run_setup(lab, work, args, True, key, prompts, [True])
+
+    print(f"\n{len(prompts)} prompts, one at a time, max_tokens {args.max_tokens}, {args.cores} CPU(s) per unit")
+    print(
+        f"{'id':4} {'kind':10} {'router':22} {'whole 1u s':>10} {'split 1u s':>10} {'split 2u s':>10} {'2u pieces':>9}"
+    )
+    rows = []
+    for prompt, whole, one, two in zip(prompts, whole_one, split_one, split_two, strict=True):
+        route = route_prompt(prompt["prompt"])
+        decision = "whole" if route.kind == "whole" else f"{route.kind} x{len(route.parts)}"
+        on_second = sum(bool(piece["unit"]) for piece in two["pieces"])
+        pieces = f"{on_second}/{len(two['pieces'])}" if two["pieces"] else "-"
+        print(f"{prompt['id']:4} {prompt['kind']:10} {decision:22} {whole['total_s']:10.1f} {one['total_s']:10.1f} "
+              f"{two['total_s']:10.1f} {pieces:>9}")  # fmt: skip
+        rows.append((prompt, route, whole, one, two))
+
+    print("\nmedian time to the complete answer (s), and whole on one unit / split:")
+    for label in ("split", "whole"):
+        chosen = [row for row in rows if row[0]["label"] == label]
+        whole = _median([row[2]["total_s"] for row in chosen])
+        one = _median([row[3]["total_s"] for row in chosen])
+        two = _median([row[4]["total_s"] for row in chosen])
+        agreed = sum((row[1].kind != "whole") == (label == "split") for row in chosen)
+        print(f"  {label}-suited ({len(chosen)}): whole 1 unit {whole:.1f}, "
+              f"split 1 unit {one:.1f} ({whole / one:.2f}x), split 2 units {two:.1f} ({whole / two:.2f}x); "
+              f"router agrees with the label on {agreed}/{len(chosen)}")  # fmt: skip
+        ratios = [row[2]["total_s"] / row[4]["total_s"] for row in chosen]
+        print(f"    per prompt, whole 1 unit / split 2 units: median {_median(ratios):.2f}x, "
+              f"lowest {min(ratios):.2f}x, highest {max(ratios):.2f}x")  # fmt: skip
+    for name, results in (("one unit", [row[3] for row in rows]), ("two units", [row[4] for row in rows])):
+        pieces = [piece for result in results for piece in result["pieces"]]
+        answered = sum(piece["finish_reason"] in ("stop", "length") for piece in pieces)
+        print(f"pieces answered, split on {name}: {answered}/{len(pieces)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
