@@ -98,6 +98,14 @@ def start_live_unit(data_dir: Path, *extra: str) -> LiveUnit:
 
 
 @pytest.fixture(scope="module")
+def two_worker_unit(tmp_path_factory):
+    """`iplm serve` as live_unit, with two engine workers of one thread: room to answer pieces side by side."""
+    unit = start_live_unit(tmp_path_factory.mktemp("unit"), "--workers", "2", "--threads", "1")
+    yield unit
+    unit.stop()
+
+
+@pytest.fixture(scope="module")
 def live_unit(tmp_path_factory):
     """`iplm serve` on a free loopback port with the default model, its own data dir, for one test module."""
     unit = start_live_unit(tmp_path_factory.mktemp("unit"))

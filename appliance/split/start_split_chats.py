@@ -203,7 +203,10 @@ def _stream_chat(
     cancel: CancelSignal,
 ) -> ChatStream:
     plan = _plan_of(request, ask_model)
-    if plan is None:
+    units = width()
+    # Sections on one worker would run one after the other, each with its own prompt: slower than whole,
+    # for the same text. A long text is still read in parts there (each part fits where the whole may not).
+    if plan is None or (plan.kind == "sections" and units < 2):
         yield from run_chat(request, cancel)
         return
     with clients.lock:
@@ -216,7 +219,7 @@ def _stream_chat(
             )
         clients.running[request.client_key] += 1
     try:
-        yield from _stream_split(run_chat, request, cancel, plan, width())
+        yield from _stream_split(run_chat, request, cancel, plan, units)
     finally:
         with clients.lock:
             clients.running[request.client_key] -= 1

@@ -22,8 +22,8 @@ def _assert_each_piece_once_in_order(text, pieces_text):
         assert piece.strip() and text.count(piece.strip()) == 1
 
 
-def test_the_api_answers_several_questions_in_pieces(live_unit):
-    with live_unit.client() as http:
+def test_the_api_answers_several_questions_in_pieces(two_worker_unit):
+    with two_worker_unit.client() as http:
         body = http.post("/v1/chat/completions", json=_chat(QUESTIONS)).json()
     pieces = body["iplm_pieces"]
     assert [piece["title"] for piece in pieces] == TITLES
@@ -32,9 +32,9 @@ def test_the_api_answers_several_questions_in_pieces(live_unit):
     assert body["usage"]["completion_tokens"] > 0
 
 
-def test_the_api_streams_the_plan_the_pieces_and_the_stitched_answer(live_unit):
+def test_the_api_streams_the_plan_the_pieces_and_the_stitched_answer(two_worker_unit):
     with (
-        live_unit.client() as http,
+        two_worker_unit.client() as http,
         http.stream("POST", "/v1/chat/completions", json=_chat(QUESTIONS, stream=True)) as response,
     ):
         assert response.status_code == 200
@@ -49,8 +49,8 @@ def test_the_api_streams_the_plan_the_pieces_and_the_stitched_answer(live_unit):
     _assert_each_piece_once_in_order(answer, texts)
 
 
-def test_an_api_client_can_turn_splitting_off_and_bad_values_are_refused(live_unit):
-    with live_unit.client() as http:
+def test_an_api_client_can_turn_splitting_off_and_bad_values_are_refused(two_worker_unit):
+    with two_worker_unit.client() as http:
         whole = http.post("/v1/chat/completions", json=_chat(QUESTIONS, iplm_split=False)).json()
         assert "iplm_pieces" not in whole and whole["choices"][0]["message"]["content"].strip()
         for bad in ("no", 0, None, [], {}):
@@ -58,8 +58,8 @@ def test_an_api_client_can_turn_splitting_off_and_bad_values_are_refused(live_un
             assert response.status_code == 400 and response.json()["error"]["param"] == "iplm_split"
 
 
-def test_a_prompt_that_does_not_suit_splitting_runs_whole(live_unit):
-    with live_unit.client() as http:
+def test_a_prompt_that_does_not_suit_splitting_runs_whole(two_worker_unit):
+    with two_worker_unit.client() as http:
         body = http.post("/v1/chat/completions", json=_chat("Write a poem about autumn rain.")).json()
     assert "iplm_pieces" not in body and "### " not in body["choices"][0]["message"]["content"][:4]
 
@@ -74,8 +74,8 @@ def _send(http, conversation_id, content, **extra):
         return response, read_sse(response)
 
 
-def test_the_web_app_gets_piece_cards_and_stores_the_stitched_answer(live_unit):
-    with live_unit.client() as http:
+def test_the_web_app_gets_piece_cards_and_stores_the_stitched_answer(two_worker_unit):
+    with two_worker_unit.client() as http:
         conversation = http.post("/api/conversations", json={}).json()
         _, events = _send(http, conversation["id"], QUESTIONS, params={"max_tokens": 60})
         assert events[0] == {"type": "plan", "pieces": TITLES}
@@ -91,8 +91,8 @@ def test_the_web_app_gets_piece_cards_and_stores_the_stitched_answer(live_unit):
         assert [m["role"] for m in stored] == ["user", "assistant"] and stored[1]["content"] == answer
 
 
-def test_a_phone_can_turn_splitting_off_and_bad_values_lose_nothing(live_unit):
-    with live_unit.client() as http:
+def test_a_phone_can_turn_splitting_off_and_bad_values_lose_nothing(two_worker_unit):
+    with two_worker_unit.client() as http:
         conversation = http.post("/api/conversations", json={}).json()
         _, events = _send(http, conversation["id"], QUESTIONS, split=False, params={"max_tokens": 30})
         assert not any(event["type"] in ("plan", "piece") for event in events)

@@ -175,3 +175,14 @@ def test_a_phone_gets_only_as_many_split_answers_at_once_as_whole_chats():
     assert list(again)[-1].finish_reason == "stop"
     for stream in (second, other):
         stream.close()
+
+
+def test_with_one_worker_in_reach_sections_run_whole_but_a_long_text_is_still_read_in_parts():
+    units = _Units()
+    split = start_split_chats(run_chat=units.run_chat, width=lambda: 1)
+    events = list(split.stream_chat(_request(QUESTIONS), threading.Event()))
+    assert events[0].plan == () and len(units.requests) == 1
+    sentence = "tells of the harbour, the boats and the weather that week. "
+    body = "\n\n".join(f"Paragraph {n} {sentence * 5}" for n in range(9))
+    events = list(split.stream_chat(_request("Summarise the text below.\n\n" + body), threading.Event()))
+    assert len(events[0].plan) >= 2
