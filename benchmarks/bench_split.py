@@ -1,7 +1,8 @@
 """Split answers: time to the complete answer, split vs whole, on one unit and on two (issue 12, benchmark b).
 
 Run (root: it builds network namespaces): scripts/dev bench split   (or .venv/bin/python -m benchmarks.bench_split)
-    [--max-tokens 192] [--cores 1] [--limit N] [--planner rules|model]
+    [--max-tokens 192] [--cores 1] [--limit N]
+    scripts/dev bench split --planner-check   (no root, no lab: the model planner alone, on this machine)
 
 The prompt set is benchmarks/prompts/split_prompts.json: prompts written for iplm, each labelled "split"
 (several questions, one request over several subjects, a long text to read) or "whole" (code, maths, one
@@ -15,6 +16,10 @@ Each prompt is sent alone (nothing else runs), greedy, and timed until the whole
 
 It prints, per prompt, the router's decision and the three times; then per label the median times and their
 ratios, and the share of pieces that were answered (the rest failed or were given up).
+
+--planner-check asks the default model (in this process, one thread) to plan every prompt the router cuts
+into sections, as `iplm serve --split-planner model` would, and prints how many of its plans passed the
+planner's checks (else the rules' cut is used) and how long a plan took.
 """
 
 from __future__ import annotations
@@ -97,12 +102,40 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def _check_planner(limit: int | None) -> int:
+    from appliance.engine.default_model import DEFAULT_MODEL_ID
+    from appliance.engine.llama_cpp.open_llama_cpp_engine import open_llama_cpp_engine
+    from appliance.engine.locate_default_model import locate_default_model
+    from appliance.split.ask_model_for_json import ask_model_for_json
+    from appliance.split.plan_pieces import plan_pieces
+
+    engine = open_llama_cpp_engine(str(locate_default_model()), model_id=DEFAULT_MODEL_ID, n_ctx=2048, n_threads=1)
+    try:
+        chosen = [p for p in _choose_prompts(limit) if route_prompt(p["prompt"]).kind == "sections"]
+        passed, times = 0, []
+        for prompt in chosen:
+            route = route_prompt(prompt["prompt"])
+            began = time.monotonic()
+            plan = plan_pieces(route, prompt["prompt"], lambda text, schema: ask_model_for_json(engine, text, schema))
+            times.append(time.monotonic() - began)
+            passed += plan.planner == "model"
+            print(f"{prompt['id']:4} {times[-1]:5.1f} s  {plan.planner}", flush=True)
+        print(f"\nthe model's plan passed the checks for {passed}/{len(chosen)} prompts cut into sections; "
+              f"a plan took {_median(times):.1f} s (median), the rules' cut microseconds")  # fmt: skip
+    finally:
+        engine.close()
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-tokens", type=int, default=192, help="max_tokens of each answer (default 192)")
     parser.add_argument("--cores", type=int, default=1, help="CPUs per unit (default 1)")
     parser.add_argument("--limit", type=int, help="only the first N prompts of each label")
+    parser.add_argument("--planner-check", action="store_true", help="measure the model planner alone (no lab)")
     args = parser.parse_args()
+    if args.planner_check:
+        return _check_planner(args.limit)
     if os.geteuid() != 0:
         print("bench split builds network namespaces: run it as root", file=sys.stderr)
         return 2

@@ -23,7 +23,7 @@ from appliance.cli.apply_overrides import apply_overrides
 from appliance.cli.create_portal_server import create_portal_server
 from appliance.engine.choose_engine_spec import choose_engine_spec
 from appliance.engine.device_profile import Recommendation
-from appliance.engine.engine_types import ChatParams, ChatRequest, Engine, EngineError, StreamChat
+from appliance.engine.engine_types import ChatRequest, Engine, EngineError, StreamChat
 from appliance.engine.list_runnable_engines import list_runnable_engines
 from appliance.engine.pool.pool_types import PoolLimits
 from appliance.engine.pool.start_engine_pool import start_engine_pool
@@ -44,6 +44,7 @@ from appliance.network.network_types import DEFAULT_AP_SUBNET
 from appliance.portal.create_app import create_app
 from appliance.portal.parse_chat_request import parse_chat_request
 from appliance.portal.portal_types import ApiError, ChatDefaults, UnitInfo
+from appliance.split.ask_model_for_json import ask_model_for_json
 from appliance.split.start_split_chats import start_split_chats
 from appliance.store.load_node_id import load_node_id
 from appliance.store.open_database import open_database
@@ -59,8 +60,6 @@ _log = logging.getLogger("iplm")
 _SERVER_THREADS_BESIDE_CHATS = 40
 _MIN_SERVER_THREADS = 48
 _PRUNE_EVERY_S = 600.0
-# The split planner's JSON (up to six pieces, a title and a prompt each).
-_PLANNER_MAX_TOKENS = 400
 
 
 def _choose_model_path(args, data_dir) -> tuple[str | None, str | None]:
@@ -117,13 +116,6 @@ def _parse_peer_request(engine: Engine, body: dict) -> ChatRequest:
     return ChatRequest(messages=parsed.messages, params=parsed.params)
 
 
-def _ask_model(engine: Engine, prompt: str, schema: dict) -> str:
-    """The model's reply to one prompt, held to a JSON schema (the split planner's question)."""
-    params = ChatParams(max_tokens=_PLANNER_MAX_TOKENS, temperature=0.0, json_schema=schema)
-    request = ChatRequest(messages=({"role": "user", "content": prompt},), params=params, client_key="iplm-planner")
-    return "".join(event.text for event in engine.stream_chat(request, threading.Event()) if event.kind == "delta")
-
-
 def _route_chats(engine: Engine, stream_chat: StreamChat) -> Engine:
     """The engine as the portal sees it: the same model and status; prompts that suit it cut into pieces
     run in parallel, and each chat or piece run where it finishes soonest."""
@@ -134,8 +126,13 @@ def _start_splitting(running: _Running, work: ChatWork, planner: str) -> StreamC
     """The chats' way in: the splitter in front of the work service (planner "off": the work service)."""
     if planner == "off":
         return work.stream_chat
-    ask = (lambda prompt, schema: _ask_model(running.engine, prompt, schema)) if planner == "model" else None
-    return start_split_chats(run_chat=work.stream_chat, width=work.count_workers, ask_model=ask).stream_chat
+    ask = (lambda prompt, schema: ask_model_for_json(running.engine, prompt, schema)) if planner == "model" else None
+    return start_split_chats(
+        run_chat=work.stream_chat,
+        width=work.count_workers,
+        context_tokens=lambda: running.engine.n_ctx,
+        ask_model=ask,
+    ).stream_chat
 
 
 def _use_mesh_key(running: _Running, start_mesh: Callable[[], UnitMesh | None]) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from appliance.split.split_types import Piece, Route, SplitPlan
 
 _MAX_TITLE_CHARS = 80
-_MAX_PIECE_PROMPT_CHARS = 600
+_MAX_PIECE_PROMPT_CHARS = 240
 # Words that say "for every one of the list" in an instruction; a piece has one subject, not a list.
 _EACH_WORDS = re.compile(r"\s*\b(for each of|each of|for each|the following|each)\b\s*", re.IGNORECASE)
 _THESE = re.compile(r"\bthese\b", re.IGNORECASE)

@@ -15,7 +15,8 @@ from appliance.split.split_types import MAX_PIECES, Route
 
 # Longer than this (characters, about 600 tokens) and in paragraphs: read in parts, in parallel.
 LONG_TEXT_CHARS = 2400
-# A part of a long text: about this many characters (parts end at paragraph ends).
+# A part of a long text: at least about this many characters (parts end at paragraph ends); fewer, larger
+# parts where fewer units can read one at once (a part that waits for a unit costs more than a larger one).
 PART_CHARS = 1200
 _MAX_INSTRUCTION_CHARS = 300
 
@@ -71,7 +72,7 @@ def _self_contained(questions: list[str], first_too: bool) -> bool:
     return True
 
 
-def _cut_long_text(text: str) -> Route | None:
+def _cut_long_text(text: str, most_parts: int) -> Route | None:
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
     if len(text) < LONG_TEXT_CHARS or len(paragraphs) < 3:
         return None
@@ -83,10 +84,10 @@ def _cut_long_text(text: str) -> Route | None:
     else:
         return None  # a long text with nothing asked of it: nothing to answer part by part
     body = sum(len(p) for p in paragraphs)
-    target = max(PART_CHARS, body // MAX_PIECES + 1)
+    target = max(PART_CHARS, -(-body // max(2, min(most_parts, MAX_PIECES))))
     parts: list[str] = []
     for paragraph in paragraphs:
-        if parts and len(parts[-1]) + len(paragraph) <= target:
+        if parts and len(parts[-1]) < target and len(parts[-1]) + len(paragraph) <= target * 3 // 2:
             parts[-1] = f"{parts[-1]}\n\n{paragraph}"
         else:
             parts.append(paragraph)
@@ -147,15 +148,16 @@ def _route_subjects(text: str) -> Route | None:
     return _route_list(intro.strip() + ":", _split_items(listing), False)
 
 
-def route_prompt(text: str, *, has_history: bool = False) -> Route:
+def route_prompt(text: str, *, has_history: bool = False, most_parts: int = MAX_PIECES) -> Route:
     """How the prompt `text` (the person's newest message) is best answered. has_history: earlier turns
-    exist, so even the first question may lean on them."""
+    exist, so even the first question may lean on them. most_parts: how many parts a long text should be
+    read in, at most (the workers that can read one at once)."""
     text = text.strip()
     if not text:
         return Route("whole", "empty")
     if _CODE_PASTED.search(text):
         return Route("whole", "code")
-    long_text = _cut_long_text(text)
+    long_text = _cut_long_text(text, most_parts)
     if long_text is not None:
         return long_text
     if _CODE_WORDS.search(text):

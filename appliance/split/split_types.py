@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
-from appliance.engine.engine_types import ChatEvent, ChatRequest
+from appliance.engine.engine_types import CancelSignal, ChatEvent, ChatRequest, ChatStream
 
 # How a prompt is answered: whole; "sections": independent questions or subjects, each answered on its own
 # and stitched under headings; "map_reduce": a long text cut into parts, each part answered, then one
@@ -179,5 +179,4 @@ class SplitService:
     """The running splitter (start_split_chats): stream_chat is Engine.stream_chat, with prompts that suit
     it cut into pieces run in parallel (through run_chat: where each finishes soonest)."""
 
-    stream_chat: Callable
-    plan_of: Callable[[ChatRequest], SplitPlan | None] = field(default=lambda request: None)
+    stream_chat: Callable[[ChatRequest, CancelSignal], ChatStream]

@@ -57,8 +57,10 @@ class _Clients:
     running: Counter[str] = field(default_factory=Counter)
 
 
-def _plan_of(request: ChatRequest, ask_model: Callable[[str, dict], str] | None) -> SplitPlan | None:
-    """The plan for a request, or None when it runs whole."""
+def _plan_of(
+    request: ChatRequest, ask_model: Callable[[str, dict], str] | None, units: int, context_tokens: int
+) -> SplitPlan | None:
+    """The plan for a request, or None when it runs whole. units: the workers in reach."""
     params = request.params
     if not request.split or request.reply_prefix or params.json_schema or params.json_object or params.stop:
         return None
@@ -66,8 +68,12 @@ def _plan_of(request: ChatRequest, ask_model: Callable[[str, dict], str] | None)
     if not users or request.messages[-1]["role"] != "user":
         return None
     text = request.messages[-1]["content"]
-    route = route_prompt(text, has_history=len(users) > 1)
+    route = route_prompt(text, has_history=len(users) > 1, most_parts=units)
     if route.kind == "whole":
+        return None
+    if units < 2 and (route.kind == "sections" or len(text) // _CHARS_PER_TOKEN < context_tokens // 2):
+        # One worker would run the pieces one after the other, each with its own prompt: slower than whole
+        # for the same text. A long text is still read in parts there when it would crowd the context.
         return None
     plan = plan_pieces(route, text, ask_model)
     return plan if 2 <= len(plan.pieces) <= MAX_PIECES else None
@@ -197,16 +203,15 @@ def _run_reduce(run_chat: StreamChat, request: ChatRequest, cancel: threading.Ev
 def _stream_chat(
     run_chat: StreamChat,
     width: Callable[[], int],
+    context_tokens: Callable[[], int],
     ask_model: Callable[[str, dict], str] | None,
     clients: _Clients,
     request: ChatRequest,
     cancel: CancelSignal,
 ) -> ChatStream:
-    plan = _plan_of(request, ask_model)
     units = width()
-    # Sections on one worker would run one after the other, each with its own prompt: slower than whole,
-    # for the same text. A long text is still read in parts there (each part fits where the whole may not).
-    if plan is None or (plan.kind == "sections" and units < 2):
+    plan = _plan_of(request, ask_model, units, context_tokens())
+    if plan is None:
         yield from run_chat(request, cancel)
         return
     with clients.lock:
@@ -231,13 +236,16 @@ def start_split_chats(
     *,
     run_chat: StreamChat,
     width: Callable[[], int],
+    context_tokens: Callable[[], int],
     ask_model: Callable[[str, dict], str] | None = None,
 ) -> SplitService:
     """The splitter in front of run_chat (Engine.stream_chat's shape: the work service's, which places each
     chat). width(): how many pieces may run at once (the units that can take one: this one's workers and
-    its ready peers). ask_model(prompt, schema): the model planner (None: the rules cut)."""
+    its ready peers). context_tokens(): the model's context here. ask_model(prompt, schema): the model
+    planner (None: the rules cut)."""
     clients = _Clients()
     return SplitService(
-        stream_chat=lambda request, cancel: _stream_chat(run_chat, width, ask_model, clients, request, cancel),
-        plan_of=lambda request: _plan_of(request, ask_model),
+        stream_chat=lambda request, cancel: _stream_chat(
+            run_chat, width, context_tokens, ask_model, clients, request, cancel
+        ),
     )

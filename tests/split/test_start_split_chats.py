@@ -58,7 +58,7 @@ def _request(text, **changes):
 
 def test_a_prompt_that_suits_no_split_runs_whole_and_unchanged():
     units = _Units()
-    split = start_split_chats(run_chat=units.run_chat, width=lambda: 4)
+    split = start_split_chats(run_chat=units.run_chat, width=lambda: 4, context_tokens=lambda: 2048)
     for request in (_request("Tell me a story."), _request(QUESTIONS, split=False)):
         events = list(split.stream_chat(request, threading.Event()))
         assert units.requests[-1] is request
@@ -67,7 +67,7 @@ def test_a_prompt_that_suits_no_split_runs_whole_and_unchanged():
 
 def test_a_prompt_with_a_schema_or_stop_words_runs_whole():
     units = _Units()
-    split = start_split_chats(run_chat=units.run_chat, width=lambda: 4)
+    split = start_split_chats(run_chat=units.run_chat, width=lambda: 4, context_tokens=lambda: 2048)
     for params in (ChatParams(json_object=True), ChatParams(stop=("###",)), ChatParams(json_schema={"type": "object"})):
         list(split.stream_chat(_request(QUESTIONS, params=params), threading.Event()))
     assert len(units.requests) == 3 and all(r.split for r in units.requests)
@@ -75,7 +75,7 @@ def test_a_prompt_with_a_schema_or_stop_words_runs_whole():
 
 def test_pieces_run_alone_under_their_own_queue_places_and_the_answer_has_each_once():
     units = _Units()
-    split = start_split_chats(run_chat=units.run_chat, width=lambda: 2)
+    split = start_split_chats(run_chat=units.run_chat, width=lambda: 2, context_tokens=lambda: 2048)
     events = list(split.stream_chat(_request(QUESTIONS, params=ChatParams(max_tokens=300)), threading.Event()))
     assert events[0].kind == "start"
     assert events[0].plan == ("Why is the sea salty?", "What causes thunder?", "How do magnets work?")
@@ -99,14 +99,14 @@ def test_pieces_run_alone_under_their_own_queue_places_and_the_answer_has_each_o
 
 def test_pieces_share_a_small_max_tokens_no_lower_than_the_floor():
     units = _Units()
-    split = start_split_chats(run_chat=units.run_chat, width=lambda: 3)
+    split = start_split_chats(run_chat=units.run_chat, width=lambda: 3, context_tokens=lambda: 2048)
     list(split.stream_chat(_request(QUESTIONS, params=ChatParams(max_tokens=30)), threading.Event()))
     assert {r.params.max_tokens for r in units.requests} == {MIN_PIECE_TOKENS}
 
 
 def test_a_piece_whose_unit_fails_runs_again_and_the_answer_is_whole():
     units = _Units(fail_first={"What causes thunder?"})
-    split = start_split_chats(run_chat=units.run_chat, width=lambda: 3)
+    split = start_split_chats(run_chat=units.run_chat, width=lambda: 3, context_tokens=lambda: 2048)
     events = list(split.stream_chat(_request(QUESTIONS), threading.Event()))
     asked = [r.messages[-1]["content"] for r in units.requests]
     assert asked.count("What causes thunder?") == 2
@@ -117,7 +117,7 @@ def test_a_piece_whose_unit_fails_runs_again_and_the_answer_is_whole():
 
 def test_a_client_that_leaves_stops_every_piece():
     units = _Units(hold=threading.Event())
-    split = start_split_chats(run_chat=units.run_chat, width=lambda: 3)
+    split = start_split_chats(run_chat=units.run_chat, width=lambda: 3, context_tokens=lambda: 2048)
     cancel = threading.Event()
     stream = split.stream_chat(_request(QUESTIONS), cancel)
     seen = []
@@ -135,7 +135,7 @@ def test_a_client_that_leaves_stops_every_piece():
 
 def test_closing_the_stream_early_stops_every_piece():
     units = _Units(hold=threading.Event())
-    split = start_split_chats(run_chat=units.run_chat, width=lambda: 3)
+    split = start_split_chats(run_chat=units.run_chat, width=lambda: 3, context_tokens=lambda: 2048)
     stream = split.stream_chat(_request(QUESTIONS), threading.Event())
     next(stream)
     while len(units.cancels) < 3:
@@ -148,7 +148,7 @@ def test_a_long_text_is_answered_by_the_merge_of_its_parts():
     sentence = "tells of the harbour, the boats and the weather that week. "
     body = "\n\n".join(f"Paragraph {n} {sentence * 5}" for n in range(9))
     units = _Units()
-    split = start_split_chats(run_chat=units.run_chat, width=lambda: 2)
+    split = start_split_chats(run_chat=units.run_chat, width=lambda: 2, context_tokens=lambda: 2048)
     events = list(split.stream_chat(_request("Summarise the text below.\n\n" + body), threading.Event()))
     merge = units.requests[-1]
     assert merge.client_key == "phone1" and merge.messages[-1]["content"].startswith("Summarise the text below.")
@@ -160,7 +160,7 @@ def test_a_long_text_is_answered_by_the_merge_of_its_parts():
 
 def test_a_phone_gets_only_as_many_split_answers_at_once_as_whole_chats():
     units = _Units(hold=threading.Event())
-    split = start_split_chats(run_chat=units.run_chat, width=lambda: 3)
+    split = start_split_chats(run_chat=units.run_chat, width=lambda: 3, context_tokens=lambda: 2048)
     first, second = (split.stream_chat(_request(QUESTIONS), threading.Event()) for _ in range(2))
     assert next(first).plan and next(second).plan
     third = split.stream_chat(_request(QUESTIONS), threading.Event())
@@ -177,12 +177,26 @@ def test_a_phone_gets_only_as_many_split_answers_at_once_as_whole_chats():
         stream.close()
 
 
-def test_with_one_worker_in_reach_sections_run_whole_but_a_long_text_is_still_read_in_parts():
+def test_with_one_worker_in_reach_a_prompt_runs_whole_unless_its_text_would_crowd_the_context():
     units = _Units()
-    split = start_split_chats(run_chat=units.run_chat, width=lambda: 1)
-    events = list(split.stream_chat(_request(QUESTIONS), threading.Event()))
+    roomy = start_split_chats(run_chat=units.run_chat, width=lambda: 1, context_tokens=lambda: 2048)
+    events = list(roomy.stream_chat(_request(QUESTIONS), threading.Event()))
     assert events[0].plan == () and len(units.requests) == 1
     sentence = "tells of the harbour, the boats and the weather that week. "
-    body = "\n\n".join(f"Paragraph {n} {sentence * 5}" for n in range(9))
-    events = list(split.stream_chat(_request("Summarise the text below.\n\n" + body), threading.Event()))
+    long_text = "Summarise the text below.\n\n" + "\n\n".join(f"Paragraph {n} {sentence * 5}" for n in range(9))
+    events = list(roomy.stream_chat(_request(long_text), threading.Event()))
+    assert events[0].plan == () and len(units.requests) == 2
+    cramped = start_split_chats(run_chat=units.run_chat, width=lambda: 1, context_tokens=lambda: 1024)
+    events = list(cramped.stream_chat(_request(long_text), threading.Event()))
     assert len(events[0].plan) >= 2
+
+
+def test_a_long_text_is_read_in_as_many_parts_as_workers_can_take_at_once():
+    sentence = "tells of the harbour, the boats and the weather that week. "
+    long_text = "Summarise the text below.\n\n" + "\n\n".join(f"Paragraph {n} {sentence * 5}" for n in range(12))
+    parts = {}
+    for workers in (2, 3, 6):
+        units = _Units()
+        split = start_split_chats(run_chat=units.run_chat, width=lambda w=workers: w, context_tokens=lambda: 2048)
+        parts[workers] = len(next(split.stream_chat(_request(long_text), threading.Event())).plan)
+    assert parts[2] == 2 and parts[2] < parts[3] <= parts[6]
