@@ -12,9 +12,14 @@ Each prompt is sent alone (nothing else runs), greedy, and timed until the whole
 
   whole, one unit:   unit 1 alone, iplm_split false (the baseline)
   split, one unit:   unit 1 alone, iplm_split true (the router decides)
+  whole, two units:  units 1 and 2 in one mesh, iplm_split false, sent to unit 1 (which runs it)
   split, two units:  units 1 and 2 in one mesh, iplm_split true, sent to unit 1
 
-It prints, per prompt, the router's decision and the three times; then per label the median times and their
+Each prompt's whole and split answers are timed one after the other in each setup (so that a machine
+that slows down for a while slows both); in the two-unit setup the whole answer runs on unit 1 (idle, it
+keeps its chats), which gives a second baseline measured beside the split one.
+
+It prints, per prompt, the router's decision and the times; then per label the median times and their
 ratios, and the share of pieces that were answered (the rest failed or were given up).
 
 --planner-check asks the default model (in this process, one thread) to plan every prompt the router cuts
@@ -56,11 +61,12 @@ for body in bodies:
         answer = json.load(response)
     pieces = [{"unit": p["unit"], "finish_reason": p["finish_reason"]} for p in answer.get("iplm_pieces", [])]
     print(json.dumps({"total_s": time.monotonic() - began, "tokens": answer["usage"]["completion_tokens"],
-                      "pieces": pieces}), flush=True)
+                      "pieces": pieces, "unit": answer.get("iplm_unit", "")}), flush=True)
 """
 
 
-def _ask(lab, prompts: list[dict], max_tokens: int, split: bool) -> list[dict]:
+def _ask(lab, prompts: list[dict], max_tokens: int) -> list[tuple[dict, dict]]:
+    """Each prompt whole, then split, one after the other: the two are timed under the same conditions."""
     bodies = [
         {
             "messages": [{"role": "user", "content": p["prompt"]}],
@@ -69,23 +75,22 @@ def _ask(lab, prompts: list[dict], max_tokens: int, split: bool) -> list[dict]:
             "iplm_split": split,
         }  # fmt: skip
         for p in prompts
+        for split in (False, True)
     ]
     url = f"http://{lab.units[FIRST].address}:{lab_units.PORT}"
     out = lab.check_output(lab_units.PHONES, [sys.executable, "-c", _PHONE, url, json.dumps(bodies)], timeout=4 * 3600)
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
+    results = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return list(zip(results[::2], results[1::2], strict=True))
 
 
-def _run_setup(lab, work: Path, args, two: bool, key: str, prompts: list[dict], splits: list[bool]) -> list:
+def _run_setup(lab, work: Path, args, two: bool, key: str, prompts: list[dict]) -> list[tuple[dict, dict]]:
     warm = ["Describe how a bicycle gear works."]
     processes = lab_units._setup(lab, work, args.cores, two, key, warm, args.max_tokens)
     try:
-        results = []
-        for split in splits:
-            name = f"{'split' if split else 'whole'}, {'two units' if two else 'one unit'}"
-            print(f"{name}: {len(prompts)} prompts ...", file=sys.stderr, flush=True)
-            began = time.monotonic()
-            results.append(_ask(lab, prompts, args.max_tokens, split))
-            print(f"  {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
+        print(f"{'two units' if two else 'one unit'}: {len(prompts)} prompts, whole then split ...", file=sys.stderr)
+        began = time.monotonic()
+        results = _ask(lab, prompts, args.max_tokens)
+        print(f"  {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
         return results
     finally:
         lab_units._stop(processes)
@@ -146,22 +151,24 @@ def main() -> int:
     key = create_mesh_key()
     with tempfile.TemporaryDirectory(prefix="iplm-bench-split-") as scratch, start_net_lab(3, "iplm-bs") as lab:
         work = Path(scratch)
-        whole_one, split_one = _run_setup(lab, work, args, False, key, prompts, [False, True])
-        (split_two,) = _run_setup(lab, work, args, True, key, prompts, [True])
+        one_unit = _run_setup(lab, work, args, False, key, prompts)
+        two_units = _run_setup(lab, work, args, True, key, prompts)
 
     print(f"\n{len(prompts)} prompts, one at a time, max_tokens {args.max_tokens}, {args.cores} CPU(s) per unit")
-    print(
-        f"{'id':4} {'kind':10} {'router':22} {'whole 1u s':>10} {'split 1u s':>10} {'split 2u s':>10} {'2u pieces':>9}"
-    )
+    print("  whole 1u / split 1u: unit 1 alone; whole 2u / split 2u: units 1 and 2 in a mesh (a whole answer there")
+    print("  runs on unit 1, which is idle); each prompt's whole and split answers were timed one after the other")
+    columns = f"{'whole 1u':>8} {'split 1u':>8} {'whole 2u':>8} {'split 2u':>8} {'2u pieces':>9}"
+    print(f"{'id':4} {'kind':10} {'router':22} {columns}")
     rows = []
-    for prompt, whole, one, two in zip(prompts, whole_one, split_one, split_two, strict=True):
-        route = route_prompt(prompt["prompt"])
+    for prompt, (whole, one), (whole_mesh, two) in zip(prompts, one_unit, two_units, strict=True):
+        route = route_prompt(prompt["prompt"], most_parts=2)  # as unit 1 cuts it with unit 2 in reach
         decision = "whole" if route.kind == "whole" else f"{route.kind} x{len(route.parts)}"
         on_second = sum(bool(piece["unit"]) for piece in two["pieces"])
         pieces = f"{on_second}/{len(two['pieces'])}" if two["pieces"] else "-"
-        print(f"{prompt['id']:4} {prompt['kind']:10} {decision:22} {whole['total_s']:10.1f} {one['total_s']:10.1f} "
-              f"{two['total_s']:10.1f} {pieces:>9}")  # fmt: skip
-        rows.append((prompt, route, whole, one, two))
+        elsewhere = "" if not whole_mesh["unit"] else " (whole ran on unit 2)"
+        print(f"{prompt['id']:4} {prompt['kind']:10} {decision:22} {whole['total_s']:8.1f} {one['total_s']:8.1f} "
+              f"{whole_mesh['total_s']:8.1f} {two['total_s']:8.1f} {pieces:>9}{elsewhere}")  # fmt: skip
+        rows.append((prompt, route, whole, one, two, whole_mesh))
 
     print("\nmedian time to the complete answer (s), and whole on one unit / split:")
     for label in ("split", "whole"):
@@ -176,6 +183,10 @@ def main() -> int:
         ratios = [row[2]["total_s"] / row[4]["total_s"] for row in chosen]
         print(f"    per prompt, whole 1 unit / split 2 units: median {_median(ratios):.2f}x, "
               f"lowest {min(ratios):.2f}x, highest {max(ratios):.2f}x")  # fmt: skip
+        beside = _median([row[5]["total_s"] for row in chosen])
+        ratios = [row[5]["total_s"] / row[4]["total_s"] for row in chosen]
+        print(f"    timed side by side in the mesh: whole {beside:.1f} / split {two:.1f} = {beside / two:.2f}x; "
+              f"per prompt median {_median(ratios):.2f}x")  # fmt: skip
     for name, results in (("one unit", [row[3] for row in rows]), ("two units", [row[4] for row in rows])):
         pieces = [piece for result in results for piece in result["pieces"]]
         answered = sum(piece["finish_reason"] in ("stop", "length") for piece in pieces)
