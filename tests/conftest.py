@@ -135,3 +135,15 @@ def admin_unit(tmp_path_factory):
     yield live
     live.stop()
     source.stop()
+
+
+def send_message(http: httpx.Client, conversation_id: str, content: str, **extra) -> tuple:
+    """Post a message to a conversation the way the web app does: (response, its SSE payloads), or
+    (response, None) when the unit refused it."""
+    with http.stream(
+        "POST", f"/api/conversations/{conversation_id}/messages", json={"content": content, **extra}
+    ) as response:
+        if response.status_code != 200:
+            response.read()
+            return response, None
+        return response, read_sse(response)

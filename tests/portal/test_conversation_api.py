@@ -5,19 +5,9 @@ import time
 import pytest
 
 from appliance.portal.identify_client import COOKIE_NAME
-from tests.conftest import read_sse
+from tests.conftest import send_message
 
 pytestmark = pytest.mark.engine
-
-
-def _send(http, conversation_id, content, **extra):
-    with http.stream(
-        "POST", f"/api/conversations/{conversation_id}/messages", json={"content": content, **extra}
-    ) as response:
-        if response.status_code != 200:
-            response.read()
-            return response, None
-        return response, read_sse(response)
 
 
 def test_a_phone_gets_an_anonymous_cookie(live_unit):
@@ -63,7 +53,7 @@ def test_a_phone_sees_only_its_own_conversations(live_unit):
 def test_sending_streams_the_reply_and_stores_the_exchange(live_unit):
     with live_unit.client() as http:
         conversation = http.post("/api/conversations", json={}).json()
-        response, events = _send(
+        response, events = send_message(
             http, conversation["id"], "What is the capital of France?", params={"max_tokens": 16, "temperature": 0}
         )
         assert response.status_code == 200
@@ -80,7 +70,7 @@ def test_sending_streams_the_reply_and_stores_the_exchange(live_unit):
             ("assistant", done["message"]["content"]),
         ]
         # A follow-up carries the history: the prompt grows.
-        _, second = _send(http, conversation["id"], "And of Italy?", params={"max_tokens": 8})
+        _, second = send_message(http, conversation["id"], "And of Italy?", params={"max_tokens": 8})
         assert second[-1]["usage"]["prompt_tokens"] > done["usage"]["prompt_tokens"]
         assert len(http.get(f"/api/conversations/{conversation['id']}").json()["messages"]) == 4
 
@@ -120,7 +110,7 @@ def test_bad_titles_and_bodies_are_refused(live_unit):
 def test_a_question_longer_than_the_context_is_refused_unstored(live_unit):
     with live_unit.client() as http:
         conversation = http.post("/api/conversations", json={}).json()
-        response, _ = _send(http, conversation["id"], "word " * 5000)
+        response, _ = send_message(http, conversation["id"], "word " * 5000)
         assert response.status_code == 400
         assert response.json()["error"]["code"] == "context_length_exceeded"
         assert http.get(f"/api/conversations/{conversation['id']}").json()["messages"] == []
@@ -132,7 +122,9 @@ def test_a_conversation_longer_than_the_context_goes_on_without_its_oldest_messa
         conversation = http.post("/api/conversations", json={}).json()
         dropped = []
         for index in range(3):
-            response, events = _send(http, conversation["id"], f"{index} " + "word " * 800, params={"max_tokens": 4})
+            response, events = send_message(
+                http, conversation["id"], f"{index} " + "word " * 800, params={"max_tokens": 4}
+            )
             assert response.status_code == 200 and events[-1]["type"] == "done"
             dropped.append(events[-1]["dropped_messages"])
             assert events[-1]["usage"]["prompt_tokens"] <= 2048 - 4
@@ -174,7 +166,7 @@ def test_conversations_survive_a_restart(tmp_path):
     try:
         with unit.client() as http:
             conversation = http.post("/api/conversations", json={}).json()
-            _send(http, conversation["id"], "Remember the word pineapple.", params={"max_tokens": 8})
+            send_message(http, conversation["id"], "Remember the word pineapple.", params={"max_tokens": 8})
             cookie = http.cookies[COOKIE_NAME]
         unit.restart()
         with unit.client(cookies={COOKIE_NAME: cookie}) as http:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import read_sse
+from tests.conftest import read_sse, send_message
 
 pytestmark = pytest.mark.engine
 
@@ -64,20 +64,10 @@ def test_a_prompt_that_does_not_suit_splitting_runs_whole(two_worker_unit):
     assert "iplm_pieces" not in body and "### " not in body["choices"][0]["message"]["content"][:4]
 
 
-def _send(http, conversation_id, content, **extra):
-    with http.stream(
-        "POST", f"/api/conversations/{conversation_id}/messages", json={"content": content, **extra}
-    ) as response:
-        if response.status_code != 200:
-            response.read()
-            return response, None
-        return response, read_sse(response)
-
-
 def test_the_web_app_gets_piece_cards_and_stores_the_stitched_answer(two_worker_unit):
     with two_worker_unit.client() as http:
         conversation = http.post("/api/conversations", json={}).json()
-        _, events = _send(http, conversation["id"], QUESTIONS, params={"max_tokens": 60})
+        _, events = send_message(http, conversation["id"], QUESTIONS, params={"max_tokens": 60})
         assert events[0] == {"type": "plan", "pieces": TITLES}
         texts = ["", "", ""]
         for event in events:
@@ -94,10 +84,10 @@ def test_the_web_app_gets_piece_cards_and_stores_the_stitched_answer(two_worker_
 def test_a_phone_can_turn_splitting_off_and_bad_values_lose_nothing(two_worker_unit):
     with two_worker_unit.client() as http:
         conversation = http.post("/api/conversations", json={}).json()
-        _, events = _send(http, conversation["id"], QUESTIONS, split=False, params={"max_tokens": 30})
+        _, events = send_message(http, conversation["id"], QUESTIONS, split=False, params={"max_tokens": 30})
         assert not any(event["type"] in ("plan", "piece") for event in events)
         for bad in ("off", 1, None):
-            response, _ = _send(http, conversation["id"], QUESTIONS, split=bad)
+            response, _ = send_message(http, conversation["id"], QUESTIONS, split=bad)
             assert response.status_code == 400 and response.json()["error"]["param"] == "split"
         stored = http.get(f"/api/conversations/{conversation['id']}").json()["messages"]
         assert len(stored) == 2  # the refused messages stored nothing
