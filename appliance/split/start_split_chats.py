@@ -34,6 +34,7 @@ from appliance.split.split_types import (
     ReduceEnded,
     ReduceFailed,
     ReduceText,
+    Route,
     RunPiece,
     RunReduce,
     SplitAnswer,
@@ -57,10 +58,9 @@ class _Clients:
     running: Counter[str] = field(default_factory=Counter)
 
 
-def _plan_of(
-    request: ChatRequest, ask_model: Callable[[str, dict], str] | None, units: int, context_tokens: int
-) -> SplitPlan | None:
-    """The plan for a request, or None when it runs whole. units: the workers in reach."""
+def _route_of(request: ChatRequest, units: int, context_tokens: int) -> tuple[Route, str] | None:
+    """The router's cut of a request and the text it cut, or None when it runs whole. units: the workers
+    in reach."""
     params = request.params
     if not request.split or request.reply_prefix or params.json_schema or params.json_object or params.stop:
         return None
@@ -75,8 +75,7 @@ def _plan_of(
         # One worker would run the pieces one after the other, each with its own prompt: slower than whole
         # for the same text. A long text is still read in parts there when it would crowd the context.
         return None
-    plan = plan_pieces(route, text, ask_model)
-    return plan if 2 <= len(plan.pieces) <= MAX_PIECES else None
+    return route, text
 
 
 def _piece_request(request: ChatRequest, prompt: str, max_tokens: int | None, slot: int) -> ChatRequest:
@@ -210,10 +209,11 @@ def _stream_chat(
     cancel: CancelSignal,
 ) -> ChatStream:
     units = width()
-    plan = _plan_of(request, ask_model, units, context_tokens())
-    if plan is None:
+    routed = _route_of(request, units, context_tokens())
+    if routed is None:
         yield from run_chat(request, cancel)
         return
+    # The client's place is taken before any planning: a phone cannot keep the model planner busy either.
     with clients.lock:
         if clients.running[request.client_key] >= SPLITS_PER_CLIENT:
             raise EngineError(
@@ -224,6 +224,10 @@ def _stream_chat(
             )
         clients.running[request.client_key] += 1
     try:
+        plan = plan_pieces(*routed, ask_model)
+        if not 2 <= len(plan.pieces) <= MAX_PIECES:
+            yield from run_chat(request, cancel)
+            return
         yield from _stream_split(run_chat, request, cancel, plan, units)
     finally:
         with clients.lock:

@@ -200,3 +200,20 @@ def test_a_long_text_is_read_in_as_many_parts_as_workers_can_take_at_once():
         split = start_split_chats(run_chat=units.run_chat, width=lambda w=workers: w, context_tokens=lambda: 2048)
         parts[workers] = len(next(split.stream_chat(_request(long_text), threading.Event())).plan)
     assert parts[2] == 2 and parts[2] < parts[3] <= parts[6]
+
+
+def test_a_phone_at_its_limit_gets_no_time_from_the_model_planner():
+    units, asked = _Units(hold=threading.Event()), []
+
+    def ask(prompt, schema):
+        asked.append(prompt)
+        return ""  # a plan that fails its checks: the rules cut
+
+    split = start_split_chats(run_chat=units.run_chat, width=lambda: 3, context_tokens=lambda: 2048, ask_model=ask)
+    held = [split.stream_chat(_request(QUESTIONS), threading.Event()) for _ in range(2)]
+    assert all(next(stream).plan for stream in held)
+    with pytest.raises(EngineError):
+        next(split.stream_chat(_request(QUESTIONS), threading.Event()))
+    assert len(asked) == 2
+    for stream in held:
+        stream.close()
