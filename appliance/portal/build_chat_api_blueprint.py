@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from flask import Blueprint, Response, jsonify, request
 
 from appliance.engine.engine_types import ChatEvent, ChatRequest, ChatStream, Engine, EngineError
+from appliance.portal.describe_piece_event import describe_piece_event
 from appliance.portal.name_chat_client import name_chat_client
 from appliance.portal.open_chat_stream import open_chat_stream
 from appliance.portal.parse_chat_request import parse_chat_request
@@ -22,15 +23,6 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
     }
-
-
-def _describe_piece(event: ChatEvent) -> dict:
-    piece: dict = {"index": event.piece, "text": event.text}
-    if event.unit:
-        piece["unit"] = event.unit
-    if event.finish_reason:
-        piece["finish_reason"] = event.finish_reason
-    return piece
 
 
 def _stream_chunks(model: str, start: ChatEvent, events: ChatStream, include_usage: bool) -> Iterator:
@@ -53,7 +45,7 @@ def _stream_chunks(model: str, start: ChatEvent, events: ChatStream, include_usa
         yield chunk({"role": "assistant", "content": ""}, iplm_unit=start.unit, **first)
         for event in events:
             if event.kind == "piece":
-                yield chunk({}, iplm_piece=_describe_piece(event))
+                yield chunk({}, iplm_piece=describe_piece_event(event))
             elif event.kind == "delta":
                 yield chunk({"content": event.text})
             elif event.kind == "done":

@@ -10,6 +10,7 @@ import peewee
 from flask import Blueprint, g, jsonify, request
 
 from appliance.engine.engine_types import ChatEvent, ChatRequest, ChatStream, Engine, EngineError
+from appliance.portal.describe_piece_event import describe_piece_event
 from appliance.portal.name_chat_client import name_chat_client
 from appliance.portal.open_chat_stream import open_chat_stream
 from appliance.portal.parse_chat_request import parse_chat_request
@@ -101,15 +102,6 @@ def _record(row, question: str, answer: str, finish_reason: str, tokens: int, mo
     return message, conversation
 
 
-def _piece_event(event: ChatEvent) -> dict:
-    shown: dict = {"type": "piece", "index": event.piece, "text": event.text}
-    if event.unit:
-        shown["unit"] = event.unit
-    if event.finish_reason:
-        shown["finish_reason"] = event.finish_reason
-    return shown
-
-
 def _reply(
     row, content: str, model: str, start: ChatEvent, events: ChatStream, stored: Callable[[int], None]
 ) -> Iterator[dict]:
@@ -120,7 +112,7 @@ def _reply(
     try:
         for event in events:
             if event.kind == "piece":
-                yield _piece_event(event)
+                yield {"type": "piece", **describe_piece_event(event)}
             elif event.kind == "delta":
                 pieces.append(event.text)
                 yield {"type": "delta", "text": event.text}
