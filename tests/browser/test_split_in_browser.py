@@ -1,5 +1,5 @@
 """A split answer in the web app (Debian's headless Chromium, a 360 px phone, the real default model):
-the pieces fill in side by side, fold away under the answer, and a phone can turn splitting off."""
+the pieces fill in side by side, fold into one line above the answer, and a phone can turn splitting off."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _send(page, text):
     page.click("#send")
 
 
-def test_the_pieces_fill_in_side_by_side_then_fold_under_the_answer(two_worker_unit, browser_profiles):
+def test_the_pieces_fill_in_side_by_side_then_fold_above_the_answer(two_worker_unit, browser_profiles):
     page, errors = _phone(browser_profiles, two_worker_unit)
     page.keyboard.press("Escape")
     _send(page, QUESTIONS)

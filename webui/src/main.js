@@ -590,7 +590,7 @@ async function sendPrompt() {
       if (typeof event.unit === "string" && event.unit) addNote(assistantElement, `Answered by ${event.unit}, a unit nearby.`);
       if (event.conversation) upsertConversation(event.conversation, { toTop: true });
       if (streaming.piecesElement) {
-        // Done: the pieces fold away under the answer's first line, a tap opens them again.
+        // Done: the pieces fold into one line above the answer; a tap opens them again.
         renderPieces(streaming.piecesElement, streaming.pieces, { finished: true });
         streaming.piecesElement.open = false;
       }
