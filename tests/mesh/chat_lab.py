@@ -3,6 +3,7 @@ mesh, each with the default model on one worker and one thread; a client process
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -41,11 +42,11 @@ def cli(lab, index: int, *argv: str) -> str:
     return lab.check_output(index, [sys.executable, "-m", "appliance.cli.main", *argv], timeout=60, cwd=ROOT)
 
 
-def serve(lab, index: int, data_dir: Path, log: Path) -> subprocess.Popen:
+def serve(lab, index: int, data_dir: Path, log: Path, *extra: str) -> subprocess.Popen:
     address = lab.units[index].address
     argv = [sys.executable, "-m", "appliance.cli.main", "serve", "--host", "0.0.0.0", "--port", "8080",
             "--data-dir", str(data_dir), "--n-ctx", "1024", "--max-tokens", "64", "--workers", "1",
-            "--threads", "1", "--mesh-address", address, "--mesh-port", "1883"]  # fmt: skip
+            "--threads", "1", "--mesh-address", address, "--mesh-port", "1883", *extra]  # fmt: skip
     return lab.run(index, argv, cwd=ROOT, stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
 
@@ -75,18 +76,25 @@ def ready_peer(lab, index: int, data_dir: Path, peer: int):
     return wait_for(check, 90, f"unit {index} seeing unit {peer} ready")
 
 
-@pytest.fixture
-def chat_units(tmp_path):
+@contextlib.contextmanager
+def start_chat_units(tmp_path: Path, *b_extra: str):
+    """Units A and B in one mesh, each serving (B with `b_extra` added to its `iplm serve`)."""
     dirs = [tmp_path / "a", tmp_path / "b"]
     with start_net_lab(units=2, prefix="iplm-cw") as lab:
         for index, data_dir in enumerate(dirs):
             other = lab.units[1 - index].address
             cli(lab, index, "mesh", "join", KEY, "--data-dir", str(data_dir))
             cli(lab, index, "mesh", "add", f"{other}:1883", "--data-dir", str(data_dir))
-        processes = [serve(lab, i, dirs[i], tmp_path / f"{'ab'[i]}.log") for i in (A, B)]
+        processes = [serve(lab, A, dirs[A], tmp_path / "a.log"), serve(lab, B, dirs[B], tmp_path / "b.log", *b_extra)]
         nodes = [ready_peer(lab, A, dirs[A], B), ready_peer(lab, B, dirs[B], A)]
         yield {"lab": lab, "dirs": dirs, "processes": processes, "logs": [tmp_path / "a.log", tmp_path / "b.log"],
                "b_node": nodes[0], "a_node": nodes[1]}  # fmt: skip
+
+
+@pytest.fixture
+def chat_units(tmp_path):
+    with start_chat_units(tmp_path) as units:
+        yield units
 
 
 def chat(lab, index: int, body: dict) -> subprocess.Popen:
