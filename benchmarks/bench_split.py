@@ -173,24 +173,24 @@ def main() -> int:
     print("\nmedian time to the complete answer (s), and whole on one unit / split:")
     for label in ("split", "whole"):
         chosen = [row for row in rows if row[0]["label"] == label]
-        whole = _median([row[2]["total_s"] for row in chosen])
-        one = _median([row[3]["total_s"] for row in chosen])
-        two = _median([row[4]["total_s"] for row in chosen])
+        whole_s = _median([row[2]["total_s"] for row in chosen])
+        one_s = _median([row[3]["total_s"] for row in chosen])
+        two_s = _median([row[4]["total_s"] for row in chosen])
         agreed = sum((row[1].kind != "whole") == (label == "split") for row in chosen)
-        print(f"  {label}-suited ({len(chosen)}): whole 1 unit {whole:.1f}, "
-              f"split 1 unit {one:.1f} ({whole / one:.2f}x), split 2 units {two:.1f} ({whole / two:.2f}x); "
+        print(f"  {label}-suited ({len(chosen)}): whole 1 unit {whole_s:.1f}, "
+              f"split 1 unit {one_s:.1f} ({whole_s / one_s:.2f}x), split 2 units {two_s:.1f} ({whole_s / two_s:.2f}x); "
               f"router agrees with the label on {agreed}/{len(chosen)}")  # fmt: skip
         ratios = [row[2]["total_s"] / row[4]["total_s"] for row in chosen]
         print(f"    per prompt, whole 1 unit / split 2 units: median {_median(ratios):.2f}x, "
               f"lowest {min(ratios):.2f}x, highest {max(ratios):.2f}x")  # fmt: skip
-        beside = _median([row[5]["total_s"] for row in chosen])
+        beside_s = _median([row[5]["total_s"] for row in chosen])
         ratios = [row[5]["total_s"] / row[4]["total_s"] for row in chosen]
-        print(f"    timed side by side in the mesh: whole {beside:.1f} / split {two:.1f} = {beside / two:.2f}x; "
-              f"per prompt median {_median(ratios):.2f}x")  # fmt: skip
+        print(f"    timed side by side in the mesh: whole {beside_s:.1f} / split {two_s:.1f} = "
+              f"{beside_s / two_s:.2f}x; per prompt median {_median(ratios):.2f}x")  # fmt: skip
     for name, results in (("one unit", [row[3] for row in rows]), ("two units", [row[4] for row in rows])):
-        pieces = [piece for result in results for piece in result["pieces"]]
-        answered = sum(piece["finish_reason"] in ("stop", "length") for piece in pieces)
-        print(f"pieces answered, split on {name}: {answered}/{len(pieces)}")
+        answered_pieces = [piece for result in results for piece in result["pieces"]]
+        answered = sum(piece["finish_reason"] in ("stop", "length") for piece in answered_pieces)
+        print(f"pieces answered, split on {name}: {answered}/{len(answered_pieces)}")
     return 0
 
 
