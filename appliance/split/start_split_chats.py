@@ -75,6 +75,8 @@ def _route_of(request: ChatRequest, units: int, context_tokens: int) -> tuple[Ro
         # One worker would run the pieces one after the other, each with its own prompt: slower than whole
         # for the same text. A long text is still read in parts there when it would crowd the context.
         return None
+    if any(len(part) // _CHARS_PER_TOKEN >= context_tokens for part in route.parts):
+        return None  # a part no unit can read: whole, the engine refuses it plainly (context_length_exceeded)
     return route, text
 
 

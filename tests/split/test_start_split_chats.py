@@ -217,3 +217,11 @@ def test_a_phone_at_its_limit_gets_no_time_from_the_model_planner():
     assert len(asked) == 2
     for stream in held:
         stream.close()
+
+
+def test_a_text_whose_parts_cannot_fit_any_context_runs_whole_for_a_plain_refusal():
+    units = _Units()
+    split = start_split_chats(run_chat=units.run_chat, width=lambda: 2, context_tokens=lambda: 256)
+    huge = "Summarise the text below.\n\n" + "\n\n".join("word " * 400 for _ in range(8))
+    events = list(split.stream_chat(_request(huge), threading.Event()))
+    assert events[0].plan == () and units.requests[0].messages[-1]["content"] == huge
