@@ -63,7 +63,8 @@ def _start_waiting(answer: SplitAnswer) -> Step:
 
 def _section(answer: SplitAnswer, index: int) -> str:
     title, text = answer.plan.pieces[index].title, answer.pieces[index].text.strip()
-    return f"{'' if index == 0 else chr(10) * 2}### {title}\n\n{text}"
+    gap = "" if index == 0 else "\n\n"
+    return f"{gap}### {title}\n\n{text}"
 
 
 def _reduce_prompt(answer: SplitAnswer) -> str:

@@ -18,6 +18,8 @@ from tests.netlab.start_net_lab import start_net_lab
 ROOT = Path(__file__).resolve().parents[2]
 KEY = create_mesh_key()
 A, B = 0, 1
+# Long replies (a count does not stop by itself) keep a unit busy for the whole of max_tokens.
+LONG = "Count from 1 to 1000, one number per line, with no other text."
 
 _CHAT = """
 import json, sys, time, urllib.request
@@ -104,3 +106,16 @@ def chat(lab, index: int, body: dict) -> subprocess.Popen:
 
 def log(chat_units, index: int) -> str:
     return chat_units["logs"][index].read_text()
+
+
+def engine_status(lab, index: int) -> dict:
+    probe = f"import urllib.request as u; print(u.urlopen('http://{lab.units[index].address}:8080/healthz').read().decode())"
+    return json.loads(lab.check_output(index, [sys.executable, "-c", probe]))["engine"]
+
+
+def hold_a_busy(chat_units, max_tokens: int = 900) -> subprocess.Popen:
+    """A long chat holding A's only worker: chats that come now would wait there."""
+    process = chat(chat_units["lab"], A, {"messages": [{"role": "user", "content": LONG}], "max_tokens": max_tokens,
+                                          "temperature": 0, "stream": True})  # fmt: skip
+    wait_for(lambda: engine_status(chat_units["lab"], A)["busy"] == 1, 60, "A's worker taking the long chat")
+    return process

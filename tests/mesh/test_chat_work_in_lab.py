@@ -9,16 +9,12 @@ import os
 import re
 import signal
 import subprocess
-import sys
 
 import pytest
 
-from tests.mesh.chat_lab import A, B, chat, log, wait_for
+from tests.mesh.chat_lab import LONG, A, B, chat, hold_a_busy, log, wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.engine, pytest.mark.timeout(600)]
-
-# Long replies (a count does not stop by itself) keep a unit busy for the whole of max_tokens.
-LONG = "Count from 1 to 1000, one number per line, with no other text."
 
 
 def _deltas(process: subprocess.Popen) -> list[str]:
@@ -27,21 +23,8 @@ def _deltas(process: subprocess.Popen) -> list[str]:
     return [c["choices"][0]["delta"].get("content", "") for c in chunks if c.get("choices")]
 
 
-def _busy_a(chat_units) -> subprocess.Popen:
-    # A long chat holds A's only worker: chats that come now would wait there.
-    process = chat(chat_units["lab"], A, {"messages": [{"role": "user", "content": LONG}], "max_tokens": 900,
-                                      "temperature": 0, "stream": True})  # fmt: skip
-    wait_for(lambda: _engine_status(chat_units["lab"], A)["busy"] == 1, 60, "A's worker taking the long chat")
-    return process
-
-
-def _engine_status(lab, index: int) -> dict:
-    probe = f"import urllib.request as u; print(u.urlopen('http://{lab.units[index].address}:8080/healthz').read().decode())"
-    return json.loads(lab.check_output(index, [sys.executable, "-c", probe]))["engine"]
-
-
 def test_a_busy_unit_sends_the_chat_to_the_idle_one(chat_units):
-    busy = _busy_a(chat_units)
+    busy = hold_a_busy(chat_units)
     reply = chat(chat_units["lab"], A, {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 24})
     out, _ = reply.communicate(timeout=300)
     answer = json.loads(out)
@@ -54,7 +37,7 @@ def test_a_busy_unit_sends_the_chat_to_the_idle_one(chat_units):
 
 
 def test_a_peer_killed_mid_reply_leaves_the_reply_to_go_on_here(chat_units):
-    busy = _busy_a(chat_units)
+    busy = hold_a_busy(chat_units)
     body = {"messages": [{"role": "user", "content": "Count from one to forty in words."}], "max_tokens": 300,
             "temperature": 0, "seed": 3, "stream": True}  # fmt: skip
     reply = chat(chat_units["lab"], A, body)
@@ -80,7 +63,7 @@ def _content(chunk: dict) -> str:
 
 
 def test_a_client_that_leaves_stops_the_work_on_the_peer(chat_units):
-    busy = _busy_a(chat_units)
+    busy = hold_a_busy(chat_units)
     body = {"messages": [{"role": "user", "content": LONG}], "max_tokens": 900, "stream": True,
             "leave_after": 2}  # fmt: skip
     reply = chat(chat_units["lab"], A, body)

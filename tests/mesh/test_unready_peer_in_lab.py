@@ -8,16 +8,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 
 import pytest
 
 from appliance.engine.locate_default_model import locate_default_model
-from tests.mesh.chat_lab import A, chat, log, start_chat_units, wait_for
+from tests.mesh.chat_lab import A, chat, hold_a_busy, log, start_chat_units
 
 pytestmark = [pytest.mark.netns, pytest.mark.engine, pytest.mark.timeout(600)]
 
-LONG = "Count from 1 to 1000, one number per line, with no other text."
 QUESTIONS = "1. Why is the sea salty?\n2. What causes thunder?\n3. How do magnets work?"
 
 
@@ -29,17 +27,8 @@ def units(tmp_path):
         yield started
 
 
-def _busy(units) -> int:
-    reply = chat(units["lab"], A, {"messages": [{"role": "user", "content": LONG}], "max_tokens": 600,
-                                   "temperature": 0, "stream": True})  # fmt: skip
-    probe = f"import urllib.request as u; print(u.urlopen('http://{units['lab'].units[A].address}:8080/healthz').read().decode())"
-    wait_for(lambda: json.loads(units["lab"].check_output(A, [sys.executable, "-c", probe]))["engine"]["busy"] == 1, 60,
-             "A's worker taking the long chat")  # fmt: skip
-    return reply
-
-
 def test_a_peer_without_the_model_is_never_chosen(units):
-    busy = _busy(units)
+    busy = hold_a_busy(units, max_tokens=600)
     # A is busy and B idle, but B cannot run this model: the chat waits for A.
     out, _ = chat(
         units["lab"], A, {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 16}
