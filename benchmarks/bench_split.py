@@ -85,7 +85,7 @@ def _ask(lab, prompts: list[dict], max_tokens: int) -> list[tuple[dict, dict]]:
 
 def _run_setup(lab, work: Path, args, two: bool, key: str, prompts: list[dict]) -> list[tuple[dict, dict]]:
     warm = ["Describe how a bicycle gear works."]
-    processes = lab_units._setup(lab, work, args.cores, two, key, warm, args.max_tokens)
+    processes = lab_units._setup(lab, work, args.cores, two, key, warm, args.max_tokens, args.sequences)
     try:
         print(f"{'two units' if two else 'one unit'}: {len(prompts)} prompts, whole then split ...", file=sys.stderr)
         began = time.monotonic()
@@ -137,6 +137,7 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=192, help="max_tokens of each answer (default 192)")
     parser.add_argument("--cores", type=int, default=1, help="CPUs per unit (default 1)")
     parser.add_argument("--limit", type=int, help="only the first N prompts of each label")
+    parser.add_argument("--sequences", type=int, help="chats each unit decodes together (default: the unit's own)")
     parser.add_argument("--planner-check", action="store_true", help="measure the model planner alone (no lab)")
     args = parser.parse_args()
     if args.planner_check:
@@ -144,6 +145,8 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench split builds network namespaces: run it as root", file=sys.stderr)
         return 2
+    if args.sequences is not None and args.sequences < 1:
+        parser.error("--sequences: at least 1")
     if (os.cpu_count() or 1) < 2 * args.cores:
         print(f"two units of {args.cores} CPU(s) each need {2 * args.cores} CPUs", file=sys.stderr)
         return 2
@@ -154,7 +157,11 @@ def main() -> int:
         one_unit = _run_setup(lab, work, args, False, key, prompts)
         two_units = _run_setup(lab, work, args, True, key, prompts)
 
-    print(f"\n{len(prompts)} prompts, one at a time, max_tokens {args.max_tokens}, {args.cores} CPU(s) per unit")
+    sequences = "the unit's default" if args.sequences is None else args.sequences
+    print(
+        f"\n{len(prompts)} prompts, one at a time, max_tokens {args.max_tokens}, {args.cores} CPU(s) per unit, "
+        f"sequences per unit: {sequences}"
+    )
     print("  whole 1u / split 1u: unit 1 alone; whole 2u / split 2u: units 1 and 2 in a mesh (a whole answer there")
     print("  runs on unit 1, which is idle); each prompt's whole and split answers were timed one after the other")
     columns = f"{'whole 1u':>8} {'split 1u':>8} {'whole 2u':>8} {'split 2u':>8} {'2u pieces':>9}"

@@ -97,11 +97,13 @@ def _cpus(unit: int, cores: int) -> str:
     return ",".join(str(c) for c in range(first, first + cores))
 
 
-def _serve(lab, unit: int, data_dir: Path, cores: int, mesh: bool, log: Path):
+def _serve(lab, unit: int, data_dir: Path, cores: int, mesh: bool, log: Path, sequences: int | None = None):
     argv = ["taskset", "-c", _cpus(unit, cores), sys.executable, "-m", "appliance.cli.main", "serve",
             "--host", "0.0.0.0", "--port", str(PORT), "--data-dir", str(data_dir), "--n-ctx", "2048",
             "--workers", "1", "--threads", str(cores), "--max-queued-chats", "64",
             "--chats-per-device", "64"]  # fmt: skip
+    if sequences is not None:
+        argv += ["--sequences", str(sequences)]
     if mesh:
         argv += ["--mesh-address", lab.units[unit].address, "--mesh-port", str(MESH_PORT)]
     return lab.run(unit, argv, cwd=ROOT, stdout=open(log, "w"), stderr=subprocess.STDOUT)
@@ -158,7 +160,9 @@ def _measure(lab, prompts: list[str], max_tokens: int) -> dict:
     }
 
 
-def _setup(lab, work: Path, cores: int, two: bool, key: str, prompts: list[str], max_tokens: int) -> list:
+def _setup(
+    lab, work: Path, cores: int, two: bool, key: str, prompts: list[str], max_tokens: int, sequences: int | None = None
+) -> list:
     """Start the units of one setup, warm them up, and return their processes."""
     units = [FIRST, SECOND] if two else [FIRST]
     dirs = {unit: work / f"unit{unit}-{'two' if two else 'one'}-{time.monotonic_ns()}" for unit in units}
@@ -167,7 +171,9 @@ def _setup(lab, work: Path, cores: int, two: bool, key: str, prompts: list[str],
             other = lab.units[SECOND if unit == FIRST else FIRST].address
             _cli(lab, unit, "mesh", "join", key, "--data-dir", str(dirs[unit]))
             _cli(lab, unit, "mesh", "add", f"{other}:{MESH_PORT}", "--data-dir", str(dirs[unit]))
-    processes = [_serve(lab, unit, dirs[unit], cores, two, work / f"{dirs[unit].name}.log") for unit in units]
+    processes = [
+        _serve(lab, unit, dirs[unit], cores, two, work / f"{dirs[unit].name}.log", sequences) for unit in units
+    ]
     for unit in units:
         _wait(lambda unit=unit: _healthy(lab, unit), 120, f"unit {unit} serving")
     for unit in units:  # each unit measures its speed (a unit that has served a while has)
@@ -194,10 +200,13 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--cores", type=int, default=1, help="CPUs per unit (default 1)")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--sequences", type=int, help="chats each unit decodes together (default: the unit's own)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench spread builds network namespaces: run it as root", file=sys.stderr)
         return 2
+    if args.sequences is not None and args.sequences < 1:
+        parser.error("--sequences: at least 1")
     if (os.cpu_count() or 1) < 2 * args.cores:
         print(f"two units of {args.cores} CPU(s) each need {2 * args.cores} CPUs", file=sys.stderr)
         return 2
@@ -210,7 +219,9 @@ def main() -> int:
             order = ["one unit", "two units"] if round_ % 2 == 0 else ["two units", "one unit"]
             for name in order:
                 print(f"round {round_ + 1}: {name} ...", file=sys.stderr, flush=True)
-                processes = _setup(lab, work, args.cores, name == "two units", key, prompts, args.max_tokens)
+                processes = _setup(
+                    lab, work, args.cores, name == "two units", key, prompts, args.max_tokens, args.sequences
+                )
                 try:
                     rows[name].append(_measure(lab, prompts, args.max_tokens))
                 finally:
@@ -222,6 +233,7 @@ def main() -> int:
                     log.unlink()
                 print(f"  {json.dumps(rows[name][-1])}", file=sys.stderr, flush=True)
     print(f"\n{args.chats} concurrent chats, max_tokens {args.max_tokens}, {args.cores} CPU(s) per unit, "
+          f"sequences per unit: {'the unit default' if args.sequences is None else args.sequences}, "
           f"medians of {args.rounds} round(s)")  # fmt: skip
     print(
         f"{'setup':10} {'tokens/s':>9} {'all done s':>11} {'slowest 1st token s':>20} "

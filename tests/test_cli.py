@@ -93,6 +93,7 @@ def test_probe_text_shows_the_overrides():
         (("serve", "--n-ctx", "0"), "argument --n-ctx: 0 must be at least 1"),
         (("serve", "--max-tokens", "-5"), "argument --max-tokens: -5 must be at least 1"),
         (("serve", "--workers", "two"), "argument --workers: 'two' is not an integer"),
+        (("serve", "--sequences", "0"), "argument --sequences: 0 must be at least 1"),
         (("serve", "--temperature", "5"), "argument --temperature: 5.0 is out of range (0-2)"),
         (("serve", "--temperature", "nan"), "argument --temperature: nan is out of range (0-2)"),
         (("serve", "--temperature", "warm"), "argument --temperature: 'warm' is not a number"),

@@ -14,5 +14,6 @@ def apply_overrides(recommendation: Recommendation, args) -> Recommendation:
         "max_tokens": args.max_tokens,
         "n_threads": args.threads,
         "workers": args.workers,
+        "sequences": args.sequences,
     }
     return dataclasses.replace(recommendation, **{k: v for k, v in changes.items() if v is not None})

@@ -98,6 +98,9 @@ def _add_engine_overrides(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--temperature", type=_probability, help="default temperature (0-2)")
     group.add_argument("--threads", type=_positive_int, help="CPU threads per engine worker")
     group.add_argument("--workers", type=_positive_int, help="engine worker processes")
+    group.add_argument(
+        "--sequences", type=_positive_int, help="chats each llama.cpp worker decodes together (1: one at a time)"
+    )
 
 
 def _add_source_options(parser: argparse.ArgumentParser) -> None:

@@ -39,6 +39,7 @@ def run_probe(args) -> int:
         ("max_tokens", str(recommendation.max_tokens)),
         ("threads", str(recommendation.n_threads)),
         ("workers", str(recommendation.workers)),
+        ("sequences", str(recommendation.sequences)),
         ("why", recommendation.reason),
     ]
     for name, value in rows:

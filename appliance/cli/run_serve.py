@@ -327,7 +327,10 @@ def run_serve(args) -> int:
     try:
         # Body, header, deadline and connection limits against hostile phones: create_portal_server.
         threads = max(
-            _MIN_SERVER_THREADS, recipe.recommendation.workers + args.max_queued_chats + _SERVER_THREADS_BESIDE_CHATS
+            _MIN_SERVER_THREADS,
+            recipe.recommendation.workers * recipe.recommendation.sequences
+            + args.max_queued_chats
+            + _SERVER_THREADS_BESIDE_CHATS,
         )
         server = create_portal_server(app, host=args.host, port=args.port, threads=threads)
     except OSError as exc:

@@ -69,5 +69,6 @@ def choose_engine_spec(
             "n_ctx": recommendation.n_ctx,
             "n_threads": recommendation.n_threads,
             "max_tokens": recommendation.max_tokens,
+            "sequences": recommendation.sequences,
         },
     }

@@ -30,3 +30,5 @@ class Recommendation:
     n_threads: int
     workers: int
     reason: str
+    # Chats each worker decodes together (llama.cpp: sequences in one context; MLC batches by itself).
+    sequences: int = 1

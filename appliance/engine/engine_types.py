@@ -114,3 +114,5 @@ class Engine:
     close: Callable[[], None]
     # A small dict for /healthz and the admin page (workers alive, queue length...).
     describe_status: Callable[[], dict] = dict
+    # How many streams it decodes at once (a batched llama.cpp context; MLC batches inside its engine).
+    sequences: int = 1

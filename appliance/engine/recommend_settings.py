@@ -6,6 +6,7 @@ from appliance.engine.default_model import DEFAULT_MODEL_ID
 from appliance.engine.device_profile import DeviceProfile, Recommendation
 
 _GIB = 1024**3
+LLAMA_SEQUENCES = 4
 _GPU_KINDS = ("cuda", "opencl")
 
 
@@ -53,6 +54,9 @@ def _recommend_llama_cpp(profile: DeviceProfile) -> Recommendation:
         n_threads=min(8, cores),
         # A second engine only pays off when each keeps a few cores of its own.
         workers=1 if cores <= 4 else 2,
+        # Several sequences read the weights once per step for all: 1.37x the tokens at 2, 1.47x at 4 on
+        # one core, and a second phone's reply starts at once instead of waiting for the first.
+        sequences=LLAMA_SEQUENCES,
         reason=_explain_cpu_choice(profile, cores_text),
     )
 

@@ -4,7 +4,7 @@ Native engine code (llama.cpp, TVM) runs here, not in the portal, so that a cras
 costs one request and a restart, not the web app; so does a request that asks for too much memory: the
 worker is the kernel's first victim and has a bound of its own (load_within_memory_limit). Protocol: JSON lines.
   parent -> worker: {"op": "chat", "id": N, "request": {...}} | {"op": "cancel", "id": N} | {"op": "shutdown"}
-  worker -> parent: {"type": "ready", "kind", "model_id", "n_ctx"} | {"type": "failed", "code", "message"}
+  worker -> parent: {"type": "ready", "kind", "model_id", "n_ctx", "sequences"} | {"type": "failed", "code", "message"}
                     {"id": N, "event": {...ChatEvent}} | {"id": N, "error": {"code", "message", "status"}}
 """
 
@@ -89,7 +89,15 @@ def run_engine_worker(spec: dict, commands: TextIO, events: BinaryIO) -> int:
     except Exception as exc:
         send({"type": "failed", "code": "engine_unavailable", "message": f"cannot load the engine: {exc}"})
         return 1
-    send({"type": "ready", "kind": engine.kind, "model_id": engine.model_id, "n_ctx": engine.n_ctx})
+    send(
+        {
+            "type": "ready",
+            "kind": engine.kind,
+            "model_id": engine.model_id,
+            "n_ctx": engine.n_ctx,
+            "sequences": engine.sequences,
+        }
+    )
 
     jobs: dict[int, threading.Event] = {}
     for line in commands:

@@ -94,7 +94,7 @@ def test_a_chat_waits_for_a_ready_worker_then_is_sent():
     sent = pool.ready()
     assert [type(e) for e in sent] == [SendToWorker]
     assert sent[0].message["op"] == "chat" and sent[0].message["id"] == 1
-    assert pool.state.workers[0].job_id == 1 and pool.state.waiting == {}
+    assert pool.state.workers[0].job_ids == (1,) and pool.state.waiting == {}
 
 
 def test_clients_take_turns():
@@ -157,7 +157,7 @@ def test_events_reach_the_caller_and_done_frees_the_worker():
     assert pool.stream(1, "delta") == [DeliverEvent(1, ChatEvent("delta", text="x"))]
     done = pool.stream(1, "done")
     assert _finished(done, 1)[0].kind == "done"
-    assert pool.state.workers[0].job_id is None and 1 not in pool.state.jobs
+    assert pool.state.workers[0].job_ids == () and 1 not in pool.state.jobs
 
 
 def test_an_engine_refusal_ends_that_chat_only():
@@ -386,3 +386,67 @@ def test_another_model_forgets_the_speed():
     pool.restart(at=16.0)
     pool.apply(WorkerReady(0, pool.generation(), "fake", "another-model", 256, 17.0))
     assert pool.state.model_id == "another-model" and pool.state.speed is None
+
+
+def _sent_to(effects):
+    return [(e.worker, e.message["id"]) for e in effects if isinstance(e, SendToWorker) and e.message["op"] == "chat"]
+
+
+def test_a_worker_that_decodes_two_sequences_takes_two_chats_and_the_third_waits():
+    pool = Pool()
+    pool.apply(WorkerReady(0, pool.generation(), "fake", "m", 256, 1.0, sequences=2))
+    assert _sent_to(pool.submit(1, "a")) == [(0, 1)]
+    assert _sent_to(pool.submit(2, "b")) == [(0, 2)]
+    assert pool.submit(3, "c") == [] and pool.state.waiting == {"c": (3,)}
+    assert pool.state.workers[0].job_ids == (1, 2)
+    # One ends: its sequence takes the waiting chat.
+    assert _sent_to(pool.stream(2, "done")) == [(0, 3)]
+    assert pool.state.workers[0].job_ids == (1, 3)
+
+
+def test_chats_spread_over_idle_workers_before_a_worker_takes_a_second():
+    pool = Pool(workers=2)
+    for worker in (0, 1):
+        pool.apply(WorkerReady(worker, pool.generation(worker), "fake", "m", 256, 1.0, sequences=2))
+    pool.submit(1, "a")
+    pool.submit(2, "b")
+    assert [w.job_ids for w in pool.state.workers] == [(1,), (2,)]
+    pool.submit(3, "c")
+    assert [w.job_ids for w in pool.state.workers] == [(1, 3), (2,)]
+
+
+def test_queued_chats_fill_every_free_sequence_when_a_worker_comes_up():
+    pool = Pool(limits=PoolLimits(chats_per_client=4))
+    for job_id in (1, 2, 3):
+        pool.submit(job_id, "a")
+    sent = pool.apply(WorkerReady(0, pool.generation(), "fake", "m", 256, 1.0, sequences=2))
+    assert _sent_to(sent) == [(0, 1), (0, 2)]
+    assert pool.state.waiting == {"a": (3,)}
+
+
+def test_a_worker_that_dies_ends_every_chat_it_decoded_and_none_other():
+    pool = Pool(workers=2)
+    for worker in (0, 1):
+        pool.apply(WorkerReady(worker, pool.generation(worker), "fake", "m", 256, 1.0, sequences=2))
+    for job_id, client in ((1, "a"), (2, "b"), (3, "c")):
+        pool.submit(job_id, client)
+    assert [w.job_ids for w in pool.state.workers] == [(1, 3), (2,)]
+    pool.stream(1, "delta")
+    effects = pool.die(SIGKILL)
+    assert [e.job_id for e in effects if isinstance(e, FinishJob)] == [1, 3]
+    assert all(isinstance(_finished(effects, job)[0], Exception) for job in (1, 3))
+    assert 2 in pool.state.jobs and pool.state.workers[1].job_ids == (2,)
+    # The restarted worker comes back with no chats.
+    pool.restart()
+    assert pool.state.workers[0].job_ids == ()
+
+
+def test_a_crash_before_any_of_its_chats_streamed_points_at_the_build():
+    pool = Pool()
+    for round_ in range(BROKEN_AFTER_DEATHS):
+        pool.apply(WorkerReady(0, pool.generation(), "fake", "m", 256, 1.0, sequences=2))
+        pool.submit(10 * round_ + 1, "a")
+        pool.submit(10 * round_ + 2, "b")
+        pool.die(SIGSEGV)
+        pool.restart()
+    assert pool.state.broken is not None

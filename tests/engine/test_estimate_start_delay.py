@@ -8,9 +8,15 @@ from appliance.engine.pool.pool_types import PoolState, WorkerSlot
 MEAN = 20.0
 
 
-def _pool(phases, busy=(), queued=0) -> PoolState:
+def _pool(phases, busy=(), queued=0, sequences=1) -> PoolState:
     workers = tuple(
-        WorkerSlot(index=i, phase=phase, job_id=100 + i if i in busy else None) for i, phase in enumerate(phases)
+        WorkerSlot(
+            index=i,
+            phase=phase,
+            sequences=sequences,
+            job_ids=tuple(100 * i + n for n in range(busy.count(i))),
+        )
+        for i, phase in enumerate(phases)
     )
     return PoolState(workers=workers, mean_chat_s=MEAN, waiting={"c": tuple(range(queued))} if queued else {})
 
@@ -32,3 +38,10 @@ def test_no_ready_worker_no_estimate():
     assert estimate_start_delay(_pool(["starting", "restarting"])) is None
     assert estimate_start_delay(dataclasses.replace(_pool(["ready"]), broken="SIGILL")) is None
     assert estimate_start_delay(dataclasses.replace(_pool(["ready"]), closed=True)) is None
+
+
+def test_a_worker_that_decodes_several_chats_is_free_until_every_sequence_is_taken():
+    assert estimate_start_delay(_pool(["ready"], busy=(0,), sequences=2)) == 0.0
+    assert estimate_start_delay(_pool(["ready"], busy=(0, 0), sequences=2)) == 0.5 * MEAN
+    # Two chats queued over two sequences: a chat each, on top of the half chat.
+    assert estimate_start_delay(_pool(["ready"], busy=(0, 0), queued=2, sequences=2)) == 1.5 * MEAN

@@ -70,6 +70,7 @@ def test_no_gpu_small_board():
         max_tokens=512,
         n_threads=4,
         workers=1,
+        sequences=4,  # one context decodes four chats together
         reason="no GPU found: llama.cpp on 4 CPU cores",
     )
 

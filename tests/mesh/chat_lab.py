@@ -45,10 +45,12 @@ def cli(lab, index: int, *argv: str) -> str:
 
 
 def serve(lab, index: int, data_dir: Path, log: Path, *extra: str) -> subprocess.Popen:
+    # One chat at a time per unit: a unit with its worker taken is busy, which these tests of placement use.
     address = lab.units[index].address
     argv = [sys.executable, "-m", "appliance.cli.main", "serve", "--host", "0.0.0.0", "--port", "8080",
             "--data-dir", str(data_dir), "--n-ctx", "1024", "--max-tokens", "64", "--workers", "1",
-            "--threads", "1", "--mesh-address", address, "--mesh-port", "1883", *extra]  # fmt: skip
+            "--threads", "1", "--sequences", "1", "--mesh-address", address, "--mesh-port", "1883",
+            *extra]  # fmt: skip
     return lab.run(index, argv, cwd=ROOT, stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
 

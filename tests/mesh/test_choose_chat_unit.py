@@ -8,7 +8,7 @@ from appliance.mesh.agent.presence_types import PeerEntry, Presence, UnitLoad
 from appliance.mesh.work.accept_chat_job import accept_chat_job
 from appliance.mesh.work.choose_chat_unit import choose_chat_unit
 from appliance.mesh.work.estimate_unit_start import estimate_unit_start
-from appliance.mesh.work.work_types import FORWARD_OVERHEAD_S, MAX_LOAD_AGE_S, ChatCost
+from appliance.mesh.work.work_types import FORWARD_OVERHEAD_S, MAX_LOAD_AGE_S, SHARED_DECODE_COST, ChatCost
 
 NOW = 1000.0
 MODEL = "smollm2-135m"
@@ -17,8 +17,9 @@ COST = ChatCost(model=MODEL, prompt_tokens=100, reply_tokens=200)
 CHAT_S = 11.0
 
 
-def load(busy=0, queued=0, ready=1, model=MODEL, prefill=100.0, decode=20.0, start=None):
+def load(busy=0, queued=0, ready=1, model=MODEL, prefill=100.0, decode=20.0, start=None, slots=0):
     return UnitLoad(
+        slots_ready=slots,
         workers=ready,
         workers_ready=ready,
         busy=busy,
@@ -48,6 +49,24 @@ def test_the_wait_counts_busy_workers_as_half_a_chat_and_queued_ones_whole():
     assert estimate_unit_start(load(busy=4, queued=2, ready=4), CHAT_S) == CHAT_S * 1.0
     assert estimate_unit_start(load(busy=1, start=7.0), None) == 7.0  # no chat time: the unit's own figure
     assert estimate_unit_start(load(ready=0), CHAT_S) is None
+
+
+def test_a_worker_that_decodes_several_chats_has_room_until_each_sequence_is_taken():
+    assert estimate_unit_start(load(busy=3, slots=4), CHAT_S) == 0.0
+    assert estimate_unit_start(load(busy=4, slots=4), CHAT_S) == CHAT_S / 2
+    assert estimate_unit_start(load(busy=4, queued=4, slots=4), CHAT_S) == CHAT_S * 1.5
+
+
+def test_a_free_sequence_beside_a_running_chat_loses_to_an_idle_peer():
+    # Here a sequence is free, but it would decode beside another chat: 10 s of decoding takes 15 s.
+    placement = choose(load(busy=1, slots=4), [peer("b", load(slots=4))])
+    assert placement.node == "b"
+    assert [(e.node, e.finish_s) for e in placement.estimates] == [
+        ("b", CHAT_S + FORWARD_OVERHEAD_S),
+        (None, 1.0 + 10.0 * (1 + SHARED_DECODE_COST)),
+    ]
+    # With every unit as busy, the chat stays here.
+    assert choose(load(busy=1, slots=4), [peer("b", load(busy=1, slots=4))]).node is None
 
 
 def test_an_idle_unit_keeps_its_chat():

@@ -39,7 +39,7 @@ def test_a_well_formed_presence_is_read_whole():
         engine="llama.cpp",
         device="rk3588",
         memory_free=3_000_000_000,
-        load=UnitLoad(2, 2, 1, 4),
+        load=UnitLoad(2, 2, 1, 4, slots_ready=2),  # a load that names no sequences: one chat per worker
         models=(PresenceModel("M", "installed", "mlc", "mlc", "ab", 9), PresenceModel("P", "partial", pieces=pieces)),
         address="10.0.0.2",
         broker=1883,
@@ -128,3 +128,12 @@ def test_a_speed_that_is_no_measurement_or_aged_out_is_unknown(figures):
 @pytest.mark.parametrize("wait", [-1, float("inf"), 10**9, "soon", None])
 def test_a_wait_that_is_no_estimate_is_unknown(wait):
     assert _load(start_in_s=wait).start_in_s is None and _load(model=7).model is None
+
+
+def test_a_load_gives_the_chats_its_workers_decode_together_bounded():
+    def slots(value):
+        return parse_presence({"node": "n2", "load": {"workers_ready": 1, "slots_ready": value}}, "n2").load.slots_ready
+
+    assert slots(4) == 4
+    assert slots(10**9) == 256  # more would only pull every piece of a split prompt to that peer
+    assert slots(-3) == 1 and slots(True) == 1 and slots("many") == 1  # not a count: one per worker

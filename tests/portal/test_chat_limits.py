@@ -1,7 +1,8 @@
 """One device cannot hold the unit: chats per address, a bounded queue, and the rest of the unit answering.
 
-A real `iplm serve` with one worker, one chat per address and two places in the queue. Devices are
-loopback addresses (127.0.0.2, .3, ...): the limits key on the address, so a fresh cookie does not help.
+A real `iplm serve` with one worker decoding one chat at a time, one chat per address and two places in the
+queue. Devices are loopback addresses (127.0.0.2, .3, ...): the limits key on the address, so a fresh
+cookie does not help.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ def unit(tmp_path_factory):
     store_mesh_key(data_dir, KEY)
     database.close()
     source.stop()
-    live = start_live_unit(data_dir, "--workers", "1", "--chats-per-device", "1", "--max-queued-chats", "2")
+    live = start_live_unit(
+        data_dir, "--workers", "1", "--sequences", "1", "--chats-per-device", "1", "--max-queued-chats", "2"
+    )
     yield live
     live.stop()
 

@@ -324,6 +324,7 @@ def test_peers_come_from_the_running_agent(data_dir, status):
             "prefill_tokens_per_s": None,
             "decode_tokens_per_s": None,
             "speed_age_s": None,
+            "slots_ready": 0,
         },
         "models": [
             {"id": "SmolLM2", "state": "installed"},

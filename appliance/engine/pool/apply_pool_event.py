@@ -76,27 +76,36 @@ def _broken_error(state: PoolState) -> EngineError:
 
 
 def _dispatch(state: PoolState, effects: list[PoolEffect], at: float) -> PoolState:
-    """Start queued jobs on free ready workers, clients in round-robin order."""
-    for worker in state.workers:
-        if not state.turn:
+    """Start queued jobs on ready workers with a free sequence, clients in round-robin order; each on the
+    worker running fewest, so chats spread over idle workers before any worker decodes two."""
+    while state.turn:
+        free = [w for w in state.workers if w.phase == "ready" and len(w.job_ids) < w.sequences]
+        if not free:
             break
-        if worker.phase != "ready" or worker.job_id is not None:
-            continue
-        client, *rest = state.turn
-        job_id, *later = state.waiting[client]
-        waiting = (
-            {**state.waiting, client: tuple(later)}
-            if later
-            else {c: ids for c, ids in state.waiting.items() if c != client}
-        )
-        job = dataclasses.replace(state.jobs[job_id], worker=worker.index, started_at=at)
-        state = dataclasses.replace(
-            state, waiting=waiting, turn=tuple(rest) + ((client,) if later else ()), jobs={**state.jobs, job_id: job}
-        )
-        state = _replace_worker(state, dataclasses.replace(worker, job_id=job_id, last_activity=at))
-        effects.append(
-            SendToWorker(worker.index, worker.generation, {"op": "chat", "id": job_id, "request": _encode_request(job)})
-        )
+        state = _start_next(state, min(free, key=lambda w: len(w.job_ids)), effects, at)
+    return state
+
+
+def _start_next(state: PoolState, worker: WorkerSlot, effects: list[PoolEffect], at: float) -> PoolState:
+    client, *rest = state.turn
+    job_id, *later = state.waiting[client]
+    waiting = (
+        {**state.waiting, client: tuple(later)}
+        if later
+        else {c: ids for c, ids in state.waiting.items() if c != client}
+    )
+    job = dataclasses.replace(state.jobs[job_id], worker=worker.index, started_at=at)
+    state = dataclasses.replace(
+        state, waiting=waiting, turn=tuple(rest) + ((client,) if later else ()), jobs={**state.jobs, job_id: job}
+    )
+    # A busy worker's clock is its stream's: only a worker that was idle starts its hang watch now.
+    activity = at if not worker.job_ids else worker.last_activity
+    state = _replace_worker(
+        state, dataclasses.replace(worker, job_ids=worker.job_ids + (job_id,), last_activity=activity)
+    )
+    effects.append(
+        SendToWorker(worker.index, worker.generation, {"op": "chat", "id": job_id, "request": _encode_request(job)})
+    )
     return state
 
 
@@ -117,8 +126,10 @@ def _finish(state: PoolState, job_id: int, outcome: ChatEvent | EngineError, eff
         return dataclasses.replace(state, jobs=jobs, waiting=waiting, turn=turn)
     if job.worker is not None:
         worker = state.workers[job.worker]
-        if worker.job_id == job_id:
-            state = _replace_worker(state, dataclasses.replace(worker, job_id=None))
+        if job_id in worker.job_ids:
+            state = _replace_worker(
+                state, dataclasses.replace(worker, job_ids=tuple(i for i in worker.job_ids if i != job_id))
+            )
     return dataclasses.replace(state, jobs=jobs)
 
 
@@ -130,7 +141,7 @@ def _fail_waiting(state: PoolState, error: EngineError, effects: list[PoolEffect
 
 def _spawn(state: PoolState, worker: WorkerSlot, effects: list[PoolEffect], at: float) -> PoolState:
     fresh = dataclasses.replace(
-        worker, generation=worker.generation + 1, phase="starting", job_id=None, hang_killed=False, last_activity=at
+        worker, generation=worker.generation + 1, phase="starting", job_ids=(), hang_killed=False, last_activity=at
     )
     effects.append(SpawnWorker(fresh.index, fresh.generation))
     return _replace_worker(state, fresh)
@@ -206,7 +217,12 @@ def _ready(state: PoolState, event: WorkerReady) -> Step:
     if worker is None or worker.phase != "starting":
         return state, []
     effects: list[PoolEffect] = []
-    state = _replace_worker(state, dataclasses.replace(worker, phase="ready", failures=0, last_activity=event.at))
+    state = _replace_worker(
+        state,
+        dataclasses.replace(
+            worker, phase="ready", failures=0, last_activity=event.at, sequences=max(1, event.sequences)
+        ),
+    )
     speed = state.speed if event.model_id == state.model_id else None  # another model's speed says nothing
     state = dataclasses.replace(
         state, kind=event.kind, model_id=event.model_id, n_ctx=event.n_ctx, load_failure=None, speed=speed
@@ -222,7 +238,7 @@ def _load_failed(state: PoolState, event: WorkerLoadFailed) -> Step:
 
 
 def _running_job(state: PoolState, worker: WorkerSlot | None, job_id: int) -> PoolJob | None:
-    if worker is None or worker.job_id != job_id:
+    if worker is None or job_id not in worker.job_ids:
         return None  # a late event of a job that already ended (cancelled while queued, say)
     return state.jobs.get(job_id)
 
@@ -284,13 +300,13 @@ def _refused(state: PoolState, event: WorkerRefused) -> Step:
     return _dispatch(state, effects, event.at), effects
 
 
-def _points_at_build(worker: WorkerSlot, job: PoolJob | None, returncode: int) -> bool:
+def _points_at_build(worker: WorkerSlot, jobs: list[PoolJob], returncode: int) -> bool:
     """A death that one request cannot explain: an illegal instruction, or a crash before any output."""
     if worker.hang_killed:
         return False
     if returncode in _BUILD_SIGNALS:
         return True
-    before_first_token = worker.phase == "starting" or (job is not None and not job.streamed)
+    before_first_token = worker.phase == "starting" or (bool(jobs) and not any(job.streamed for job in jobs))
     return returncode in _EARLY_SIGNALS and before_first_token
 
 
@@ -327,8 +343,8 @@ def _exited(state: PoolState, event: WorkerExited) -> Step:
     if worker is None or worker.phase == "stopped":
         return state, []
     effects: list[PoolEffect] = []
-    job = state.jobs.get(worker.job_id) if worker.job_id is not None else None
-    suspect = _points_at_build(worker, job, event.returncode)
+    jobs = [state.jobs[i] for i in worker.job_ids if i in state.jobs]
+    suspect = _points_at_build(worker, jobs, event.returncode)
     deaths = state.suspect_deaths + 1 if suspect else 0
     state = dataclasses.replace(state, suspect_deaths=deaths)
     if suspect and deaths >= BROKEN_AFTER_DEATHS and not state.closed:
@@ -340,17 +356,17 @@ def _exited(state: PoolState, event: WorkerExited) -> Step:
                 "engine_unavailable", f"The engine stopped while loading its model ({describe_exit(event.returncode)})."
             ),
         )
-    if job is not None:
+    for job in jobs:  # every chat the process decoded dies with it
         outcome = _broken_error(state) if state.broken is not None else _death_error(worker, state, event.returncode)
         state = _finish(state, job.job_id, outcome, effects)
     worker = state.workers[worker.index]
     if state.closed or state.broken is not None:
-        state = _replace_worker(state, dataclasses.replace(worker, phase="stopped", job_id=None))
+        state = _replace_worker(state, dataclasses.replace(worker, phase="stopped", job_ids=()))
         if state.broken is not None:
             state = _stop_all(state, _broken_error(state), effects)
         return state, effects
     failures = worker.failures + 1
-    state = _replace_worker(state, dataclasses.replace(worker, phase="restarting", job_id=None, failures=failures))
+    state = _replace_worker(state, dataclasses.replace(worker, phase="restarting", job_ids=(), failures=failures))
     if state.load_failure is not None and not any(w.phase == "ready" for w in state.workers):
         state = _fail_waiting(state, EngineError(state.load_failure.code, state.load_failure.message, 503), effects)
     delay = 0.0 if failures == 1 else min(MAX_RESTART_DELAY_S, 0.5 * 2 ** (failures - 1))
@@ -365,7 +381,7 @@ def _stop_all(state: PoolState, error: EngineError, effects: list[PoolEffect]) -
     for worker in state.workers:
         if worker.phase in ("starting", "ready"):
             effects.append(KillWorker(worker.index, worker.generation))
-        state = _replace_worker(state, dataclasses.replace(worker, phase="stopped", job_id=None))
+        state = _replace_worker(state, dataclasses.replace(worker, phase="stopped", job_ids=()))
     return state
 
 
@@ -388,7 +404,7 @@ def _tick(state: PoolState, event: ClockTicked) -> Step:
             state = _spawn(state, dataclasses.replace(worker, failures=0), effects, event.at)
         return state, effects
     for worker in state.workers:
-        stuck = worker.job_id is not None and event.at - worker.last_activity > state.hang_timeout_s
+        stuck = bool(worker.job_ids) and event.at - worker.last_activity > state.hang_timeout_s
         if stuck and not worker.hang_killed:
             state = _replace_worker(state, dataclasses.replace(worker, hang_killed=True))
             effects.append(KillWorker(worker.index, worker.generation))

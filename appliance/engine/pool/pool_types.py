@@ -42,7 +42,8 @@ class WorkerSlot:
     index: int
     generation: int = 0
     phase: Phase = "stopped"
-    job_id: int | None = None
+    job_ids: tuple[int, ...] = ()  # the chats it runs, at most `sequences` (decoded together)
+    sequences: int = 1  # how many chats its engine runs at once, as it said when ready
     last_activity: float = 0.0
     hang_killed: bool = False
     failures: int = 0  # deaths and failed loads since it was last ready: the restart backoff
@@ -126,6 +127,7 @@ class WorkerReady:
     model_id: str
     n_ctx: int
     at: float
+    sequences: int = 1
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,13 @@ def _decode(worker: int, generation: int, message: dict, at: float) -> PoolEvent
     try:
         if message.get("type") == "ready":
             return WorkerReady(
-                worker, generation, str(message["kind"]), str(message["model_id"]), int(message["n_ctx"]), at
+                worker,
+                generation,
+                str(message["kind"]),
+                str(message["model_id"]),
+                int(message["n_ctx"]),
+                at,
+                max(1, int(message.get("sequences", 1))),
             )
         if message.get("type") == "failed":
             return WorkerLoadFailed(
@@ -228,7 +234,9 @@ def _describe_status(edge: _Edge) -> dict:
         "state": phase,
         "workers": len(state.workers),
         "workers_ready": ready,
-        "busy": sum(w.job_id is not None for w in state.workers),
+        # Places a chat runs in at once: a worker decodes `sequences` chats together.
+        "slots_ready": sum(w.sequences for w in state.workers if w.phase == "ready"),
+        "busy": sum(len(w.job_ids) for w in state.workers),
         "queued": sum(len(ids) for ids in state.waiting.values()),
         "queue_limit": state.limits.max_queued,
         "load_error": state.load_failure.message if state.load_failure else None,

@@ -9,6 +9,7 @@ from appliance.mesh.pieces.encode_piece_set import encode_piece_set
 _LOAD_KEYS = (
     "workers",
     "workers_ready",
+    "slots_ready",
     "busy",
     "queued",
     "model",

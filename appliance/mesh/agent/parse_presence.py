@@ -10,6 +10,7 @@ _MODEL_LIMIT = 256
 _MODEL_STATES = ("installed", "partial")
 _MAX_TOKENS_PER_S = 1e6  # far above any board's prefill; a bigger claim is not a measurement
 _MAX_WAIT_S = 86400.0
+_MAX_SLOTS = 256  # a claim of more parallel chats than this would only pull every split piece to one peer
 
 
 def _text(value: object) -> str:
@@ -40,6 +41,9 @@ def _figure(value: object, high: float) -> float | None:
 def _read_load(value: object) -> UnitLoad:
     load = value if isinstance(value, dict) else {}
     counts = {key: _count(load.get(key)) or 0 for key in ("workers", "workers_ready", "busy", "queued")}
+    # A unit that does not say runs one chat per worker; no unit runs more than _MAX_SLOTS at once.
+    slots = _count(load.get("slots_ready"))
+    counts["slots_ready"] = min(_MAX_SLOTS, counts["workers_ready"] if slots is None else slots)
     age = _figure(load.get("speed_age_s"), MAX_SPEED_AGE_S)
     prefill = _figure(load.get("prefill_tokens_per_s"), _MAX_TOKENS_PER_S) if age is not None else None
     decode = _figure(load.get("decode_tokens_per_s"), _MAX_TOKENS_PER_S) if age is not None else None

@@ -29,6 +29,8 @@ class UnitLoad:
     prefill_tokens_per_s: float | None = None
     decode_tokens_per_s: float | None = None
     speed_age_s: float | None = None  # how old the speeds were when the presence was sent
+    # Chats its ready workers run at once (a worker may decode several together): what busy counts against.
+    slots_ready: int = 0
 
 
 # A speed measured this long before its presence was sent has aged out: the unit has not answered a chat

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 from appliance.mesh.agent.presence_types import PeerEntry, UnitLoad
 from appliance.mesh.work.can_take_chats import can_take_chats
+from appliance.mesh.work.count_ready_slots import count_ready_slots
 from appliance.mesh.work.estimate_unit_start import estimate_unit_start
 from appliance.mesh.work.work_types import (
     CANDIDATES_DRAWN,
     FORWARD_OVERHEAD_S,
+    SHARED_DECODE_COST,
     ChatCost,
     ChatPlacement,
     UnitEstimate,
@@ -20,12 +23,23 @@ def _seconds(tokens: int, per_s: float | None) -> float | None:
     return tokens / per_s if per_s else None
 
 
+def _count_sharing(load: UnitLoad, extra: int) -> int:
+    """How many chats the worker that takes this one decodes together, this one counted (1: alone)."""
+    if load.workers_ready <= 0:
+        return 1
+    per_worker = max(1, count_ready_slots(load) // load.workers_ready)
+    return max(1, min(per_worker, math.ceil((load.busy + max(0, extra) + 1) / load.workers_ready)))
+
+
 def _estimate(
     node: str | None, load: UnitLoad, cost: ChatCost, fallback: UnitLoad, extra: int, overhead_s: float
 ) -> UnitEstimate | None:
     # A unit that has not measured its speed yet is taken to be as fast as this one (the only figure there is).
     prefill = _seconds(cost.prompt_tokens, load.prefill_tokens_per_s or fallback.prefill_tokens_per_s)
     decode = _seconds(cost.reply_tokens, load.decode_tokens_per_s or fallback.decode_tokens_per_s)
+    if decode is not None:
+        # A free sequence beside running chats starts at once but decodes slower than an idle worker.
+        decode *= 1 + (_count_sharing(load, extra) - 1) * SHARED_DECODE_COST
     chat_s = None if prefill is None or decode is None else prefill + decode
     start = estimate_unit_start(load, chat_s, extra)
     if start is None:

@@ -28,6 +28,7 @@ from appliance.mesh.work.apply_remote_chat_event import apply_remote_chat_event
 from appliance.mesh.work.apply_served_job_event import apply_served_job_event
 from appliance.mesh.work.can_take_chats import can_take_chats
 from appliance.mesh.work.choose_chat_unit import choose_chat_unit
+from appliance.mesh.work.count_ready_slots import count_ready_slots
 from appliance.mesh.work.encode_chat_job import encode_chat_job
 from appliance.mesh.work.read_chat_job import JOB_ID, read_chat_job
 from appliance.mesh.work.remote_chat_types import (
@@ -339,13 +340,13 @@ def _stream_chat(edge: _Edge, request: ChatRequest, cancel: CancelSignal) -> Cha
 
 def _count_workers(edge: _Edge) -> int:
     engine = edge.current_engine()
-    here = max(1, _read_load(engine, edge.node_id).workers_ready)
+    here = max(1, count_ready_slots(_read_load(engine, edge.node_id)))
     agent = edge.find_agent()
     if agent is None:
         return here
     now = time.time()
     able = [entry for entry in agent.peers().values() if can_take_chats(entry, engine.model_id, now)]
-    return here + sum(entry.presence.load.workers_ready for entry in able)
+    return here + sum(count_ready_slots(entry.presence.load) for entry in able)
 
 
 def _stop(edge: _Edge) -> None:
