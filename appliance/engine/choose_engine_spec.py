@@ -46,6 +46,7 @@ def choose_engine_spec(
             "model_lib": model_lib,
             "n_ctx": recommendation.n_ctx,
             "max_tokens": recommendation.max_tokens,
+            "sequences": recommendation.sequences,
         }
         if data_dir is None:
             return {"factory": _name_factory(open_mlc_engine), "kind": "mlc", "kwargs": kwargs}

@@ -7,6 +7,7 @@ from appliance.engine.device_profile import DeviceProfile, Recommendation
 
 _GIB = 1024**3
 LLAMA_SEQUENCES = 4
+MLC_SEQUENCES = 4  # MLC's "local" mode: up to 4 requests in one batch
 _GPU_KINDS = ("cuda", "opencl")
 
 
@@ -26,8 +27,9 @@ def _recommend_mlc(profile: DeviceProfile, model_id: str) -> Recommendation:
         n_ctx=4096 if large else 2048,
         max_tokens=1024 if large else 512,
         n_threads=max(1, profile.cpu_cores),
-        # One engine holds the GPU; MLC batches requests inside it.
+        # One engine holds the GPU; MLC batches requests inside it (AsyncMLCEngine, "local" mode).
         workers=1,
+        sequences=MLC_SEQUENCES,
         reason=f"{gpu} GPU with {_format_gib(memory)}: MLC LLM on {profile.gpu_kind} runs {model_id}",
     )
 

@@ -25,7 +25,7 @@ class Decoder:
     from `replies` (slot's job -> tokens to sample, in order)."""
 
     def __init__(self, slots=2, n_batch=8):
-        self.state = BatchState(slots=slots, n_batch=n_batch, cached=((),) * slots)
+        self.state = BatchState(slots=slots, n_batch=n_batch, cached=((),) * slots, owners=("",) * slots)
         self.effects = []
         self.replies = {}
 
@@ -34,9 +34,9 @@ class Decoder:
         self.effects += effects
         return effects
 
-    def submit(self, job, prompt, limit=3, reply=()):
+    def submit(self, job, prompt, limit=3, reply=(), owner="phone"):
         self.replies[job] = list(reply)
-        return self.apply(JobSubmitted(SequenceJob(job, tuple(prompt), limit)))
+        return self.apply(JobSubmitted(SequenceJob(job, tuple(prompt), limit, owner)))
 
     def step(self):
         entries = plan_decode_step(self.state)
@@ -99,6 +99,28 @@ def test_a_new_job_reuses_the_slot_that_holds_its_prompts_start():
     assert effects == [] and decoder.state.running[1].pending == (8, 9, 4)
     entries, _ = decoder.step()
     assert entries == (BatchEntry(1, (8, 9, 4), 2, True),)
+
+
+def test_another_askers_cache_is_never_reused_and_is_kept_while_an_empty_slot_is_free():
+    decoder = Decoder(slots=3)
+    decoder.submit(1, [1, 2, 3, 4], limit=1, reply=[7], owner="alice")
+    decoder.step()
+    # Bob's prompt starts as Alice's did: he gets an empty slot and evaluates all of it, so how soon he is
+    # answered says nothing about what Alice asked; her history stays for her next turn.
+    effects = decoder.submit(2, [1, 2, 3, 9], limit=1, reply=[0], owner="bob")
+    assert effects == [] and decoder.state.running[1].pending == (1, 2, 3, 9)
+    decoder.step()
+    assert decoder.state.owners == ("alice", "bob", "") and decoder.state.cached[0] == (1, 2, 3, 4)
+    # Alice's next turn reuses her slot.
+    decoder.submit(3, [1, 2, 3, 4, 7, 5], limit=1, reply=[0], owner="alice")
+    assert decoder.state.running[0].pending == (7, 5)
+    decoder.step()
+    # With no empty slot left, a new asker takes the lowest free one, and what it held is dropped whole.
+    decoder.submit(4, [5, 6], limit=1, reply=[0], owner="carol")
+    decoder.submit(5, [1, 2, 3, 4, 7, 5, 0, 8], limit=2, reply=[0, 0], owner="dave")
+    assert decoder.state.running[2].job == 4
+    assert decoder.state.running[0].job == 5 and decoder.state.running[0].pending == (1, 2, 3, 4, 7, 5, 0, 8)
+    assert TrimCache(0, 0) in decoder.effects and decoder.state.owners[0] == "dave"
 
 
 def test_a_prompt_that_differs_drops_what_the_slot_held_from_there():

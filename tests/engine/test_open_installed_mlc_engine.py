@@ -22,7 +22,7 @@ def opened(monkeypatch):
     """A stand-in for open_mlc_engine that records the library it got and, without one, 'JIT-compiles'."""
     calls = []
 
-    def fake_open(model_dir, *, model_id, device, model_lib, n_ctx, max_tokens):
+    def fake_open(model_dir, *, model_id, device, model_lib, n_ctx, max_tokens, sequences):
         calls.append(model_lib)
         if model_lib is not None and Path(model_lib).read_bytes() != ELF + b"good":
             raise EngineError("engine_unavailable", "library does not load")

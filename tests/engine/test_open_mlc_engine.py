@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import importlib
@@ -130,7 +131,8 @@ class FakeStream:
 
 
 class FakeMLCEngine:
-    """Records how it is built and called; replays `script` (chunks, or an exception to raise) per request."""
+    """Like mlc_llm.AsyncMLCEngine: records how it is built and called; replays `script` (chunks, or an
+    exception to raise) per request, as an async generator."""
 
     instances: list = []
     script: list = []
@@ -152,7 +154,8 @@ class FakeMLCEngine:
         self.chat = types.SimpleNamespace(completions=types.SimpleNamespace(create=self._create))
         FakeMLCEngine.instances.append(self)
 
-    def _create(self, **kwargs):
+    async def _create(self, **kwargs):
+        asyncio.get_running_loop()  # MLC's async engine is called on its event loop
         unknown = set(kwargs) - _CREATE_KWARGS
         if unknown:
             raise TypeError(f"create() got unexpected keyword arguments {sorted(unknown)}")
@@ -169,16 +172,17 @@ class FakeMLCEngine:
         return stream.generator
 
     @staticmethod
-    def _replay(stream: FakeStream, script: list):
-        # A generator, like MLC's: nothing runs (prompt check included) until the first next().
+    async def _replay(stream: FakeStream, script: list):
+        # An async generator, like MLC's: nothing runs (prompt check included) until the first chunk is asked.
         try:
             for item in script:
+                await asyncio.sleep(0)  # MLC's chunks come from its engine thread
                 if isinstance(item, Exception):
                     raise item
                 stream.pulled += 1
                 yield item
             stream.finished = True
-        except GeneratorExit:
+        except (GeneratorExit, asyncio.CancelledError):
             stream.aborted = True
             raise
 
@@ -194,9 +198,9 @@ def _install_fake_mlc(monkeypatch):
     config.EngineConfig = FakeEngineConfig
     serve.config = config
     serve.EngineConfig = FakeEngineConfig
-    serve.MLCEngine = FakeMLCEngine
+    serve.AsyncMLCEngine = FakeMLCEngine
     package.serve = serve
-    package.MLCEngine = FakeMLCEngine
+    package.AsyncMLCEngine = FakeMLCEngine
     for name, module in (("mlc_llm", package), ("mlc_llm.serve", serve), ("mlc_llm.serve.config", config)):
         monkeypatch.setitem(sys.modules, name, module)
     monkeypatch.setattr(FakeMLCEngine, "instances", [])
@@ -278,11 +282,17 @@ def test_constructor_arguments(fake_mlc, model_dir):
         "model": model_dir,
         "device": "cuda",
         "model_lib": "/var/lib/iplm/libs/qwen-cuda-sm87.so",
-        "mode": "interactive",
+        "mode": "local",
         "enable_tracing": False,
     }
-    assert mlc.init["engine_config"] == FakeEngineConfig(max_total_sequence_length=2048)
-    assert (engine.kind, engine.model_id, engine.n_ctx) == ("mlc", "qwen2.5-0.5b", 2048)
+    # Four requests in one batch, sharing a KV cache of one context window.
+    assert mlc.init["engine_config"] == FakeEngineConfig(max_total_sequence_length=2048, max_num_sequence=4)
+    assert (engine.kind, engine.model_id, engine.n_ctx, engine.sequences) == ("mlc", "qwen2.5-0.5b", 2048, 4)
+
+
+def test_interactive_mode_runs_one_request_at_a_time(fake_mlc, model_dir):
+    engine = _open(model_dir, mode="interactive")
+    assert engine.sequences == 1 and fake_mlc.instances[0].init["engine_config"].max_num_sequence == 1
 
 
 def test_n_ctx_override_is_capped_at_the_model_window(fake_mlc, model_dir):
@@ -292,7 +302,7 @@ def test_n_ctx_override_is_capped_at_the_model_window(fake_mlc, model_dir):
     assert (smaller.n_ctx, larger.n_ctx) == (1024, 2048)
     first, second = fake_mlc.instances
     assert (first.init["mode"], first.init["engine_config"].max_total_sequence_length) == ("server", 1024)
-    assert (second.init["mode"], second.init["engine_config"].max_total_sequence_length) == ("interactive", 2048)
+    assert (second.init["mode"], second.init["engine_config"].max_total_sequence_length) == ("local", 2048)
     assert first.init["model_lib"] is None
 
 
@@ -469,6 +479,26 @@ def test_cancel_closes_the_mlc_stream(fake_mlc, model_dir):
     assert (aborted_at_done, stream.finished, stream.pulled) == (True, False, 1)
 
 
+def test_two_chats_stream_at_once_each_from_its_own_request(fake_mlc, model_dir):
+    fake_mlc.script = [_make_text_chunk("one"), _make_text_chunk(" two", "stop"), _make_usage_chunk(9, 2)]
+    engine = _open(model_dir)
+    first = engine.stream_chat(ChatRequest(messages=MESSAGES), threading.Event())
+    second = engine.stream_chat(ChatRequest(messages=MESSAGES), threading.Event())
+    steps: list[str] = []
+
+    def interleave():
+        # Each reply is read halfway before the other starts: no lock holds one chat until the other ends.
+        steps.extend([next(first).kind, next(first).kind, next(second).kind, next(second).kind])
+        steps.extend(event.kind for event in first)
+        steps.extend(event.kind for event in second)
+
+    reader = threading.Thread(target=interleave, daemon=True)
+    reader.start()
+    reader.join(10)
+    assert steps == ["start", "delta", "start", "delta", "delta", "done", "delta", "done"]
+    assert [stream.finished for stream in fake_mlc.instances[0].streams] == [True, True]
+
+
 def test_dropping_the_stream_aborts_and_frees_the_engine(fake_mlc, model_dir):
     fake_mlc.script = [_make_text_chunk("one"), _make_text_chunk(" two", "stop"), _make_usage_chunk(9, 2)]
     engine = _open(model_dir)
@@ -513,7 +543,7 @@ def test_bad_schema_is_invalid_schema(fake_mlc, model_dir):
 def test_request_refused_at_create(fake_mlc, model_dir, monkeypatch):
     engine = _open(model_dir)
 
-    def refuse(**kwargs):
+    async def refuse(**kwargs):
         raise ValueError("System prompt at position 1 in the message list is invalid.")
 
     monkeypatch.setattr(fake_mlc.instances[0].chat.completions, "create", refuse)

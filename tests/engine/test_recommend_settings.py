@@ -34,6 +34,7 @@ def test_jetson_orin_with_mlc_model():
         max_tokens=1024,
         n_threads=12,
         workers=1,
+        sequences=4,  # MLC batches up to four requests
         reason=rec.reason,
     )
     assert "MLC" in rec.reason and "cuda" in rec.reason

@@ -16,6 +16,7 @@ from appliance.engine.llama_cpp.batch_types import (
     JobCancelled,
     JobSubmitted,
     Running,
+    SequenceJob,
     StepDecoded,
     StepFailed,
     TrimCache,
@@ -34,25 +35,40 @@ def _common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:
     return n
 
 
-def _set_cached(state: BatchState, slot: int, tokens: tuple[int, ...]) -> BatchState:
+def _set_cached(state: BatchState, slot: int, tokens: tuple[int, ...], owner: str | None = None) -> BatchState:
     cached = tuple(tokens if i == slot else held for i, held in enumerate(state.cached))
-    return dataclasses.replace(state, cached=cached)
+    owners = _owners(state)
+    if owner is not None:
+        owners = tuple(owner if i == slot else held for i, held in enumerate(owners))
+    return dataclasses.replace(state, cached=cached, owners=owners)
+
+
+def _owners(state: BatchState) -> tuple[str, ...]:
+    return state.owners if len(state.owners) == state.slots else ("",) * state.slots
+
+
+def _shared(state: BatchState, slot: int, job: SequenceJob) -> int:
+    """How much of the job's prompt the slot holds already, and may give it: only its owner's."""
+    if _owners(state)[slot] != job.owner:
+        return 0
+    return _common_prefix(state.cached[slot], job.prompt)
 
 
 def _assign(state: BatchState, effects: list[BatchEffect]) -> BatchState:
-    """Put waiting jobs, oldest first, on free slots: each on the slot whose cache shares most of its prompt."""
+    """Put waiting jobs, oldest first, on free slots: each on its owner's slot that shares most of its prompt,
+    else on an empty slot (another owner's history stays for their next turn), else on the lowest."""
     while state.waiting:
         free = [slot for slot in range(state.slots) if slot not in state.running]
         if not free:
             break
         job, *rest = state.waiting
         # max() keeps the first of equals: the lowest free slot when nothing is shared.
-        slot = max(free, key=lambda s: _common_prefix(state.cached[s], job.prompt))
+        slot = max(free, key=lambda s: (_shared(state, s, job), not state.cached[s]))
         # The last prompt token is always fed again: its logits give the first reply token.
-        keep = min(_common_prefix(state.cached[slot], job.prompt), len(job.prompt) - 1)
+        keep = min(_shared(state, slot, job), len(job.prompt) - 1)
         if len(state.cached[slot]) > keep:
             effects.append(TrimCache(slot, keep))
-        state = _set_cached(state, slot, state.cached[slot][:keep])
+        state = _set_cached(state, slot, state.cached[slot][:keep], job.owner)
         state = dataclasses.replace(
             state,
             waiting=tuple(rest),

@@ -20,11 +20,13 @@ EndReason = Literal["stop", "length", "cancelled", "failed"]
 
 @dataclass(frozen=True)
 class SequenceJob:
-    """A prompt to continue: its tokens (never empty) and the most tokens to sample after it."""
+    """A prompt to continue: its tokens (never empty) and the most tokens to sample after it. owner: who
+    asks (the chat's client key); a slot's cache is reused only for the owner who filled it."""
 
     job: int
     prompt: tuple[int, ...]
     limit: int
+    owner: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,11 +55,14 @@ class BatchEntry:
 class BatchState:
     """The decoder at one moment. cached[slot]: the tokens the context holds for that slot. They outlive the
     job that put them there, so a conversation's next turn reuses its history instead of evaluating it
-    again."""
+    again. owners[slot]: whose they are. Only that owner's next job reuses them: a prompt that starts as
+    another phone's did would otherwise come back sooner, and a phone could time its way to what others
+    asked."""
 
     slots: int
     n_batch: int  # the most tokens one step feeds, all slots together
     cached: tuple[tuple[int, ...], ...]
+    owners: tuple[str, ...] = ()
     running: dict[int, Running] = field(default_factory=dict)  # slot -> its job
     waiting: tuple[SequenceJob, ...] = ()
 
@@ -122,12 +127,12 @@ BatchEffect = TrimCache | EmitToken | EndJob
 
 @dataclass(frozen=True)
 class BatchDecoder:
-    """The running decoder. submit(prompt, limit, sampler) -> (job, inbox): the inbox gets each sampled token
+    """The running decoder. submit(prompt, limit, sampler, owner) -> (job, inbox): the inbox gets each sampled token
     (an int), then the job's EndJob. The decoder owns the sampler from then on (it frees it when the job
     ends). cancel(job) ends a job early; close() ends every job and the decoder."""
 
     slots: int
     n_ctx_per_slot: int
-    submit: Callable[[tuple[int, ...], int, Any], tuple[int, queue.Queue]]
+    submit: Callable[[tuple[int, ...], int, Any, str], tuple[int, queue.Queue]]
     cancel: Callable[[int], None]
     close: Callable[[], None]

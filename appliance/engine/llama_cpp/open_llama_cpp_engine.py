@@ -152,6 +152,7 @@ def open_llama_cpp_engine(
     specials = _list_special_texts(llm)
     # llama.cpp holds one KV cache: streams on one engine are serialised (the pool runs several engines).
     lock = threading.Lock()
+    cache = _CacheOwner()
 
     def stream_chat(request: ChatRequest, cancel: CancelSignal) -> ChatStream:
         params = request.params
@@ -161,6 +162,10 @@ def open_llama_cpp_engine(
         if prefix and (params.json_schema is not None or params.json_object):
             raise EngineError("invalid_request", "A reply that must be JSON cannot be continued; run it again.")
         with lock:
+            if cache.client != request.client_key:
+                # llama-cpp-python reuses the cached start of the last prompt: only for the client that sent it.
+                llm.reset()
+                cache.client = request.client_key
             dropped = 0
             if request.fit_history:
                 messages, dropped = _fit_messages(llm, formatter, messages, params, max_tokens, llm.n_ctx())
@@ -227,6 +232,14 @@ def open_llama_cpp_engine(
         llm.close()
 
     return Engine(kind="llama.cpp", model_id=model_id, n_ctx=llm.n_ctx(), stream_chat=stream_chat, close=close)
+
+
+@dataclass(eq=False)
+class _CacheOwner:
+    """Whose prompt the one-sequence engine's cache holds. A prompt that starts as another client's did would
+    be answered sooner, and a phone could time its way to what others asked."""
+
+    client: str | None = None
 
 
 @dataclass(frozen=True)
@@ -366,8 +379,15 @@ def _prepare_batched(parts: _Batched, request: ChatRequest):
 def _stream_batched(parts: _Batched, request: ChatRequest, cancel: CancelSignal) -> ChatStream:
     tokens, stops, limit, dropped, grammar = _prepare_batched(parts, request)
     sampler = _make_sampler(parts, request.params, grammar)
-    yield ChatEvent("start", prompt_tokens=len(tokens), dropped_messages=dropped)
-    job, inbox = parts.decoder.submit(tokens, limit, sampler)
+    submitted = False
+    try:
+        yield ChatEvent("start", prompt_tokens=len(tokens), dropped_messages=dropped)
+        # The decoder owns the sampler from here on.
+        job, inbox = parts.decoder.submit(tokens, limit, sampler, request.client_key)
+        submitted = True
+    finally:
+        if not submitted:
+            sampler.close()  # the reader went away at "start"
     utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a character may span tokens
     held, produced, stopped, cancel_sent = "", 0, False, False
     end: EndJob | None = None

@@ -128,7 +128,7 @@ def _end_all(edge: _Edge, message: str) -> None:
     edge.samplers.clear()
 
 
-def _submit(edge: _Edge, prompt: tuple[int, ...], limit: int, sampler: Any) -> tuple[int, queue.Queue]:
+def _submit(edge: _Edge, prompt: tuple[int, ...], limit: int, sampler: Any, owner: str) -> tuple[int, queue.Queue]:
     outbox: queue.Queue = queue.Queue()
     with edge.cond:
         job = next(edge.job_ids)
@@ -138,7 +138,7 @@ def _submit(edge: _Edge, prompt: tuple[int, ...], limit: int, sampler: Any) -> t
             return job, outbox
         edge.outboxes[job] = outbox
         edge.samplers[job] = sampler
-        edge.inbox.append(JobSubmitted(SequenceJob(job, prompt, limit)))
+        edge.inbox.append(JobSubmitted(SequenceJob(job, prompt, limit, owner)))
         edge.cond.notify()
     return job, outbox
 
@@ -175,7 +175,7 @@ def start_batch_decoder(llm: Any, *, slots: int, n_ctx: int, n_threads: int, n_b
     ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=False)
     batch = _internals.LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=1, verbose=False)
     edge = _Edge(
-        state=BatchState(slots=slots, n_batch=n_batch, cached=((),) * slots),
+        state=BatchState(slots=slots, n_batch=n_batch, cached=((),) * slots, owners=("",) * slots),
         ctx=ctx,
         vocab=llm._model.vocab,
         batch=batch,
@@ -185,7 +185,7 @@ def start_batch_decoder(llm: Any, *, slots: int, n_ctx: int, n_threads: int, n_b
     return BatchDecoder(
         slots=slots,
         n_ctx_per_slot=int(llama_cpp.llama_n_ctx_seq(ctx.ctx)),
-        submit=lambda prompt, limit, sampler: _submit(edge, prompt, limit, sampler),
+        submit=lambda prompt, limit, sampler, owner: _submit(edge, prompt, limit, sampler, owner),
         cancel=lambda job: _cancel(edge, job),
         close=lambda: _close(edge, thread),
     )

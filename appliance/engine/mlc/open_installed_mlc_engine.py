@@ -28,6 +28,7 @@ def open_installed_mlc_engine(
     model_lib: str | None = None,
     n_ctx: int | None = None,
     max_tokens: int = 512,
+    sequences: int = 4,
 ) -> Engine:
     """open_mlc_engine with the kept library for this board, toolchain and model (or `model_lib` if given).
 
@@ -42,7 +43,13 @@ def open_installed_mlc_engine(
     started = time.time()
     try:
         engine = open_mlc_engine(
-            model_dir, model_id=model_id, device=device, model_lib=library, n_ctx=n_ctx, max_tokens=max_tokens
+            model_dir,
+            model_id=model_id,
+            device=device,
+            model_lib=library,
+            n_ctx=n_ctx,
+            max_tokens=max_tokens,
+            sequences=sequences,
         )
     except EngineError as exc:
         if library is None or model_lib:
@@ -50,7 +57,13 @@ def open_installed_mlc_engine(
         _log.warning("kept library %s did not load (%s); letting MLC compile a new one", library, exc.message)
         library = None
         engine = open_mlc_engine(
-            model_dir, model_id=model_id, device=device, model_lib=None, n_ctx=n_ctx, max_tokens=max_tokens
+            model_dir,
+            model_id=model_id,
+            device=device,
+            model_lib=None,
+            n_ctx=n_ctx,
+            max_tokens=max_tokens,
+            sequences=sequences,
         )
     if library is None:
         compiled = find_jit_library(model_dir, jit_home, since=started)

@@ -1,11 +1,19 @@
-"""The GPU engine: MLC LLM (`mlc_llm.MLCEngine`) on CUDA (Jetson) or OpenCL (Mali)."""
+"""The GPU engine: MLC LLM (`mlc_llm.AsyncMLCEngine`) on CUDA (Jetson) or OpenCL (Mali).
+
+MLC's synchronous MLCEngine does not batch concurrent requests (its documentation says to use
+AsyncMLCEngine for that): this adapter runs AsyncMLCEngine on an event loop of its own, so that several
+chats (a prompt's pieces, several phones) are decoded together in one batch on the GPU.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
 import threading
+from collections.abc import Coroutine
+from typing import Any
 
 from appliance.engine.engine_types import (
     CancelSignal,
@@ -26,7 +34,7 @@ _SCHEMA_MARKERS = ("schema", "grammar")
 
 def _import_mlc():
     try:
-        from mlc_llm import MLCEngine
+        from mlc_llm import AsyncMLCEngine
         from mlc_llm.serve.config import EngineConfig
     except Exception as exc:  # ImportError, or TVM's native library failing to load
         raise EngineError(
@@ -35,7 +43,7 @@ def _import_mlc():
             f"the GPU engine cannot start ({exc})",
             status=503,
         ) from exc
-    return MLCEngine, EngineConfig
+    return AsyncMLCEngine, EngineConfig
 
 
 def _read_context_window(model_dir: str) -> int:
@@ -163,6 +171,51 @@ def _stream_chunks(chunks, first, cancel: CancelSignal) -> ChatStream:
     )
 
 
+class _Loop:
+    """An event loop on a thread of its own, where the async engine lives; sync code waits on it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="mlc-loop", daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine: Coroutine) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+
+async def _call(function, *args, **kwargs) -> Any:
+    # MLC builds the engine and its streams in the loop's thread: its callbacks find the loop there.
+    result = function(*args, **kwargs)
+    return await result if asyncio.iscoroutine(result) else result
+
+
+class _Chunks:
+    """An AsyncMLCEngine stream read from sync code: each next() pulls one chunk on the loop, so MLC is asked
+    for no more than the reader takes; close() aborts the request inside MLC."""
+
+    def __init__(self, loop: _Loop, stream) -> None:
+        self.loop, self.stream, self.closed = loop, stream, False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            return self.loop.run(_call(self.stream.__anext__))
+        except StopAsyncIteration:
+            self.closed = True
+            raise StopIteration from None
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.loop.run(_call(self.stream.aclose))
+
+
 def open_mlc_engine(
     model_dir: str,
     *,
@@ -171,59 +224,69 @@ def open_mlc_engine(
     model_lib: str | None = None,
     n_ctx: int | None = None,
     max_tokens: int = 512,
-    # MLC's "interactive" mode plans for one request at a time (max batch size 1, KV cache sized to the
-    # context); "server" takes as much GPU memory as it can. The lock below runs one request at a time
-    # anyway, and on Jetson and Mali the GPU memory is the system's memory.
-    mode: str = "interactive",
+    # MLC's "local" mode decodes up to 4 requests in one batch, with a KV cache of one context window
+    # shared among them (MLC queues a request that does not fit); "interactive" plans for one request
+    # at a time; "server" takes as much GPU memory as it can. On Jetson and Mali the GPU memory is the
+    # system's memory.
+    mode: str = "local",
+    sequences: int = 4,
 ) -> Engine:
-    """Load the compiled MLC model in `model_dir` on `device` ("cuda", "opencl", "auto") and return it as an Engine."""
+    """Load the compiled MLC model in `model_dir` on `device` ("cuda", "opencl", "auto") and return it as an
+    Engine that runs up to `sequences` chats at once."""
     mlc_engine_class, engine_config_class = _import_mlc()
     window = _read_context_window(model_dir)
     # The model was compiled for its window: a larger n_ctx would only fail later, on a long prompt.
     context = window if n_ctx is None else max(1, min(n_ctx, window))
+    sequences = 1 if mode == "interactive" else max(1, sequences)
+    loop = _Loop()
     try:
-        mlc = mlc_engine_class(
-            model=model_dir,
-            device=device,
-            model_lib=model_lib,
-            mode=mode,
-            engine_config=engine_config_class(max_total_sequence_length=context),
+        mlc = loop.run(
+            _call(
+                mlc_engine_class,
+                model=model_dir,
+                device=device,
+                model_lib=model_lib,
+                mode=mode,
+                engine_config=engine_config_class(max_total_sequence_length=context, max_num_sequence=sequences),
+            )
         )
     except Exception as exc:  # TVM raises its own errors for a missing or mismatched model library
+        loop.stop()
         raise EngineError("engine_unavailable", f"MLC LLM could not load {model_dir}: {exc}", status=503) from exc
-    # The synchronous MLCEngine keeps one output queue: requests on it must not overlap.
-    lock = threading.Lock()
 
     def stream_chat(request: ChatRequest, cancel: CancelSignal) -> ChatStream:
         if request.reply_prefix:
             # MLC's chat API always opens a new assistant turn; continuing one needs its raw completions
             # with the model's conversation template, which is not built yet. The sender runs it elsewhere.
             raise EngineError("continuation_unsupported", "MLC LLM cannot continue a reply started elsewhere.", 501)
-        with lock:
-            chunks, dropped = None, 0
-            if request.fit_history:
-                request, dropped = _fit_request(request, getattr(mlc, "tokenizer", None), context, max_tokens)
+        chunks, dropped = None, 0
+        if request.fit_history:
+            request, dropped = _fit_request(request, getattr(mlc, "tokenizer", None), context, max_tokens)
+        try:
+            # MLC tokenizes and checks the prompt on the first chunk: pull it before "start", so a prompt that
+            # cannot run raises EngineError before the stream begins.
             try:
-                # MLC tokenizes and checks the prompt on the first next(): pull it before "start",
-                # so a prompt that cannot run raises EngineError before the stream begins.
-                try:
-                    chunks = mlc.chat.completions.create(**_build_create_kwargs(request, model_dir, max_tokens))
-                    first = next(chunks, None)
-                except Exception as exc:
-                    raise _map_request_error(exc, request.params) from exc
-                yield ChatEvent("start", dropped_messages=dropped)
-                try:
-                    yield from _stream_chunks(chunks, first, cancel)
-                except EngineError:
-                    raise
-                except Exception as exc:
-                    raise EngineError("engine_failed", f"MLC LLM failed mid-reply: {exc}", status=500) from exc
-            finally:
-                # Also runs when the consumer drops this stream: MLC aborts the request.
-                if chunks is not None:
-                    chunks.close()
+                kwargs = _build_create_kwargs(request, model_dir, max_tokens)
+                chunks = _Chunks(loop, loop.run(_call(mlc.chat.completions.create, **kwargs)))
+                first = next(chunks, None)
+            except Exception as exc:
+                raise _map_request_error(exc, request.params) from exc
+            yield ChatEvent("start", dropped_messages=dropped)
+            try:
+                yield from _stream_chunks(chunks, first, cancel)
+            except EngineError:
+                raise
+            except Exception as exc:
+                raise EngineError("engine_failed", f"MLC LLM failed mid-reply: {exc}", status=500) from exc
+        finally:
+            # Also runs when the consumer drops this stream: MLC aborts the request.
+            if chunks is not None:
+                chunks.close()
 
     def close() -> None:
         mlc.terminate()
+        loop.stop()
 
-    return Engine(kind="mlc", model_id=model_id, n_ctx=context, stream_chat=stream_chat, close=close)
+    return Engine(
+        kind="mlc", model_id=model_id, n_ctx=context, stream_chat=stream_chat, close=close, sequences=sequences
+    )
