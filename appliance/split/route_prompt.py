@@ -151,7 +151,7 @@ def _route_subjects(text: str) -> Route | None:
 def route_prompt(text: str, *, has_history: bool = False, most_parts: int = MAX_PIECES) -> Route:
     """How the prompt `text` (the person's newest message) is best answered. has_history: earlier turns
     exist, so even the first question may lean on them. most_parts: how many parts a long text should be
-    read in, at most (the workers that can read one at once)."""
+    read in, at most (the chats that can run at once in reach)."""
     text = text.strip()
     if not text:
         return Route("whole", "empty")

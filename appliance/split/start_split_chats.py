@@ -59,8 +59,8 @@ class _Clients:
 
 
 def _route_of(request: ChatRequest, units: int, context_tokens: int) -> tuple[Route, str] | None:
-    """The router's cut of a request and the text it cut, or None when it runs whole. units: the workers
-    in reach."""
+    """The router's cut of a request and the text it cut, or None when it runs whole. units: the chats that
+    can run at once in reach (ready sequences here and on peers)."""
     params = request.params
     if not request.split or request.reply_prefix or params.json_schema or params.json_object or params.stop:
         return None
@@ -72,8 +72,8 @@ def _route_of(request: ChatRequest, units: int, context_tokens: int) -> tuple[Ro
     if route.kind == "whole":
         return None
     if units < 2 and (route.kind == "sections" or len(text) // _CHARS_PER_TOKEN < context_tokens // 2):
-        # One worker would run the pieces one after the other, each with its own prompt: slower than whole
-        # for the same text. A long text is still read in parts there when it would crowd the context.
+        # One sequence would run the pieces one after the other, each with its own prompt: slower than
+        # whole for the same text. A long text is still read in parts there when it would crowd the context.
         return None
     if any(len(part) // _CHARS_PER_TOKEN >= context_tokens for part in route.parts):
         return None  # a part no unit can read: whole, the engine refuses it plainly (context_length_exceeded)
@@ -246,9 +246,9 @@ def start_split_chats(
     ask_model: Callable[[str, dict], str] | None = None,
 ) -> SplitService:
     """The splitter in front of run_chat (Engine.stream_chat's shape: the work service's, which places each
-    chat). width(): how many pieces may run at once (the units that can take one: this one's workers and
-    its ready peers). context_tokens(): the model's context here. ask_model(prompt, schema): the model
-    planner (None: the rules cut)."""
+    chat). width(): how many pieces may run at once (the chats that can run at once: this unit's ready
+    sequences and those of its ready peers). context_tokens(): the model's context here.
+    ask_model(prompt, schema): the model planner (None: the rules cut)."""
     clients = _Clients()
     return SplitService(
         stream_chat=lambda request, cancel: _stream_chat(

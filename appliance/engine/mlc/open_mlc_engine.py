@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import json
 import os
 import threading
@@ -190,12 +191,12 @@ class _Loop:
 async def _call(function, *args, **kwargs) -> Any:
     # MLC builds the engine and its streams in the loop's thread: its callbacks find the loop there.
     result = function(*args, **kwargs)
-    return await result if asyncio.iscoroutine(result) else result
+    return await result if inspect.isawaitable(result) else result
 
 
 class _Chunks:
-    """An AsyncMLCEngine stream read from sync code: each next() pulls one chunk on the loop, so MLC is asked
-    for no more than the reader takes; close() aborts the request inside MLC."""
+    """An AsyncMLCEngine stream read from sync code: each next() awaits one chunk on the loop; close() closes
+    the stream, which aborts the request inside MLC."""
 
     def __init__(self, loop: _Loop, stream) -> None:
         self.loop, self.stream, self.closed = loop, stream, False

@@ -62,8 +62,8 @@ class ChatWork:
     handle(kind, sender, payload): the mesh agent's on_work (a job for this unit, a result of one of its own).
     stream_chat(request, cancel): run a chat where it finishes soonest, as Engine.stream_chat does.
     stop(): cancel the jobs run here for peers.
-    count_workers(): the ready workers of this unit and of the peers that can take its chats now (how many
-    pieces of one prompt may run at once).
+    count_workers(): the ready sequences (chats its workers decode at once) of this unit and of the peers
+    that can take its chats now (how many pieces of one prompt may run at once).
     """
 
     handle: Callable[[str, str, dict], None]
