@@ -6,6 +6,7 @@ import peewee
 
 from appliance.store.store_models import (
     Conversation,
+    ConversationIntent,
     HeldPiece,
     LibraryModel,
     Message,
@@ -29,7 +30,16 @@ def _create_setting_table(db: peewee.Database) -> None:
     db.create_tables([Setting])
 
 
-_MIGRATIONS = ((1, _create_conversation_tables), (2, _create_library_tables), (3, _create_setting_table))
+def _create_intent_table(db: peewee.Database) -> None:
+    db.create_tables([ConversationIntent])
+
+
+_MIGRATIONS = (
+    (1, _create_conversation_tables),
+    (2, _create_library_tables),
+    (3, _create_setting_table),
+    (4, _create_intent_table),
+)
 
 
 def _check_foreign_keys(db: peewee.Database) -> None:

@@ -112,3 +112,18 @@ class Setting(_Model):
 
     class Meta:
         table_name = "setting"
+
+
+class ConversationIntent(_Model):
+    """A conversation's query intent model (deep thinking), carried across its turns: the JSON
+    encode_intent_model writes, and how many clarifying questions the current prompt has had."""
+
+    conversation = peewee.ForeignKeyField(
+        Conversation, primary_key=True, backref="intent", on_delete="CASCADE", column_name="conversation_id"
+    )
+    intent = peewee.TextField()
+    asked = peewee.IntegerField(default=0)
+    updated_at = peewee.DateTimeField(default=now_utc)
+
+    class Meta:
+        table_name = "conversation_intent"

@@ -92,6 +92,7 @@ def test_fresh_data_dir_gets_a_wal_database(tmp_path):
         "model_file",
         "held_piece",
         "setting",
+        "conversation_intent",
     }
     db.close()
     # WAL is a property of the file: any later reader sees it too.
