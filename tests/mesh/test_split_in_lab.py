@@ -75,9 +75,31 @@ def test_a_peer_killed_mid_piece_leaves_the_piece_to_finish_here(chat_units):
     assert "could not be answered" not in answer
 
 
+# Pieces that run to their share of max_tokens (225 tokens each, several seconds on one core): the phone's
+# leaving reaches B before its piece could end by itself.
+LONG_QUESTIONS = [
+    f"What are all the numbers from {start} to {start + 199}, written out in words, one per line?"
+    for start in (1, 201, 401, 601)
+]
+
+
 def test_a_phone_that_leaves_stops_the_pieces_on_the_peer(chat_units):
-    reply = chat(chat_units["lab"], A, _body(stream=True, leave_after=2))
-    reply.communicate(timeout=300)
+    prompt = "\n".join(f"{n}. {question}" for n, question in enumerate(LONG_QUESTIONS, 1))
+    body = {"messages": [{"role": "user", "content": prompt}], "max_tokens": 900, "temperature": 0, "stream": True}
+    reply = chat(chat_units["lab"], A, body)
+    # The phone goes away as soon as B has begun a piece (its first text here), not after a fixed time.
+    where: dict[int, str] = {}
+    for line in iter(reply.stdout.readline, ""):
+        piece = json.loads(line).get("iplm_piece")
+        if piece is None:
+            continue
+        where[piece["index"]] = piece.get("unit") or where.get(piece["index"], "")  # named on its first event
+        if piece["text"] and where[piece["index"]]:
+            break
+    else:
+        pytest.fail("no piece ran on B")
+    os.killpg(reply.pid, signal.SIGKILL)
+    reply.wait(timeout=60)
     ended = wait_for(
         lambda: re.search(r"chat [0-9a-f]{16} for \w+ ended: (\w+)", log(chat_units, B)), 60, "B ending a piece"
     )
