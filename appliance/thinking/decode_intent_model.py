@@ -54,17 +54,17 @@ def _decode(data: dict) -> IntentModel:
     analyses = data.get("analyses")
     if isinstance(analyses, bool) or not isinstance(analyses, int) or not 1 <= analyses <= 64:
         raise _Bad("analyses")
-    # Ambiguities hold the goal's readings too: as many as the analyses, so more than MAX_READINGS.
+    # Merged lists hold at most what every analysis gave, when no two agree: per analysis MAX_ITEMS items,
+    # MAX_READINGS ambiguities of MAX_READINGS readings each, and one goal (the goal's ambiguity).
+    most = MAX_ITEMS * analyses
     ambiguities = [
         Ambiguity(
             _text(item.get("aspect")),
-            tuple(_weighted(reading) for reading in _items(item.get("readings"), max(MAX_READINGS, analyses))),
+            tuple(_weighted(reading) for reading in _items(item.get("readings"), MAX_READINGS * analyses)),
             _share(item.get("confidence")),
         )
-        for item in _items(data.get("ambiguities"), MAX_READINGS + 1)
+        for item in _items(data.get("ambiguities"), MAX_READINGS * analyses + 1)
     ]
-    # Merged lists can hold up to one item per analysis per item an analysis gives.
-    most = MAX_ITEMS * analyses
     return IntentModel(
         goal=_weighted(goal),
         constraints=tuple(_weighted(item) for item in _items(data.get("constraints"), most)),

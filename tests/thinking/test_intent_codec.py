@@ -32,6 +32,21 @@ def test_a_model_comes_back_as_it_was_stored():
     assert model is not None and decode_intent_model(encode_intent_model(model)) == model
 
 
+def test_a_model_of_analyses_that_agree_on_nothing_comes_back_whole():
+    # Each analysis gives as much as the schema allows, and no two agree: the merged lists are longest.
+    analyses = [
+        IntentAnalysis(
+            f"goal{n}",
+            constraints=tuple(f"constraint{n}x{i}" for i in range(6)),
+            ambiguities=tuple((f"aspect{n}x{i}", tuple(f"reading{n}x{i}x{r}" for r in range(4))) for i in range(4)),
+        )
+        for n in range(3)
+    ]
+    model = merge_intent_analyses(analyses)
+    assert model is not None and len(model.ambiguities) == 13 and len(model.constraints) == 18
+    assert decode_intent_model(encode_intent_model(model)) == model
+
+
 @pytest.mark.parametrize(
     "change",
     [
