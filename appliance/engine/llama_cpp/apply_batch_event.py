@@ -37,19 +37,15 @@ def _common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:
 
 def _set_cached(state: BatchState, slot: int, tokens: tuple[int, ...], owner: str | None = None) -> BatchState:
     cached = tuple(tokens if i == slot else held for i, held in enumerate(state.cached))
-    owners = _owners(state)
+    owners = state.owners
     if owner is not None:
         owners = tuple(owner if i == slot else held for i, held in enumerate(owners))
     return dataclasses.replace(state, cached=cached, owners=owners)
 
 
-def _owners(state: BatchState) -> tuple[str, ...]:
-    return state.owners if len(state.owners) == state.slots else ("",) * state.slots
-
-
 def _shared(state: BatchState, slot: int, job: SequenceJob) -> int:
     """How much of the job's prompt the slot holds already, and may give it: only its owner's."""
-    if _owners(state)[slot] != job.owner:
+    if state.owners[slot] != job.owner:
         return 0
     return _common_prefix(state.cached[slot], job.prompt)
 

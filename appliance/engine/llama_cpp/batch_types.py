@@ -62,7 +62,7 @@ class BatchState:
     slots: int
     n_batch: int  # the most tokens one step feeds, all slots together
     cached: tuple[tuple[int, ...], ...]
-    owners: tuple[str, ...] = ()
+    owners: tuple[str, ...]
     running: dict[int, Running] = field(default_factory=dict)  # slot -> its job
     waiting: tuple[SequenceJob, ...] = ()
 

@@ -87,16 +87,27 @@ def _check_schema(llama_grammar, params: ChatParams) -> None:
         raise EngineError("invalid_schema", f"response_format schema is not usable: {exc}") from exc
 
 
-def _render_continuation(llm, formatter, messages, prefix: str) -> tuple[str, list[str], int, int]:
-    """(prompt, stop strings, prompt tokens, prefix tokens) that make the model go on with `prefix` as the
-    start of its reply: the chat template's generation prompt, then the prefix itself."""
+def _render_continuation(llm, formatter, messages, prefix: str) -> tuple[str, list[str], tuple[int, ...], int]:
+    """(prompt, stop strings, prompt tokens, how many of them are the prefix) that make the model go on with
+    `prefix` as the start of its reply: the chat template's generation prompt, then the prefix itself."""
     rendered = formatter(messages=list(messages))
     prompt = rendered.prompt + prefix
     add_bos = not rendered.added_special
-    whole = len(llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True))
-    head = len(llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=add_bos, special=True))
+    tokens = tuple(llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True))
+    head = len(llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=add_bos, special=True)) if prefix else len(tokens)
     stops = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop] if rendered.stop else []
-    return prompt, [stop for stop in stops if stop], whole, max(0, whole - head)
+    return prompt, [stop for stop in stops if stop], tokens, max(0, len(tokens) - head)
+
+
+def _limit_reply(params: ChatParams, prompt_tokens: int, prefix_tokens: int, n_ctx: int, default_max: int) -> int:
+    """The most tokens to sample; a continued reply's prefix is reply already given, so what it used of
+    max_tokens is not given again."""
+    if not prefix_tokens:
+        return _resolve_max_tokens(params, prompt_tokens, n_ctx, default_max)
+    asked = dataclasses.replace(
+        params, max_tokens=None if params.max_tokens is None else max(1, params.max_tokens - prefix_tokens)
+    )
+    return _resolve_max_tokens(asked, prompt_tokens, n_ctx, max(1, default_max - prefix_tokens))
 
 
 def _resolve_max_tokens(params: ChatParams, prompt_tokens: int, n_ctx: int, default_max_tokens: int) -> int:
@@ -176,14 +187,9 @@ def open_llama_cpp_engine(
                 "seed": params.seed,
             }
             if prefix:
-                prompt, template_stops, prompt_tokens, prefix_tokens = _render_continuation(
-                    llm, formatter, messages, prefix
-                )
-                # The prefix is reply already given: what it used of max_tokens is not given again.
-                asked = dataclasses.replace(
-                    params, max_tokens=None if params.max_tokens is None else max(1, params.max_tokens - prefix_tokens)
-                )
-                limit = _resolve_max_tokens(asked, prompt_tokens, llm.n_ctx(), max(1, max_tokens - prefix_tokens))
+                prompt, template_stops, tokens, prefix_tokens = _render_continuation(llm, formatter, messages, prefix)
+                prompt_tokens = len(tokens)
+                limit = _limit_reply(params, prompt_tokens, prefix_tokens, llm.n_ctx(), max_tokens)
             else:
                 prompt_tokens = _count_prompt_tokens(llm, formatter, messages)
                 limit = _resolve_max_tokens(params, prompt_tokens, llm.n_ctx(), max_tokens)
@@ -358,21 +364,9 @@ def _prepare_batched(parts: _Batched, request: ChatRequest):
     dropped = 0
     if request.fit_history:
         messages, dropped = _fit_messages(llm, formatter, messages, params, default_max, n_ctx)
-    rendered = formatter(messages=list(messages))
-    add_bos = not rendered.added_special
-    tokens = tuple(llm.tokenize((rendered.prompt + prefix).encode("utf-8"), add_bos=add_bos, special=True))
-    if prefix:
-        # The prefix is reply already given: what it used of max_tokens is not given again.
-        head = len(llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=add_bos, special=True))
-        prefix_tokens = max(0, len(tokens) - head)
-        asked = dataclasses.replace(
-            params, max_tokens=None if params.max_tokens is None else max(1, params.max_tokens - prefix_tokens)
-        )
-        limit = _resolve_max_tokens(asked, len(tokens), n_ctx, max(1, default_max - prefix_tokens))
-    else:
-        limit = _resolve_max_tokens(params, len(tokens), n_ctx, default_max)
-    template_stops = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop] if rendered.stop else []
-    stops = [stop for stop in (*template_stops, *params.stop) if stop]
+    _, template_stops, tokens, prefix_tokens = _render_continuation(llm, formatter, messages, prefix)
+    limit = _limit_reply(params, len(tokens), prefix_tokens, n_ctx, default_max)
+    stops = [*template_stops, *(stop for stop in params.stop if stop)]
     return tokens, stops, limit, dropped, _grammar_text(llama_grammar, params)
 
 
