@@ -53,6 +53,7 @@ from appliance.store.read_setting import read_setting
 from appliance.store.read_store_limits import read_store_limits
 from appliance.store.resolve_data_dir import resolve_data_dir
 from appliance.store.write_setting import write_setting
+from appliance.thinking.start_thinking_chats import start_thinking_chats
 
 _log = logging.getLogger("iplm")
 # Each streaming chat holds a server thread, running or queued (more are refused at once by the pool's limits);
@@ -117,8 +118,9 @@ def _parse_peer_request(engine: Engine, body: dict) -> ChatRequest:
 
 
 def _route_chats(engine: Engine, stream_chat: StreamChat) -> Engine:
-    """The engine as the portal sees it: the same model and status; prompts that suit it cut into pieces
-    run in parallel, and each chat or piece run where it finishes soonest."""
+    """The engine as the portal sees it: the same model and status; a chat that asks to think does so
+    first, prompts that suit it are cut into pieces run in parallel, and each chat, piece or model call
+    runs where it finishes soonest."""
     return dataclasses.replace(engine, stream_chat=stream_chat)
 
 
@@ -294,7 +296,13 @@ def run_serve(args) -> int:
         find_agent=lambda: running.mesh.agent if running.mesh is not None else None,
         parse_request=lambda body: _parse_peer_request(running.engine, body),
     )
-    chats = _start_splitting(running, work, args.split_planner)
+    # Deep thinking in front of the splitter: its own model calls run whole, through the work service.
+    chats = start_thinking_chats(
+        run_chat=work.stream_chat,
+        next_chat=_start_splitting(running, work, args.split_planner),
+        engine_kind=lambda: running.engine.kind,
+        width=work.count_workers,
+    ).stream_chat
     unit = _build_unit_info(node_id, profile, recipe.recommendation, engine, args)
     jobs = start_install_jobs(
         data_dir,

@@ -30,6 +30,26 @@ class ChatParams:
     json_object: bool = False
 
 
+Effort = Literal["low", "medium", "high"]
+
+
+@dataclass(frozen=True)
+class ThinkingAsk:
+    """Deep thinking asked for one chat (appliance/thinking). effort "low" answers directly.
+
+    max_calls / max_seconds: the person's override of the unit's budget (None: the unit's).
+    asked: how many clarifying questions this prompt has had; the newest user message answers the last
+    one, and the prompt being clarified is the user message `asked` exchanges back.
+    intent_json: the conversation's kept intent model (encode_intent_model), "" when there is none.
+    """
+
+    effort: Effort = "medium"
+    max_calls: int | None = None
+    max_seconds: float | None = None
+    asked: int = 0
+    intent_json: str = ""
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     """OpenAI-shaped messages ({"role", "content"} dicts, already validated) and parameters."""
@@ -46,6 +66,9 @@ class ChatRequest:
     # The asker allows its prompt to be cut into pieces answered in parallel (appliance/split); a piece
     # itself, and every chat a peer sends, runs whole.
     split: bool = False
+    # Think before answering (None: answer directly); only the unit the person asks thinks, its model
+    # calls run whole.
+    thinking: ThinkingAsk | None = None
 
 
 @dataclass(frozen=True)
@@ -62,9 +85,17 @@ class ChatEvent:
     start/delta/done gets the whole answer.
 
     A split answer's "start" carries plan: the title of each piece, in order (empty: answered whole).
+
+    Deep thinking adds three kinds, which a reader that knows only start/delta/done may skip:
+    kind "thought": progress (step: "analysing" | "asking" | "exploring" | "checking" | "converging" |
+    "answering"; text: a sentence for the person; graph: the reasoning graph so far, a JSON-ready dict);
+    kind "clarify": the unit asks back instead of answering (text: the question, which also comes as
+    "delta" text; choices: one-tap answers);
+    kind "intent": the intent model to keep for the conversation's next turns (text: its JSON).
+    A thinking answer's "done" carries the final graph.
     """
 
-    kind: Literal["start", "delta", "done", "piece"]
+    kind: Literal["start", "delta", "done", "piece", "thought", "clarify", "intent"]
     text: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -73,6 +104,9 @@ class ChatEvent:
     unit: str = ""
     piece: int = -1
     plan: tuple[str, ...] = ()
+    step: str = ""
+    graph: dict | None = None
+    choices: tuple[str, ...] = ()
 
 
 class EngineError(UnitError):

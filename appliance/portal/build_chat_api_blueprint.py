@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from appliance.portal.open_chat_stream import open_chat_stream
 from appliance.portal.parse_chat_request import parse_chat_request
 from appliance.portal.read_json_object import read_json_object
 from appliance.portal.stream_sse_response import DONE, stream_sse_response
+from appliance.thinking.count_asked_clarifications import count_asked_clarifications
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
@@ -46,12 +48,18 @@ def _stream_chunks(model: str, start: ChatEvent, events: ChatStream, include_usa
         for event in events:
             if event.kind == "piece":
                 yield chunk({}, iplm_piece=describe_piece_event(event))
+            elif event.kind == "thought":
+                # Deep thinking's progress: the step, a sentence, and the reasoning graph so far.
+                yield chunk({}, iplm_thinking={"step": event.step, "detail": event.text, "graph": event.graph})
+            elif event.kind == "clarify":
+                yield chunk({}, iplm_clarification={"question": event.text, "choices": list(event.choices)})
             elif event.kind == "delta":
                 yield chunk({"content": event.text})
             elif event.kind == "done":
                 usage = _usage(start.prompt_tokens, event.completion_tokens)
                 reason = "stop" if event.finish_reason == "cancelled" else event.finish_reason
-                yield chunk({}, reason, usage=usage)
+                graph = {} if event.graph is None else {"iplm_reasoning_graph": event.graph}
+                yield chunk({}, reason, usage=usage, **graph)
                 if include_usage:
                     yield {**chunk({}), "choices": [], "usage": usage}
     except EngineError as exc:
@@ -62,11 +70,13 @@ def _stream_chunks(model: str, start: ChatEvent, events: ChatStream, include_usa
 
 
 def _complete_response(model: str, start: ChatEvent, events: ChatStream) -> Response:
-    text, done = [], None
+    text, done, clarification = [], None, None
     pieces: list[dict] = [{"title": title, "unit": "", "text": "", "finish_reason": None} for title in start.plan]
     for event in events:
         if event.kind == "delta":
             text.append(event.text)
+        elif event.kind == "clarify":
+            clarification = {"question": event.text, "choices": list(event.choices)}
         elif event.kind == "done":
             done = event
         elif event.kind == "piece" and 0 <= event.piece < len(pieces):
@@ -77,9 +87,14 @@ def _complete_response(model: str, start: ChatEvent, events: ChatStream) -> Resp
             piece["unit"] = event.unit or piece["unit"]
             piece["finish_reason"] = event.finish_reason or piece["finish_reason"]
     split = {"iplm_pieces": pieces} if pieces else {}
+    # Deep thinking: the reasoning graph, and the clarifying question when the unit asked back.
+    thought = {} if done is None or done.graph is None else {"iplm_reasoning_graph": done.graph}
+    if clarification is not None:
+        thought["iplm_clarification"] = clarification
     return jsonify(
         {
             **split,
+            **thought,
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
             "created": int(time.time()),
@@ -113,9 +128,14 @@ def build_chat_api_blueprint(current_engine: Callable[[], Engine]) -> Blueprint:
         engine = current_engine()
         parsed = parse_chat_request(read_json_object(), models=(engine.model_id,), n_ctx=engine.n_ctx)
         client = name_chat_client(request.remote_addr)
-        start, events = open_chat_stream(
-            engine, ChatRequest(messages=parsed.messages, params=parsed.params, client_key=client, split=parsed.split)
+        thinking = parsed.thinking
+        if thinking is not None:
+            # Stateless: the unit's own clarifying questions are known again in the history by their wording.
+            thinking = dataclasses.replace(thinking, asked=count_asked_clarifications(parsed.messages))
+        chat = ChatRequest(
+            messages=parsed.messages, params=parsed.params, client_key=client, split=parsed.split, thinking=thinking
         )
+        start, events = open_chat_stream(engine, chat)
         if parsed.stream:
             return stream_sse_response(_stream_chunks(parsed.model, start, events, parsed.include_usage))
         return _complete_response(parsed.model, start, events)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import peewee
 from flask import Blueprint, g, jsonify, request
 
-from appliance.engine.engine_types import ChatEvent, ChatRequest, ChatStream, Engine, EngineError
+from appliance.engine.engine_types import ChatEvent, ChatRequest, ChatStream, Engine, EngineError, ThinkingAsk
 from appliance.portal.describe_piece_event import describe_piece_event
 from appliance.portal.name_chat_client import name_chat_client
 from appliance.portal.open_chat_stream import open_chat_stream
@@ -28,7 +30,9 @@ from appliance.store.list_conversations import list_conversations
 from appliance.store.measure_free_space import measure_free_space
 from appliance.store.prune_conversations import prune_conversations
 from appliance.store.read_conversation_history import read_conversation_history
+from appliance.store.read_conversation_intent import read_conversation_intent
 from appliance.store.read_store_limits import read_store_limits
+from appliance.store.record_conversation_intent import record_conversation_intent
 from appliance.store.record_exchange import record_exchange
 from appliance.store.rename_conversation import rename_conversation
 from appliance.store.store_types import CHATS_STOP_BELOW_BYTES
@@ -60,11 +64,18 @@ def _owned(conversation_id: str):
     return row
 
 
-def _open_reply(engine: Engine, history: list[dict], question: str, parsed: ParsedChat):
+def _open_reply(engine: Engine, history: list[dict], question: str, parsed: ParsedChat, thinking: ThinkingAsk | None):
     # The engine leaves out the oldest exchanges that do not fit, measured in its own tokens, in one go.
     messages = tuple(history + [{"role": "user", "content": question}])
     client = name_chat_client(request.remote_addr)
-    chat = ChatRequest(messages=messages, params=parsed.params, client_key=client, fit_history=True, split=parsed.split)
+    chat = ChatRequest(
+        messages=messages,
+        params=parsed.params,
+        client_key=client,
+        fit_history=True,
+        split=parsed.split,
+        thinking=thinking,
+    )
     return open_chat_stream(engine, chat)
 
 
@@ -78,8 +89,9 @@ def _read_chat_body(engine: Engine) -> tuple[str, ParsedChat]:
             param="content",
             code="invalid_value",
         )
-    if "split" in body and not isinstance(body["split"], bool):
-        raise ApiError(400, "'split' must be a boolean.", param="split", code="invalid_type")
+    for name in ("split", "think"):
+        if name in body and not isinstance(body[name], bool):
+            raise ApiError(400, f"'{name}' must be a boolean.", param=name, code="invalid_type")
     params = body.get("params", {})
     params = {} if params is None else params
     if not isinstance(params, dict):
@@ -90,34 +102,66 @@ def _read_chat_body(engine: Engine) -> tuple[str, ParsedChat]:
         **{k: params[k] for k in ("max_tokens", "temperature", "top_p") if k in params},
         # The phone's "split big prompts" setting (on unless it says no).
         **({"iplm_split": body["split"]} if "split" in body else {}),
+        # The phone's "Think deeply" switch; "effort" ("medium", "high") as the API's reasoning_effort.
+        **({"reasoning_effort": body.get("effort", "medium")} if body.get("think") else {}),
     }
     return content, parse_chat_request(openai_body, models=(engine.model_id,), n_ctx=engine.n_ctx)
 
 
-def _record(row, question: str, answer: str, finish_reason: str, tokens: int, model: str, stored) -> tuple[dict, dict]:
+def _record(
+    row, question: str, answer: str, finish_reason: str, tokens: int, model: str, stored, thinking: dict | None
+) -> tuple[dict, dict]:
     message, conversation = record_exchange(
-        row, question, answer, finish_reason=finish_reason, completion_tokens=tokens, model=model
+        row, question, answer, finish_reason=finish_reason, completion_tokens=tokens, model=model, thinking=thinking
     )
     stored(len(answer.encode("utf-8")))
     return message, conversation
 
 
+@dataclass
+class _Thought:
+    """What a thinking reply said besides its text: kept with the reply, and the intent for the next turn."""
+
+    graph: dict | None = None
+    clarify: dict | None = None
+    intent: str | None = None
+
+    def kept(self) -> dict | None:
+        return None if self.graph is None and self.clarify is None else {"graph": self.graph, "clarify": self.clarify}
+
+
 def _reply(
-    row, content: str, model: str, start: ChatEvent, events: ChatStream, stored: Callable[[int], None]
+    row,
+    content: str,
+    model: str,
+    start: ChatEvent,
+    events: ChatStream,
+    stored: Callable[[int], None],
+    remember: Callable[[_Thought, bool], None],
 ) -> Iterator[dict]:
-    """The SSE events of a reply; the exchange is stored at its end, and `stored(bytes of the reply)` told."""
-    pieces, done, failed = [], None, False
+    """The SSE events of a reply; the exchange is stored at its end, and `stored(bytes of the reply)` told;
+    remember(what it thought, whether it ends asking back) then keeps the intent for the next turn."""
+    pieces, done, failed, thought = [], None, False, _Thought()
     if start.plan:  # a split answer: the app lays out one card per piece, filled as they come
         yield {"type": "plan", "pieces": list(start.plan)}
     try:
         for event in events:
             if event.kind == "piece":
                 yield {"type": "piece", **describe_piece_event(event)}
+            elif event.kind == "thought":
+                thought.graph = event.graph
+                yield {"type": "thinking", "step": event.step, "detail": event.text, "graph": event.graph}
+            elif event.kind == "clarify":
+                thought.clarify = {"question": event.text, "choices": list(event.choices)}
+                yield {"type": "clarify", **thought.clarify}
+            elif event.kind == "intent":
+                thought.intent = event.text
             elif event.kind == "delta":
                 pieces.append(event.text)
                 yield {"type": "delta", "text": event.text}
             elif event.kind == "done":
                 done = event
+                thought.graph = event.graph if event.graph is not None else thought.graph
     except EngineError as exc:
         # Nothing is stored: the phone keeps the question and can send it again.
         failed = True
@@ -126,13 +170,22 @@ def _reply(
         events.close()
         if done is None and not failed and pieces:
             # The phone left mid-reply: keep what it was shown.
-            _record(row, content, "".join(pieces), "cancelled", 0, model, stored)
+            _record(row, content, "".join(pieces), "cancelled", 0, model, stored, thought.kept())
+            remember(thought, False)
     if failed or done is None:
         return
     try:
         message, conversation = _record(
-            row, content, "".join(pieces), done.finish_reason or "stop", done.completion_tokens, model, stored
+            row,
+            content,
+            "".join(pieces),
+            done.finish_reason or "stop",
+            done.completion_tokens,
+            model,
+            stored,
+            thought.kept(),
         )
+        remember(thought, thought.clarify is not None and done.finish_reason == "stop")
     except peewee.OperationalError:  # the disk filled up, or failed, since the reserve was checked
         _log.exception("could not store a reply")
         yield {"type": "error", "error": {"message": _NOT_SAVED, "code": "not_saved"}}
@@ -151,7 +204,17 @@ def _reply(
         "conversation": conversation,
         "dropped_messages": start.dropped_messages,
         "unit": start.unit,
+        # Deep thinking: the reasoning graph, and the clarifying question when the unit asked back.
+        "graph": thought.graph,
+        "clarify": thought.clarify,
     }
+
+
+def _remember(row, intent_json: str, asked: int) -> None:
+    try:
+        record_conversation_intent(row, intent_json, asked)
+    except (ValueError, peewee.OperationalError):  # the reply is stored; the next turn thinks afresh
+        _log.exception("could not keep a conversation's intent")
 
 
 def _check_room(budgets: StorageBudgetKeeper, device: str, size: int, *, conversations: int) -> None:
@@ -223,13 +286,24 @@ def build_conversations_blueprint(
         content, parsed = _read_chat_body(engine)
         device = name_chat_client(request.remote_addr)
         _check_room(budgets, device, len(content.encode("utf-8")), conversations=0)
-        start, events = _open_reply(engine, read_conversation_history(row), content, parsed)
+        kept_json, asked = read_conversation_intent(row) or ("", 0)
+        thinking = parsed.thinking
+        if thinking is not None:
+            # The newest `asked` messages answer the unit's clarifying questions; the model kept carries over.
+            thinking = dataclasses.replace(thinking, asked=asked, intent_json=kept_json)
+        start, events = _open_reply(engine, read_conversation_history(row), content, parsed, thinking)
         client_id = g.client_id
 
         def stored(reply_bytes: int) -> None:
             budgets.apply(StorageUsed(device, time.monotonic(), reply_bytes))
             prune_conversations(read_store_limits(), client_id=client_id)
 
-        return stream_sse_response(_reply(row, content, parsed.model, start, events, stored))
+        def remember(thought: _Thought, asked_back: bool) -> None:
+            if thinking is None and asked == 0:
+                return  # nothing kept changes: a plain reply in a conversation that never thought
+            # Any exchange ends the clarifying questions unless it asked one more.
+            _remember(row, thought.intent if thought.intent is not None else kept_json, asked + 1 if asked_back else 0)
+
+        return stream_sse_response(_reply(row, content, parsed.model, start, events, stored, remember))
 
     return conversations

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
-from appliance.engine.engine_types import ROLES, ChatParams
+from appliance.engine.engine_types import ROLES, ChatParams, Effort, ThinkingAsk
 from appliance.portal.check_response_schema import check_response_schema
 from appliance.portal.portal_types import ApiError, ParsedChat
+from appliance.thinking.thinking_types import MAX_CALLS, MAX_SECONDS, MIN_CALLS, MIN_SECONDS
 
 _MAX_STOP_SEQUENCES = 4
 # Accepted but meaningless for a local engine, or not supported yet: refused only when asked for.
@@ -139,6 +140,42 @@ def _response_format(body: dict) -> tuple[dict | None, bool]:
     )
 
 
+# OpenAI's reasoning efforts: the lower ones answer directly here (a small model gains nothing from less).
+_EFFORTS: dict[str, Effort] = {"none": "low", "minimal": "low", "low": "low", "medium": "medium", "high": "high"}
+
+
+def _thinking(body: dict) -> ThinkingAsk | None:
+    asked = body.get("reasoning_effort", "none")
+    effort = _EFFORTS.get(asked) if isinstance(asked, str) else None
+    if effort is None:
+        raise ApiError(
+            400,
+            "'reasoning_effort' must be 'none', 'minimal', 'low', 'medium' or 'high'.",
+            param="reasoning_effort",
+            code="invalid_value",
+        )
+    budget = body.get("iplm_thinking")
+    if budget is None:
+        budget = {}
+    if not isinstance(budget, dict) or set(budget) - {"max_calls", "max_seconds"}:
+        raise ApiError(
+            400,
+            "'iplm_thinking' must be an object with 'max_calls' and/or 'max_seconds'.",
+            param="iplm_thinking",
+            code="invalid_value",
+        )
+    if effort == "low":
+        return None
+    # The person's override of the unit's budget: held to the thinking service's bounds, refused outside them.
+    max_calls = _number(budget, "max_calls", MIN_CALLS, MAX_CALLS, integer=True)
+    max_seconds = _number(budget, "max_seconds", MIN_SECONDS, MAX_SECONDS)
+    return ThinkingAsk(
+        effort=effort,
+        max_calls=max_calls,
+        max_seconds=None if max_seconds is None else float(max_seconds),
+    )
+
+
 def parse_chat_request(body, *, models: tuple[str, ...], n_ctx: int) -> ParsedChat:
     """Validate an OpenAI chat-completions body against this unit's models and context size."""
     if not isinstance(body, dict):
@@ -189,4 +226,5 @@ def parse_chat_request(body, *, models: tuple[str, ...], n_ctx: int) -> ParsedCh
         stream=stream,
         include_usage=bool(stream_options.get("include_usage")),
         split=split,
+        thinking=_thinking(body),
     )

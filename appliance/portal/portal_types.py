@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from appliance.engine.engine_types import ChatParams
+from appliance.engine.engine_types import ChatParams, ThinkingAsk
 
 
 @dataclass(frozen=True)
@@ -60,3 +60,5 @@ class ParsedChat:
     include_usage: bool
     # iplm_split: the prompt may be cut into pieces answered in parallel (appliance/split); on by default.
     split: bool = True
+    # reasoning_effort "medium" / "high" (and iplm_thinking's budget): think before answering; None: answer.
+    thinking: ThinkingAsk | None = None

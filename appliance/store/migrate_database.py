@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import peewee
+from playhouse.migrate import SqliteMigrator, migrate
 
 from appliance.store.store_models import (
     Conversation,
@@ -13,11 +14,29 @@ from appliance.store.store_models import (
     ModelFile,
     SchemaVersion,
     Setting,
+    database,
 )
 
 
+class _MessageV1(peewee.Model):
+    """The message table as step 1 made it (step 5 adds "thinking"): frozen, so a new database is built by
+    the same steps as an old one was."""
+
+    id = peewee.AutoField()
+    conversation = peewee.ForeignKeyField(Conversation, backref="+", on_delete="CASCADE")
+    role = peewee.CharField(max_length=16)
+    content = peewee.TextField()
+    finish_reason = peewee.CharField(max_length=16, null=True)
+    tokens = peewee.IntegerField(default=0)
+    created_at = peewee.DateTimeField()
+
+    class Meta:
+        database = database
+        table_name = "message"
+
+
 def _create_conversation_tables(db: peewee.Database) -> None:
-    db.create_tables([Conversation, Message])
+    db.create_tables([Conversation, _MessageV1])
 
 
 def _create_library_tables(db: peewee.Database) -> None:
@@ -34,11 +53,16 @@ def _create_intent_table(db: peewee.Database) -> None:
     db.create_tables([ConversationIntent])
 
 
+def _add_message_thinking(db: peewee.Database) -> None:
+    migrate(SqliteMigrator(db).add_column("message", "thinking", Message.thinking))
+
+
 _MIGRATIONS = (
     (1, _create_conversation_tables),
     (2, _create_library_tables),
     (3, _create_setting_table),
     (4, _create_intent_table),
+    (5, _add_message_thinking),
 )
 
 

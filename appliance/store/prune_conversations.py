@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import peewee
 
-from appliance.store.store_models import Conversation, Message, database, now_utc
+from appliance.store.store_models import MESSAGE_BYTES, Conversation, Message, database, now_utc
 from appliance.store.store_types import PruneReport, StoreLimits
 
 
@@ -21,7 +21,7 @@ def _delete(ids: list[str]) -> int:
 
 def _sizes_newest_first(client_id: str | None) -> list[tuple[str, int]]:
     """(conversation id, bytes of its text), most recently used first; one phone's or everyone's."""
-    size = peewee.fn.COALESCE(peewee.fn.SUM(peewee.fn.LENGTH(Message.content.cast("BLOB"))), 0)  # bytes, not chars
+    size = peewee.fn.COALESCE(peewee.fn.SUM(MESSAGE_BYTES), 0)  # bytes, not chars
     query = (
         Conversation.select(Conversation.id, size.alias("size"))
         .join(Message, peewee.JOIN.LEFT_OUTER)

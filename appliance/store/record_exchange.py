@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 from appliance.store.describe_conversation import describe_conversation
 from appliance.store.describe_message import describe_message
 from appliance.store.store_models import Conversation, Message, database, now_utc
 
 _TITLE_LENGTH = 60
+# A reasoning graph is bounded by its shape (a few dozen nodes of short labels): a few kilobytes.
+MAX_THINKING_BYTES = 64 * 1024
 
 
 def _title_from(text: str) -> str:
@@ -22,11 +26,17 @@ def record_exchange(
     finish_reason: str,
     completion_tokens: int,
     model: str,
+    thinking: dict | None = None,
 ) -> tuple[dict, dict]:
     """Append the user's message and the reply in one transaction: a history never holds half an exchange.
+    thinking: what a reply that thought first keeps with it (its reasoning graph, its clarifying question);
+    one past MAX_THINKING_BYTES is not kept (the reply is).
 
     Returns (the reply as a message dict, the updated conversation dict).
     """
+    kept = json.dumps(thinking, separators=(",", ":")) if thinking else None
+    if kept is not None and len(kept.encode("utf-8")) > MAX_THINKING_BYTES:
+        kept = None
     with database.atomic():
         Message.create(conversation=conversation, role="user", content=question)
         reply = Message.create(
@@ -35,6 +45,7 @@ def record_exchange(
             content=answer,
             finish_reason=finish_reason,
             tokens=completion_tokens,
+            thinking=kept,
         )
         conversation.updated_at = now_utc()
         conversation.model = model

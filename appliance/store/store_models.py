@@ -49,9 +49,19 @@ class Message(_Model):
     finish_reason = peewee.CharField(max_length=16, null=True)
     tokens = peewee.IntegerField(default=0)
     created_at = peewee.DateTimeField(default=now_utc)
+    # A reply that thought first (deep thinking): JSON of its reasoning graph and, when it asked back, the
+    # clarifying question and its choices. NULL for every other message.
+    thinking = peewee.TextField(null=True)
 
     class Meta:
         table_name = "message"
+
+
+# A message's bytes, as storage budgets count them: its text, and the reasoning graph kept with a reply that
+# thought first.
+MESSAGE_BYTES = peewee.fn.LENGTH(Message.content.cast("BLOB")) + peewee.fn.COALESCE(
+    peewee.fn.LENGTH(Message.thinking.cast("BLOB")), 0
+)
 
 
 class LibraryModel(_Model):

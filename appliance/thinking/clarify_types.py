@@ -17,6 +17,8 @@ class UnclearAspect:
 
     category: Category
     words: str
+    # The readings the rules know for these words (a word's senses), offered as choices before the model's.
+    readings: tuple[str, ...] = ()
 
 
 # How many clarifying questions one prompt may get before the unit answers with what it has.
@@ -25,6 +27,18 @@ CLARIFY_BUDGET = 2
 # saw it (or disagreed on the goal): a small model flags something in most prompts, clear ones included.
 MODEL_ASK_SHARE = 0.5
 MAX_CHOICES = 4
+
+# The clarifying question per category ({words}: the prompt's words the rules found unclear, or the model's
+# aspect). Fixed wording: the API is stateless, so a question of the unit's is known again in a history by
+# it (count_asked_clarifications).
+QUESTIONS: dict[str, str] = {
+    "referent": "Who or what do you mean by \u201c{words}\u201d?",
+    "scope_time": "Which do you mean by \u201c{words}\u201d: where, when, or which one?",
+    "senses": "Which \u201c{words}\u201d do you mean?",
+    "goal": "What would you like me to do?",
+    "constraint": "Could you tell me a little more about what you need (who it is for, what about, how long)?",
+    "aspect": "What do you mean by {words}?",
+}
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,21 @@ _SENSES: dict[str, frozenset[str]] = {
     "bass": frozenset(("fish", "guitar", "music", "fishing", "speaker", "sound")),
     "seal": frozenset(("animal", "zoo", "envelope", "leak", "window", "rubber")),
 }
+# What each of those words can mean, as the person would tap it.
+_READINGS: dict[str, tuple[str, ...]] = {
+    "bug": ("an insect", "an error in software"),
+    "bat": ("the animal", "a cricket or baseball bat"),
+    "bank": ("where money is kept", "the side of a river"),
+    "key": ("a key for a lock", "a piano or keyboard key", "the key of a piece of music"),
+    "match": ("a match to light a fire", "a game or contest", "a good pairing"),
+    "plant": ("a living plant", "a factory or power plant"),
+    "pitch": ("how high a note is", "a sports field", "a sales pitch"),
+    "mouse": ("the animal", "a computer mouse"),
+    "crane": ("the bird", "a construction crane"),
+    "spring": ("the season", "a metal coil", "a source of water"),
+    "bass": ("the fish", "low sound or a bass guitar"),
+    "seal": ("the animal", "sealing something shut"),
+}
 _SHORT = 8  # words: a longer prompt usually carries its own context
 # A request that leaves the person's choices open: a verb asking for something made, and little else.
 _MAKING = re.compile(
@@ -101,7 +116,7 @@ def _several_senses(words: list[str]) -> UnclearAspect | None:
     lowered = {word.lower().rstrip("s") for word in words} | {word.lower() for word in words}
     for word, settles in _SENSES.items():
         if word in lowered and not lowered & settles:
-            return UnclearAspect("senses", word)
+            return UnclearAspect("senses", word, _READINGS[word])
     return None
 
 

@@ -18,40 +18,11 @@ MAX_READINGS = 4
 _TEXT = {"type": "string", "maxLength": MAX_TEXT}
 _LIST = {"type": "array", "maxItems": MAX_ITEMS, "items": _TEXT}
 
+# In the order a reply fills them: one cut off at its max_tokens still holds what the decision needs.
 INTENT_SCHEMA = {
     "type": "object",
     "properties": {
         "goal": _TEXT,
-        "constraints": _LIST,
-        "needs": _LIST,
-        "components": _LIST,
-        "terms": {
-            "type": "array",
-            "maxItems": MAX_ITEMS,
-            "items": {
-                "type": "object",
-                "properties": {"term": _TEXT, "concept": _TEXT},
-                "required": ["term", "concept"],
-            },
-        },
-        "entities": {
-            "type": "array",
-            "maxItems": MAX_ITEMS,
-            "items": {
-                "type": "object",
-                "properties": {"name": _TEXT, "type": _TEXT},
-                "required": ["name", "type"],
-            },
-        },
-        "relations": {
-            "type": "array",
-            "maxItems": MAX_ITEMS,
-            "items": {
-                "type": "object",
-                "properties": {"source": _TEXT, "relation": _TEXT, "target": _TEXT},
-                "required": ["source", "relation", "target"],
-            },
-        },
         "ambiguities": {
             "type": "array",
             "maxItems": MAX_READINGS,
@@ -61,11 +32,77 @@ INTENT_SCHEMA = {
                     "aspect": _TEXT,
                     "readings": {"type": "array", "minItems": 2, "maxItems": MAX_READINGS, "items": _TEXT},
                 },
-                "required": ["aspect", "readings"],
+                "required": [
+                    "goal",
+                    "ambiguities",
+                    "components",
+                    "constraints",
+                    "needs",
+                    "entities",
+                    "terms",
+                    "relations",
+                ],
+            },
+        },
+        "components": _LIST,
+        "constraints": _LIST,
+        "needs": _LIST,
+        "entities": {
+            "type": "array",
+            "maxItems": MAX_ITEMS,
+            "items": {
+                "type": "object",
+                "properties": {"name": _TEXT, "type": _TEXT},
+                "required": [
+                    "goal",
+                    "ambiguities",
+                    "components",
+                    "constraints",
+                    "needs",
+                    "entities",
+                    "terms",
+                    "relations",
+                ],
+            },
+        },
+        "terms": {
+            "type": "array",
+            "maxItems": MAX_ITEMS,
+            "items": {
+                "type": "object",
+                "properties": {"term": _TEXT, "concept": _TEXT},
+                "required": [
+                    "goal",
+                    "ambiguities",
+                    "components",
+                    "constraints",
+                    "needs",
+                    "entities",
+                    "terms",
+                    "relations",
+                ],
+            },
+        },
+        "relations": {
+            "type": "array",
+            "maxItems": MAX_ITEMS,
+            "items": {
+                "type": "object",
+                "properties": {"source": _TEXT, "relation": _TEXT, "target": _TEXT},
+                "required": [
+                    "goal",
+                    "ambiguities",
+                    "components",
+                    "constraints",
+                    "needs",
+                    "entities",
+                    "terms",
+                    "relations",
+                ],
             },
         },
     },
-    "required": ["goal", "constraints", "needs", "components", "terms", "entities", "relations", "ambiguities"],
+    "required": ["goal", "ambiguities", "components", "constraints", "needs", "entities", "terms", "relations"],
 }
 
 

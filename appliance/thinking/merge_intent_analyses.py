@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 
@@ -15,33 +14,11 @@ from appliance.thinking.intent_types import (
     TermMapping,
     Weighted,
 )
+from appliance.thinking.list_content_words import list_content_words
 
-_WORD = re.compile(r"[a-z0-9]+")
-# Words that carry no aspect of their own ("how many people" and "number of people" are one aspect).
-# fmt: off
-_STOP = frozenset((
-    "a", "an", "the", "of", "to", "in", "on", "for", "and", "or", "is", "are", "be", "it", "its", "this",
-    "that", "with", "as", "at", "by", "from", "about", "what", "which", "how", "who", "why", "when", "where",
-    "i", "me", "my", "you", "your", "do", "does", "can", "many", "much", "number",
-))
-# fmt: on
-_SUFFIXES = ("ing", "ed", "es", "s")
 # Two phrases agree when two in five of their words are shared (Jaccard): "remove insects from a house" and
 # "get rid of insects in the house" agree, "fix an error in a program" does not.
 _SAME = 0.4
-
-
-def _stem(word: str) -> str:
-    # Crude, and enough for agreement: "cooking", "cooked" and "cooks" are one word here.
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
-
-
-def _words(text: str) -> frozenset[str]:
-    words = [word for word in _WORD.findall(text.lower()) if word not in _STOP]
-    return frozenset(_stem(word) for word in (words or _WORD.findall(text.lower())))
 
 
 def _agree(a: frozenset[str], b: frozenset[str]) -> bool:
@@ -54,7 +31,7 @@ def _cluster(items: Sequence[tuple[int, str]]) -> list[list[tuple[int, str]]]:
     """Group (analysis, text) items whose texts agree, in order of first appearance."""
     clusters: list[tuple[frozenset[str], list[tuple[int, str]]]] = []
     for index, text in items:
-        words = _words(text)
+        words = list_content_words(text)
         for key, members in clusters:
             if _agree(key, words):
                 members.append((index, text))

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from appliance.thinking.intent_types import MAX_ITEMS, MAX_READINGS, MAX_TEXT, IntentAnalysis
+from appliance.thinking.read_truncated_json import read_truncated_json
 
 
 def _text(value: object) -> str:
@@ -47,11 +46,9 @@ def _ambiguities(value: object) -> tuple[tuple[str, tuple[str, ...]], ...]:
 
 
 def read_intent_analysis(reply: str) -> IntentAnalysis | None:
-    """The analysis in `reply`; None when it is not JSON, not an object, or names no goal."""
-    try:
-        data = json.loads(reply)
-    except (ValueError, RecursionError):
-        return None
+    """The analysis in `reply`; None when it is not JSON, not an object, or names no goal. A reply cut off
+    at its max_tokens (a small model fills every list it may) is read as far as it got."""
+    data = read_truncated_json(reply)
     if not isinstance(data, dict):
         return None
     goal = _text(data.get("goal"))

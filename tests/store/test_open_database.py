@@ -154,15 +154,20 @@ def test_old_file_gets_only_the_steps_it_lacks(tmp_path, monkeypatch):
         "INSERT INTO schema_version VALUES (1, '2024-05-01 09:00:00')",
     )
     ran = []
-    steps = {1: lambda db: ran.append(1), 2: lambda db: (ran.append(2), _add_pinned_column(db))}
+    steps = {
+        1: lambda db: ran.append(1),
+        2: lambda db: (ran.append(2), _add_pinned_column(db)),
+        # The message table this release reads has the column step 5 adds.
+        5: lambda db: (ran.append(5), migrate_database_module._add_message_thinking(db)),
+    }
     monkeypatch.setattr(migrate_database_module, "_MIGRATIONS", tuple(steps.items()))
     db = peewee.SqliteDatabase(str(tmp_path / "iplm.db"), pragmas={"foreign_keys": 1})
     database.initialize(db)
 
-    assert migrate_database(db) == 2
+    assert migrate_database(db) == 5
 
-    assert ran == [2]
-    assert _versions() == [1, 2]
+    assert ran == [2, 5]
+    assert _versions() == [1, 2, 5]
     assert str(SchemaVersion.get_by_id(1).applied_at) == "2024-05-01 09:00:00"
     assert len(_read_old_chat()["messages"]) == 2
     db.close()

@@ -11,6 +11,8 @@
 //   "fail"  → 400 JSON error before any stream      "error" → stream error event after some text
 //   "html"  → reply with raw HTML / script / javascript: links (must render inert)
 //   "slow"  → slow stream (to try Stop)              "long"  → long Markdown reply
+// With "think": true (the "Think deeply" setting): a prompt with the word "he" or "it" gets a clarifying
+// question with one-tap choices; any other gets thinking steps with a growing reasoning graph, then its reply.
 import { createServer } from "node:http";
 import { createHash, hkdfSync, randomBytes } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
@@ -120,14 +122,64 @@ function composeReply(content) {
   ].join("\n");
 }
 
-function streamReply(req, res, conversation, content, params) {
+// A think flow: the thinking events to send first, and the clarifying question (or null) the reply is.
+function composeThinking(content) {
+  const nodes = [];
+  const edges = [];
+  const snapshot = () => ({ nodes: nodes.map((node) => ({ ...node })), edges: edges.map((edge) => ({ ...edge })) });
+  const add = (id, kind, label, state, from) => {
+    nodes.push({ id, kind, label, state });
+    if (from) edges.push({ from, to: id });
+  };
+  const set = (id, state, detail) => Object.assign(nodes.find((node) => node.id === id), { state }, detail ? { detail } : {});
+  const events = [];
+  const step = (name, detail) => events.push({ type: "thinking", step: name, detail, graph: snapshot() });
+
+  add("goal", "goal", content.slice(0, 200), "running");
+  step("analysing", "Working out what you want");
+  if (/\b(he|it)\b/i.test(content)) {
+    add("a1", "aspect", "Who or what is meant", "running", "goal");
+    step("analysing", "Working out what you want (3 readings)");
+    set("a1", "failed", "Three readings, none clearly the most likely");
+    set("goal", "pending");
+    step("asking", "Asking what you meant");
+    const clarify = { question: "Who or what do you mean?", choices: ["The person I named before", "The thing I asked about", "Something else"] };
+    return { events, clarify, graph: snapshot() };
+  }
+  add("a1", "aspect", "What the question asks", "done", "goal");
+  add("a2", "aspect", "How much detail is wanted", "done", "goal");
+  step("analysing", "Working out what you want (2 aspects)");
+  add("c1", "candidate", "A short direct answer with an example", "running", "a1");
+  add("c2", "candidate", "A longer answer that covers every case in some depth, with a long label to truncate", "running", "a2");
+  edges.push({ from: "a1", to: "c2" });
+  step("exploring", "Exploring 2 candidate answers");
+  set("c1", "done");
+  set("c2", "done");
+  add("k1", "check", "Does it answer the question?", "running", "c1");
+  add("k2", "check", "Is it consistent?", "running", "c2");
+  step("checking", "Checking the candidates");
+  set("k1", "done");
+  set("k2", "failed", "Contradicts itself in the second part");
+  set("c1", "chosen");
+  set("c2", "rejected");
+  step("converging", "Choosing the best candidate");
+  add("ans", "answer", "The answer", "running", "c1");
+  set("goal", "done");
+  step("answering", "Writing the answer");
+  set("ans", "done");
+  return { events, clarify: null, graph: snapshot() };
+}
+
+function streamReply(req, res, conversation, content, params, think = false) {
   res.writeHead(200, {
     "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-store",
     "X-Accel-Buffering": "no",
   });
   const lower = content.toLowerCase();
-  const words = composeReply(content).match(/\S+\s*|\s+/g) ?? [];
+  const thinking = think ? composeThinking(content) : null;
+  const reply = thinking?.clarify ? thinking.clarify.question : composeReply(content);
+  const words = reply.match(/\S+\s*|\s+/g) ?? [];
   const limit = Math.min(words.length, params.max_tokens ?? Infinity);
   const failAt = lower.includes("error") ? Math.min(6, words.length) : -1;
   const delay = lower.includes("slow") ? 400 : 35;
@@ -136,6 +188,9 @@ function streamReply(req, res, conversation, content, params) {
   // mid-line too; LF and CRLF framing alternate to exercise the client's parser.
   let sse = ": mock stream\n\n";
   let text = "";
+  // Thinking events go whole, one every 0.7 s, before the text (a clarify event right before its question).
+  const steps = (thinking?.events ?? []).map((event) => `data: ${JSON.stringify(event)}\n\n`);
+  if (thinking?.clarify) sse += `data: ${JSON.stringify({ type: "clarify", ...thinking.clarify })}\n\n`;
   for (let i = 0; i < limit; i += 1) {
     if (i === failAt) {
       sse += `data: ${JSON.stringify({ type: "error", error: { message: "The engine crashed (mock).", code: "engine_error" } })}\n\n`;
@@ -165,11 +220,14 @@ function streamReply(req, res, conversation, content, params) {
       created_at: nowIso(),
       finish_reason: limit < words.length ? "length" : "stop",
     };
+    if (thinking) message.thinking = { graph: thinking.graph, clarify: thinking.clarify };
     conversation.messages.push(message);
     conversation.updated_at = nowIso();
     const done = {
       type: "done",
       message,
+      graph: thinking?.graph ?? null,
+      clarify: thinking?.clarify ?? null,
       usage: { prompt_tokens: 12, completion_tokens: limit, total_tokens: 12 + limit },
       conversation: summarize(conversation),
     };
@@ -178,6 +236,11 @@ function streamReply(req, res, conversation, content, params) {
 
   const sendNext = () => {
     if (closed) return;
+    if (steps.length > 0) {
+      res.write(steps.shift());
+      timer = setTimeout(sendNext, 700);
+      return;
+    }
     if (offset >= sse.length) return finish();
     const size = 5 + Math.floor(Math.random() * 40);
     res.write(sse.slice(offset, offset + size));
@@ -264,7 +327,7 @@ async function handleApi(req, res, url) {
     if (body.model) conversation.model = body.model;
     conversation.messages.push({ id: newId(), role: "user", content, created_at: nowIso(), finish_reason: null });
     if (!conversation.title) conversation.title = content.slice(0, 48);
-    return streamReply(req, res, conversation, content, body.params ?? {});
+    return streamReply(req, res, conversation, content, body.params ?? {}, body.think === true);
   }
   return sendError(res, 404, "not found", "not_found");
 }

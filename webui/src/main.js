@@ -16,13 +16,14 @@ import {
 import { describeWifi, isAndroidUserAgent, readCaptiveStatus } from "./captive.js";
 import { renderMarkdown } from "./markdown.js";
 import { renderPieces, startPieces, updatePieces } from "./pieces.js";
-import { PARAMS, getLimits, parseParam, selectParams } from "./settings.js";
+import { PARAMS, buildMessagePayload, getLimits, parseParam, selectParams } from "./settings.js";
 import { readStored, writeStored } from "./storage.js";
 import { applyTheme, toggleTheme } from "./theme.js";
 
 const MODEL_KEY = "iplm.model";
 const PARAMS_KEY = "iplm.params";
 const SPLIT_KEY = "iplm.split"; // false: this phone asks for every prompt to be answered whole
+const THINK_KEY = "iplm.think"; // true: this phone asks the unit to think deeply (slower), off by default
 const CAPTIVE_DISMISSED_KEY = "iplm.captiveDismissed";
 const DELETE_CONFIRM_MS = 4000;
 
@@ -42,6 +43,7 @@ const el = {
   settingsForm: $("settings-form"),
   settingsReset: $("settings-reset"),
   split: $("split-prompts"),
+  think: $("think-deeply"),
   deleteAllChats: $("delete-all-chats"),
   retentionNote: $("retention-note"),
   themeToggle: $("theme-toggle"),
@@ -67,7 +69,7 @@ const state = {
   unit: null,
   conversations: [],
   currentId: null,
-  streaming: null, // { controller, element, text, renderQueued }
+  streaming: null, // { controller, element, text, renderQueued, thinking?, thinkingElement?, progressElement? }
   loadToken: 0,
 };
 
@@ -130,6 +132,7 @@ function selectModelIfKnown(modelId) {
 
 function fillSettingsForm() {
   el.split.checked = readStored(SPLIT_KEY, true) !== false;
+  el.think.checked = readStored(THINK_KEY, false) === true;
   const overrides = readOverrides();
   for (const param of PARAMS) {
     const input = $(param.inputId);
@@ -177,6 +180,7 @@ function closeSettings() {
 function resetSettings() {
   writeStored(PARAMS_KEY, null);
   writeStored(SPLIT_KEY, null);
+  writeStored(THINK_KEY, null);
   fillSettingsForm();
 }
 
@@ -464,6 +468,94 @@ function queueStreamRender() {
   });
 }
 
+// ---------- deep thinking ----------
+
+// The graph code loads on first need (a reply that thinks, a chat that thought): most chats never think,
+// and the chat's first load has a byte budget. Until it is here, thinking events are simply not drawn.
+let thinkingLib = null;
+let thinkingLoad = null;
+
+function loadThinking() {
+  if (!thinkingLoad) {
+    thinkingLoad = import("./thinking.js").then(
+      (lib) => (thinkingLib = lib),
+      () => {
+        thinkingLoad = null; // try again next time (a unit that restarted with a new build, say)
+        return null;
+      },
+    );
+  }
+  return thinkingLoad;
+}
+
+function drawSafely(draw) {
+  // A graph that cannot be drawn must not end the reply it belongs to (a throw here would end the stream).
+  try {
+    draw();
+  } catch {
+    /* the answer still shows, without its graph */
+  }
+}
+
+/** While a reply thinks: the progress line and the live graph, open, above the answer. */
+function showThinking(streaming) {
+  const element = streaming.element;
+  element.dataset.thinking = "true";
+  if (!streaming.thinkingElement) {
+    const details = document.createElement("details");
+    details.className = "thinking";
+    details.open = true;
+    const progress = document.createElement("p");
+    progress.className = "think-progress";
+    progress.setAttribute("role", "status");
+    element.querySelector(".content").before(details, progress);
+    streaming.thinkingElement = details;
+    streaming.progressElement = progress;
+  }
+  streaming.thinkingElement.hidden = !streaming.thinking.graph;
+  thinkingLib.renderThinking(streaming.thinkingElement, streaming.thinking);
+  thinkingLib.renderProgress(streaming.progressElement, streaming.thinking);
+}
+
+/** The graph folded under the answer, one line saying what it did; a tap opens it. */
+function placeThinking(element, thinking, details = null) {
+  if (!thinking?.graph) {
+    details?.remove();
+    return;
+  }
+  const box = details ?? document.createElement("details");
+  box.className = "thinking";
+  box.hidden = false;
+  thinkingLib.renderThinking(box, thinking, { finished: true });
+  box.open = false;
+  element.dataset.thinking = "true";
+  element.querySelector(".content").after(box);
+}
+
+/** The end of a thinking reply, however it ended: the progress line goes, the graph folds. */
+function finishThinking(streaming) {
+  if (!streaming.thinking) return;
+  streaming.progressElement?.remove();
+  streaming.progressElement = null;
+  drawSafely(() => placeThinking(streaming.element, streaming.thinking, streaming.thinkingElement));
+}
+
+/** One-tap answers under a clarifying question (free text is always allowed too). */
+function addClarifyChoices(element, clarify) {
+  element.dataset.clarify = "true";
+  if (!clarify?.choices?.length) return;
+  element.querySelector(".content").after(thinkingLib.createClarifyChoices(clarify));
+}
+
+function setClarifyChoicesDisabled(disabled) {
+  for (const button of el.messages.querySelectorAll(".clarify-choice")) button.disabled = disabled;
+}
+
+function removeClarifyChoices() {
+  // Answered (by a tap or by typing): the question is no longer waiting.
+  for (const box of el.messages.querySelectorAll(".clarify-choices")) box.remove();
+}
+
 // ---------- chat actions ----------
 
 function setStreamingUi(streaming) {
@@ -505,15 +597,23 @@ async function openConversation(id) {
   try {
     const conversation = await fetchConversation(id);
     if (token !== state.loadToken) return;
-    for (const message of conversation.messages ?? []) {
+    const messages = Array.isArray(conversation.messages) ? conversation.messages : [];
+    if (messages.some((message) => message?.thinking)) await loadThinking();
+    if (token !== state.loadToken) return;
+    // Only the last message's question still waits for an answer.
+    const waiting = thinkingLib?.pendingClarify(messages) ?? null;
+    messages.forEach((message, index) => {
       const role = message.role;
-      if (role !== "user" && role !== "assistant") continue;
+      if (role !== "user" && role !== "assistant") return;
       const element = appendMessage(role, message.content ?? "", {
         id: message.id,
         messageState: stateFromFinishReason(message.finish_reason),
       });
       if (message.finish_reason) element.dataset.finishReason = message.finish_reason;
-    }
+      if (role !== "assistant" || !thinkingLib) return;
+      drawSafely(() => placeThinking(element, thinkingLib.readThinking(message)));
+      if (waiting && index === messages.length - 1) addClarifyChoices(element, waiting);
+    });
     selectModelIfKnown(conversation.model);
     upsertConversation(conversation);
     scrollToBottom();
@@ -532,13 +632,20 @@ function restorePrompt(text) {
   }
 }
 
-async function sendPrompt() {
+function sendPrompt() {
   const typed = el.prompt.value;
   const content = typed.trim();
   if (!content || state.streaming) return;
-  hideError();
   el.prompt.value = "";
   resizePrompt();
+  sendMessage(content, typed);
+}
+
+/** Send one message (typed, or a tapped answer to a question) and stream the reply; typed comes back on failure. */
+async function sendMessage(content, typed = "") {
+  if (!content || state.streaming) return;
+  hideError();
+  setClarifyChoicesDisabled(true);
 
   const userElement = appendMessage("user", content);
   const assistantElement = appendMessage("assistant", "", { messageState: "streaming" });
@@ -572,6 +679,12 @@ async function sendPrompt() {
     } else if (event?.type === "piece" && streaming.piecesElement) {
       streaming.pieces = updatePieces(streaming.pieces, event);
       renderPieces(streaming.piecesElement, streaming.pieces);
+    } else if ((event?.type === "thinking" || event?.type === "clarify") && thinkingLib) {
+      streaming.thinking = thinkingLib.updateThinking(streaming.thinking ?? thinkingLib.startThinking(), event);
+      if (event.type === "clarify") return; // its question streams as the text; its choices show when done
+      const follow = isNearBottom();
+      drawSafely(() => showThinking(streaming));
+      if (follow) scrollToBottom();
     } else if (event?.type === "delta" && typeof event.text === "string") {
       streaming.text += event.text;
       queueStreamRender();
@@ -583,6 +696,11 @@ async function sendPrompt() {
       setAssistantContent(assistantElement, text);
       if (message.id) assistantElement.dataset.id = message.id;
       if (message.finish_reason) assistantElement.dataset.finishReason = message.finish_reason;
+      if (thinkingLib && (streaming.thinking || event.graph || event.clarify)) {
+        streaming.thinking = thinkingLib.updateThinking(streaming.thinking ?? thinkingLib.startThinking(), event);
+        finishThinking(streaming);
+        if (streaming.thinking.clarify) drawSafely(() => addClarifyChoices(assistantElement, streaming.thinking.clarify));
+      }
       if (message.finish_reason === "length") addNote(assistantElement, "Reply cut at the max tokens setting.");
       if (event.dropped_messages > 0) {
         addNote(assistantElement, `The model no longer saw the ${event.dropped_messages} oldest messages of this chat.`);
@@ -614,16 +732,21 @@ async function sendPrompt() {
       }
       upsertConversation(conversation, { toTop: true });
     }
-    const payload = { content };
-    if (model) payload.model = model;
-    const params = selectParams(state.unit, readOverrides());
-    if (Object.keys(params).length > 0) payload.params = params;
-    if (readStored(SPLIT_KEY, true) === false) payload.split = false;
+    const think = readStored(THINK_KEY, false) === true;
+    if (think) await loadThinking(); // no graph without it, but the message goes all the same
+    const payload = buildMessagePayload({
+      content,
+      model,
+      params: selectParams(state.unit, readOverrides()),
+      split: readStored(SPLIT_KEY, true) !== false,
+      think,
+    });
 
     await streamMessage(id, payload, {
       signal: controller.signal,
       onOpen: () => {
         accepted = true;
+        removeClarifyChoices();
       },
       onEvent: handleEvent,
     });
@@ -646,10 +769,12 @@ async function sendPrompt() {
     assistantElement.remove();
     streaming.finished = true;
     updateWelcome();
-    restorePrompt(typed);
+    setClarifyChoicesDisabled(false);
+    if (typed) restorePrompt(typed);
     if (outcome.kind === "error") showError(outcome.message);
   } else {
     setAssistantContent(assistantElement, streaming.text);
+    finishThinking(streaming);
     if (outcome.kind === "cancelled") {
       finishStreaming("cancelled");
       addNote(assistantElement, "Stopped.");
@@ -658,7 +783,7 @@ async function sendPrompt() {
       addNote(assistantElement, `Error: ${outcome.message}`);
       if (assistantElement.isConnected) {
         showError(outcome.message);
-        restorePrompt(typed);
+        if (typed) restorePrompt(typed);
       }
     }
   }
@@ -727,6 +852,14 @@ function wireEvents() {
     for (const param of PARAMS) storeSettingFromInput(param);
   });
   el.split.addEventListener("change", () => writeStored(SPLIT_KEY, el.split.checked ? null : false));
+  el.think.addEventListener("change", () => {
+    writeStored(THINK_KEY, el.think.checked ? true : null);
+    if (el.think.checked) loadThinking(); // ready before the first message
+  });
+  el.messages.addEventListener("click", (event) => {
+    const button = event.target.closest?.(".clarify-choice");
+    if (button && !button.disabled && !state.streaming) sendMessage(button.dataset.choice || button.textContent.trim());
+  });
   for (const param of PARAMS) {
     const input = $(param.inputId);
     input.addEventListener("input", () => storeSettingFromInput(param));
@@ -754,6 +887,7 @@ function start() {
   loadHistory();
   registerServiceWorker();
   focusPromptOnDesktop();
+  if (readStored(THINK_KEY, false) === true) loadThinking();
 }
 
 start();

@@ -36,3 +36,13 @@ export function selectParams(unit, overrides) {
   }
   return params;
 }
+
+/** The body of POST …/messages: {content, model?, params?, split: false?, think: true?}. */
+export function buildMessagePayload({ content, model, params, split = true, think = false }) {
+  const payload = { content };
+  if (model) payload.model = model;
+  if (params && Object.keys(params).length > 0) payload.params = params;
+  if (split === false) payload.split = false;
+  if (think === true) payload.think = true;
+  return payload;
+}
