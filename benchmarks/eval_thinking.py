@@ -16,6 +16,7 @@ layer (start_thinking_chats) at --effort. Two parts, both printed with their fig
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -28,12 +29,15 @@ from pathlib import Path
 
 from appliance.engine.engine_types import ChatParams, ChatRequest, ChatStream, Engine, ThinkingAsk
 from appliance.engine.locate_default_model import locate_default_model
+from appliance.thinking.clarify_types import CLARIFY_BUDGET
 from appliance.thinking.decide_to_clarify import decide_to_clarify
 from appliance.thinking.decode_intent_model import decode_intent_model
 from appliance.thinking.find_unclear_aspect import find_unclear_aspect
 from appliance.thinking.start_thinking_chats import start_thinking_chats
 
 PROMPTS = Path(__file__).resolve().parent / "prompts" / "clarify_prompts.json"
+# What the evaluation's person says when a clear prompt is asked about: they meant it as written.
+_AS_WRITTEN = "Answer it as I wrote it, please."
 
 
 @dataclass
@@ -89,28 +93,41 @@ def _ask(engine: Engine, item: dict, effort: str, max_tokens: int) -> _Asked:
     """Think about one prompt up to its decision (the candidates it would then explore are stopped)."""
     counted = _Counted(engine)
     cancel = threading.Event()
-    asked, choices, intent = False, 0, None
+    asked, choices, intent, calls = False, 0, None, 0
     started = time.perf_counter()
     for event in _thinking(engine, counted, effort)(_request(item["prompt"], effort, max_tokens), cancel):
         if event.kind == "intent":
             intent = decode_intent_model(event.text)
         elif event.kind == "clarify":
-            asked, choices = True, len(event.choices)
-        elif event.kind == "thought" and event.step == "exploring":
-            cancel.set()  # decided: it answers
+            asked, choices, calls = True, len(event.choices), counted.calls
+        elif event.kind == "thought" and event.step == "exploring" and not cancel.is_set():
+            # Decided: it answers. The calls up to the decision: all but the candidates it has just started.
+            candidates = sum(1 for node in (event.graph or {}).get("nodes", []) if node["kind"] == "candidate")
+            calls = counted.calls - candidates
+            cancel.set()
     seconds = time.perf_counter() - started
     rules = find_unclear_aspect(item["prompt"]) is not None
     model = decide_to_clarify(item["prompt"], intent, rules=False) is not None
-    return _Asked(item, asked, rules, model, choices, counted.calls - (0 if asked else 1), seconds)
+    return _Asked(item, asked, rules, model, choices, calls, seconds)
 
 
 def _answer(engine: Engine, item: dict, effort: str | None, max_tokens: int) -> _Answered:
+    """One prompt answered; a question back is answered as a person who meant it as written would."""
     counted = _Counted(engine)
     stream = _thinking(engine, counted, effort or "low") if effort else counted
-    text, started = [], time.perf_counter()
-    for event in stream(_request(item["prompt"], effort, max_tokens), threading.Event()):
-        if event.kind == "delta":
-            text.append(event.text)
+    request = _request(item["prompt"], effort, max_tokens)
+    started = time.perf_counter()
+    for _ in range(CLARIFY_BUDGET + 1):
+        text, asked = [], False
+        for event in stream(request, threading.Event()):
+            if event.kind == "delta":
+                text.append(event.text)
+            asked = asked or event.kind == "clarify"
+        if not asked:
+            break
+        said = ({"role": "assistant", "content": "".join(text)}, {"role": "user", "content": _AS_WRITTEN})
+        thinking = dataclasses.replace(request.thinking, asked=request.thinking.asked + 1) if request.thinking else None
+        request = dataclasses.replace(request, messages=(*request.messages, *said), thinking=thinking)
     seconds = time.perf_counter() - started
     return _Answered(item, "thinking" if effort else "direct", "".join(text), counted.calls, seconds)
 
@@ -127,7 +144,9 @@ def _rate(flags: list[bool]) -> str:
 
 def _print_asking(results: list[_Asked]) -> None:
     print("\n## Asking: how often the unit asks before answering\n")
-    print("| prompts | n | the unit asks | rules alone | model alone | asks with choices | median s | calls |")
+    print(
+        "| prompts | n | the unit asks | rules alone | model alone | asks with choices | median s | calls to decide |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     groups: dict[str, list[_Asked]] = {}
     for result in results:
@@ -187,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="a GGUF file (default: the packaged default model)")
     parser.add_argument("--effort", choices=("medium", "high"), default="medium", help="reasoning effort (medium)")
-    parser.add_argument("--every", type=int, default=1, help="ask about every Nth prompt only (default 1: all 80)")
+    parser.add_argument("--every", type=int, default=1, help="every Nth prompt only, in both parts (default 1: all)")
     parser.add_argument("--answers", type=int, default=7, help="clear prompts answered besides the multi-part (7)")
     parser.add_argument("--max-tokens", type=int, default=192, help="reply length of an answer (default 192)")
     parser.add_argument("--sequences", type=int, default=4, help="chats the engine decodes at once (default 4)")
@@ -223,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                 others[item["category"]] += 1
                 answering.append(item)
         pairs = []
+        answering = answering[:: args.every]
         for number, item in enumerate(answering, 1):
             thought = _answer(engine, item, args.effort, args.max_tokens)
             direct = _answer(engine, item, None, args.max_tokens)

@@ -6,6 +6,8 @@ Both engines (llama.cpp, MLC LLM) are opened into an `Engine`; everything above 
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -120,6 +122,14 @@ class EngineError(UnitError):
         super().__init__(code, message)
         self.status = status
         self.retry_after_s = retry_after_s  # a refusal for load (429, 503): when to ask again
+
+
+@dataclass(eq=False)
+class ClientPlaces:
+    """What each client runs at once in one layer (hold_client_place): the edge's counter, behind its lock."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    running: Counter[str] = field(default_factory=Counter)
 
 
 class CancelSignal(Protocol):

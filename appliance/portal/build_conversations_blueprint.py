@@ -96,14 +96,17 @@ def _read_chat_body(engine: Engine) -> tuple[str, ParsedChat]:
     params = {} if params is None else params
     if not isinstance(params, dict):
         raise ApiError(400, "'params' must be an object.", param="params", code="invalid_type")
+    budget = {k: params[k] for k in ("max_calls", "max_seconds") if k in params}
     openai_body = {
         "model": body.get("model", engine.model_id),
         "messages": [{"role": "user", "content": content}],
         **{k: params[k] for k in ("max_tokens", "temperature", "top_p") if k in params},
         # The phone's "split big prompts" setting (on unless it says no).
         **({"iplm_split": body["split"]} if "split" in body else {}),
-        # The phone's "Think deeply" switch; "effort" ("medium", "high") as the API's reasoning_effort.
+        # The phone's "Think deeply" switch; "effort" ("medium", "high") as the API's reasoning_effort, and
+        # its override of the unit's thinking budget among its params.
         **({"reasoning_effort": body.get("effort", "medium")} if body.get("think") else {}),
+        **({"iplm_thinking": budget} if body.get("think") and budget else {}),
     }
     return content, parse_chat_request(openai_body, models=(engine.model_id,), n_ctx=engine.n_ctx)
 

@@ -11,6 +11,8 @@ from flask import Blueprint, jsonify
 from appliance.engine.engine_types import Engine
 from appliance.portal.portal_types import UnitInfo
 from appliance.store.read_store_limits import read_store_limits
+from appliance.thinking.plan_thinking_budget import plan_thinking_budget
+from appliance.thinking.thinking_types import MAX_CALLS, MAX_SECONDS, MIN_CALLS, MIN_SECONDS
 
 
 def build_unit_blueprint(current_engine: Callable[[], Engine], unit: UnitInfo) -> Blueprint:
@@ -38,6 +40,12 @@ def build_unit_blueprint(current_engine: Callable[[], Engine], unit: UnitInfo) -
         status = engine.describe_status()
         defaults = dataclasses.asdict(unit.defaults)
         defaults["max_tokens"] = min(defaults["max_tokens"], engine.n_ctx)
+        # Deep thinking's budget as the unit sets it (effort medium, this unit's own sequences); a phone may
+        # override it within the limits.
+        width = max(1, int(status.get("slots_ready") or engine.sequences))
+        budget = plan_thinking_budget("medium", engine_kind=engine.kind, width=width)
+        if budget is not None:
+            defaults["max_calls"], defaults["max_seconds"] = budget.max_calls, budget.max_seconds
         return jsonify(
             {
                 "name": unit.name,
@@ -48,7 +56,13 @@ def build_unit_blueprint(current_engine: Callable[[], Engine], unit: UnitInfo) -
                 "default_model": engine.model_id,
                 "models": [{"id": engine.model_id, "engine": engine.kind, "n_ctx": engine.n_ctx}],
                 "defaults": defaults,
-                "limits": {"max_tokens": [1, engine.n_ctx], "temperature": [0, 2], "top_p": [0, 1]},
+                "limits": {
+                    "max_tokens": [1, engine.n_ctx],
+                    "temperature": [0, 2],
+                    "top_p": [0, 1],
+                    "max_calls": [MIN_CALLS, MAX_CALLS],
+                    "max_seconds": [MIN_SECONDS, MAX_SECONDS],
+                },
                 "device": unit.device,
                 # The phone is told how long its chats stay on this unit.
                 "chat_retention_days": read_store_limits().retention_days,

@@ -145,7 +145,8 @@ _EFFORTS: dict[str, Effort] = {"none": "low", "minimal": "low", "low": "low", "m
 
 
 def _thinking(body: dict) -> ThinkingAsk | None:
-    asked = body.get("reasoning_effort", "none")
+    asked = body.get("reasoning_effort")
+    asked = "none" if asked is None else asked  # null: not asked for, as for every other parameter
     effort = _EFFORTS.get(asked) if isinstance(asked, str) else None
     if effort is None:
         raise ApiError(
@@ -164,11 +165,12 @@ def _thinking(body: dict) -> ThinkingAsk | None:
             param="iplm_thinking",
             code="invalid_value",
         )
-    if effort == "low":
-        return None
-    # The person's override of the unit's budget: held to the thinking service's bounds, refused outside them.
+    # The person's override of the unit's budget: held to the thinking service's bounds, refused outside them
+    # (whether or not this request thinks: a bad value is a mistake either way).
     max_calls = _number(budget, "max_calls", MIN_CALLS, MAX_CALLS, integer=True)
     max_seconds = _number(budget, "max_seconds", MIN_SECONDS, MAX_SECONDS)
+    if effort == "low":
+        return None
     return ThinkingAsk(
         effort=effort,
         max_calls=max_calls,

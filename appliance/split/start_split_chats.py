@@ -11,11 +11,18 @@ import dataclasses
 import logging
 import queue
 import threading
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from appliance.engine.engine_types import CancelSignal, ChatEvent, ChatRequest, ChatStream, EngineError, StreamChat
+from appliance.engine.engine_types import (
+    CancelSignal,
+    ChatEvent,
+    ChatRequest,
+    ChatStream,
+    ClientPlaces,
+    EngineError,
+    StreamChat,
+)
+from appliance.engine.hold_client_place import hold_client_place
 from appliance.split.apply_split_event import apply_split_event
 from appliance.split.plan_pieces import plan_pieces
 from appliance.split.route_prompt import route_prompt
@@ -48,14 +55,6 @@ _log = logging.getLogger("iplm.split")
 _POLL_S = 0.25
 _CHARS_PER_TOKEN = 4
 _RETRY_AFTER_S = 5.0
-
-
-@dataclass(eq=False)
-class _Clients:
-    """Split answers running per client: a phone cannot start more than it could start whole chats."""
-
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    running: Counter[str] = field(default_factory=Counter)
 
 
 def _route_of(request: ChatRequest, units: int, context_tokens: int) -> tuple[Route, str] | None:
@@ -206,7 +205,7 @@ def _stream_chat(
     width: Callable[[], int],
     context_tokens: Callable[[], int],
     ask_model: Callable[[str, dict], str] | None,
-    clients: _Clients,
+    clients: ClientPlaces,
     request: ChatRequest,
     cancel: CancelSignal,
 ) -> ChatStream:
@@ -216,26 +215,13 @@ def _stream_chat(
         yield from run_chat(request, cancel)
         return
     # The client's place is taken before any planning: a phone cannot keep the model planner busy either.
-    with clients.lock:
-        if clients.running[request.client_key] >= SPLITS_PER_CLIENT:
-            raise EngineError(
-                "too_many_chats",
-                f"This device already has {SPLITS_PER_CLIENT} answers on the way; wait for one to finish.",
-                429,
-                retry_after_s=_RETRY_AFTER_S,
-            )
-        clients.running[request.client_key] += 1
-    try:
+    refusal = f"This device already has {SPLITS_PER_CLIENT} answers on the way; wait for one to finish."
+    with hold_client_place(clients, request.client_key, SPLITS_PER_CLIENT, refusal):
         plan = plan_pieces(*routed, ask_model)
         if not 2 <= len(plan.pieces) <= MAX_PIECES:
             yield from run_chat(request, cancel)
             return
         yield from _stream_split(run_chat, request, cancel, plan, units)
-    finally:
-        with clients.lock:
-            clients.running[request.client_key] -= 1
-            if clients.running[request.client_key] <= 0:
-                del clients.running[request.client_key]
 
 
 def start_split_chats(
@@ -249,7 +235,7 @@ def start_split_chats(
     chat). width(): how many pieces may run at once (the chats that can run at once: this unit's ready
     sequences and those of its ready peers). context_tokens(): the model's context here.
     ask_model(prompt, schema): the model planner (None: the rules cut)."""
-    clients = _Clients()
+    clients = ClientPlaces()
     return SplitService(
         stream_chat=lambda request, cancel: _stream_chat(
             run_chat, width, context_tokens, ask_model, clients, request, cancel

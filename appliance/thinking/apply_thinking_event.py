@@ -11,12 +11,12 @@ The time budget is kept on ClockTicked: past the deadline, the unit goes on with
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from typing import Literal
 
 from appliance.engine.engine_types import ChatEvent, ChatParams, ChatRequest
 from appliance.thinking.check_candidate import check_candidate
 from appliance.thinking.decide_to_clarify import decide_to_clarify
+from appliance.thinking.derive_seed import derive_seed
 from appliance.thinking.draw_reasoning_graph import draw_reasoning_graph
 from appliance.thinking.encode_intent_model import encode_intent_model
 from appliance.thinking.intent_types import INTENT_SCHEMA, IntentAnalysis
@@ -68,7 +68,6 @@ def _thought(thinking: Thinking, step: Step, detail: str) -> Emit:
 def _analysis_request(thinking: Thinking, index: int) -> ChatRequest:
     said = f"\n(They clarified: {'; '.join(thinking.answers)}.)" if thinking.answers else ""
     earlier = f"\n(Earlier in the conversation they wanted: {thinking.prior.goal.text}.)" if thinking.prior else ""
-    seed = int.from_bytes(hashlib.sha256(f"{index}:{thinking.question}".encode()).digest()[:4], "big")
     return dataclasses.replace(
         thinking.request,
         messages=(
@@ -78,7 +77,7 @@ def _analysis_request(thinking: Thinking, index: int) -> ChatRequest:
         params=ChatParams(
             max_tokens=thinking.budget.analysis_tokens,
             temperature=_ANALYSIS_TEMPERATURE,
-            seed=seed,
+            seed=derive_seed(thinking.question, index),
             json_schema=INTENT_SCHEMA,
         ),
         client_key=f"{thinking.request.client_key}/think{index}",
@@ -254,17 +253,12 @@ def _converge(thinking: Thinking) -> Result:
 
 
 def _tick(thinking: Thinking, now: float) -> Result:
-    if now < thinking.deadline:
-        if thinking.phase == "exploring" and thinking.changed:
-            updated = dataclasses.replace(thinking, changed=False)
-            return updated, (_thought(updated, "exploring", _exploring(updated)),)
-        return thinking, ()
-    # Past the time budget: go on with what has come back; what has not is stopped.
-    if thinking.phase == "analysing":
+    # Past a deadline: go on with what has come back; what has not is stopped.
+    if thinking.phase == "analysing" and now >= thinking.analysis_deadline:
         analyses = tuple(None if analysis == "running" else analysis for analysis in thinking.analyses)
         decided, effects = _decide(dataclasses.replace(thinking, analyses=analyses))
         return decided, (CancelCalls("analysis"), *effects)
-    if thinking.phase == "exploring":
+    if thinking.phase == "exploring" and now >= thinking.deadline:
         cut = thinking
         for index, candidate in enumerate(thinking.candidates):
             if candidate.phase == "running" and candidate.text.strip():
@@ -275,6 +269,9 @@ def _tick(thinking: Thinking, now: float) -> Result:
                 cut = _replace(cut, index, dataclasses.replace(candidate, phase="failed"))
         converged, effects = _converge(cut)
         return converged, (CancelCalls("candidate"), *effects)
+    if thinking.phase == "exploring" and thinking.changed:
+        updated = dataclasses.replace(thinking, changed=False)
+        return updated, (_thought(updated, "exploring", _exploring(updated)),)
     return thinking, ()
 
 

@@ -28,7 +28,8 @@ def _best_ambiguity(intent: IntentModel | None, words: str = "") -> Ambiguity | 
     """The model's ambiguity about `words` if it saw one, else its most agreed one."""
     if intent is None or not intent.ambiguities:
         return None
-    about = [a for a in intent.ambiguities if words and words.lower() in a.aspect.lower()]
+    said = re.compile(rf"\b{re.escape(words)}\b", re.IGNORECASE) if words else None
+    about = [a for a in intent.ambiguities if said is not None and said.search(a.aspect)]
     return (about or list(intent.ambiguities))[0]
 
 

@@ -4,7 +4,6 @@ answers are merged, or several whole answers, of which the best is chosen."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from typing import Literal
 
 from appliance.engine.engine_types import ChatParams, ChatRequest
@@ -12,6 +11,7 @@ from appliance.split.plan_pieces import plan_pieces
 from appliance.split.route_prompt import route_prompt
 from appliance.split.split_types import MAX_PIECES
 from appliance.thinking.check_grounded import check_grounded
+from appliance.thinking.derive_seed import derive_seed
 from appliance.thinking.intent_types import IntentModel
 from appliance.thinking.thinking_types import Candidate, ThinkingBudget
 
@@ -20,11 +20,6 @@ _CANDIDATE_TEMPERATURE = 0.7
 # A component the analyses name becomes a part to answer only when most of them name it and most of its
 # words are the prompt's own: a small model's components are often invented.
 _COMPONENT_SHARE = 0.6
-
-
-def _seed(text: str, index: int) -> int:
-    # Reproducible per prompt (the evaluation is), different per candidate.
-    return int.from_bytes(hashlib.sha256(f"{index}:{text}".encode()).digest()[:4], "big")
 
 
 def _grounded_components(question: str, intent: IntentModel | None) -> tuple[str, ...]:
@@ -77,7 +72,9 @@ def plan_candidates(
     most = max(1, calls_left)
     params = dataclasses.replace(request.params, max_tokens=budget.candidate_tokens or request.params.max_tokens)
     route = route_prompt(question, has_history=bool(context), most_parts=min(MAX_PIECES, most))
-    if route.kind == "sections" and 2 <= len(route.parts) <= most:
+    # A reply held to a JSON schema (or any JSON) is one value: parts under headings would break it.
+    structured = params.json_schema is not None or params.json_object
+    if route.kind == "sections" and 2 <= len(route.parts) <= most and not structured:
         pieces = plan_pieces(route, question)
         return "merge", tuple(
             Candidate(
@@ -97,7 +94,7 @@ def plan_candidates(
     if route.kind == "sections":
         components = route.parts  # more parts than calls: whole answers, each checked for every part
     asked = _clarified(question, answers)
-    if 2 <= len(components) <= min(most, MAX_PIECES):
+    if 2 <= len(components) <= min(most, MAX_PIECES) and not structured and route.kind != "sections":
         return "merge", tuple(
             Candidate(
                 title=component,
@@ -125,7 +122,7 @@ def plan_candidates(
                 dataclasses.replace(
                     params,
                     temperature=temperature,
-                    seed=(params.seed + index) % 2**63 if params.seed is not None else _seed(question, index),
+                    seed=(params.seed + index) % 2**63 if params.seed is not None else derive_seed(question, index),
                 ),
                 True,
             ),

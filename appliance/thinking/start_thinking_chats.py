@@ -9,15 +9,15 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from appliance.engine.engine_types import CancelSignal, ChatRequest, ChatStream, EngineError, StreamChat
+from appliance.engine.engine_types import CancelSignal, ChatRequest, ChatStream, ClientPlaces, EngineError, StreamChat
+from appliance.engine.hold_client_place import hold_client_place
 from appliance.thinking.apply_thinking_event import apply_thinking_event
 from appliance.thinking.decode_intent_model import decode_intent_model
 from appliance.thinking.plan_thinking_budget import plan_thinking_budget
 from appliance.thinking.thinking_types import (
+    ANALYSIS_SHARE,
     THINKS_PER_CLIENT,
     AnalysisEnded,
     AnalysisFailed,
@@ -41,13 +41,6 @@ from appliance.thinking.thinking_types import (
 _log = logging.getLogger("iplm.thinking")
 _POLL_S = 0.25
 _TICK_S = 0.5  # progress and the deadline are looked at this often, however busy the calls are
-_RETRY_AFTER_S = 5.0
-
-
-@dataclass(eq=False)
-class _Clients:
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    running: Counter[str] = field(default_factory=Counter)
 
 
 def _begin_state(request: ChatRequest, budget: ThinkingBudget, now: float) -> Thinking | None:
@@ -70,6 +63,7 @@ def _begin_state(request: ChatRequest, budget: ThinkingBudget, now: float) -> Th
         asked=asked,
         budget=budget,
         deadline=now + budget.max_seconds,
+        analysis_deadline=now + budget.max_seconds * ANALYSIS_SHARE,
         prior=prior,
     )
 
@@ -164,7 +158,7 @@ def _stream_chat(
     engine_kind: Callable[[], str],
     width: Callable[[], int],
     clock: Callable[[], float],
-    clients: _Clients,
+    clients: ClientPlaces,
     request: ChatRequest,
     cancel: CancelSignal,
 ) -> ChatStream:
@@ -178,22 +172,9 @@ def _stream_chat(
     if thinking is None:
         yield from next_chat(request, cancel)
         return
-    with clients.lock:
-        if clients.running[request.client_key] >= THINKS_PER_CLIENT:
-            raise EngineError(
-                "too_many_chats",
-                "This device already has a question being thought about; wait for it to finish.",
-                429,
-                retry_after_s=_RETRY_AFTER_S,
-            )
-        clients.running[request.client_key] += 1
-    try:
+    refusal = "This device already has a question being thought about; wait for it to finish."
+    with hold_client_place(clients, request.client_key, THINKS_PER_CLIENT, refusal):
         yield from _stream_thinking(run_chat, thinking, cancel, clock)
-    finally:
-        with clients.lock:
-            clients.running[request.client_key] -= 1
-            if clients.running[request.client_key] <= 0:
-                del clients.running[request.client_key]
 
 
 def start_thinking_chats(
@@ -207,7 +188,7 @@ def start_thinking_chats(
     """The thinking layer in front of next_chat. run_chat: where its model calls run (the work service);
     engine_kind() and width() (the chats that can run at once in reach) set its budget
     (plan_thinking_budget); clock: seconds, for its time budget."""
-    clients = _Clients()
+    clients = ClientPlaces()
     return ThinkingService(
         stream_chat=lambda request, cancel: _stream_chat(
             run_chat, next_chat, engine_kind, width, clock, clients, request, cancel

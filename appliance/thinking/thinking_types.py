@@ -18,6 +18,8 @@ THINKS_PER_CLIENT = 1
 # The person's override of the unit's budget is held to these bounds.
 MIN_CALLS, MAX_CALLS = 1, 16
 MIN_SECONDS, MAX_SECONDS = 5.0, 600.0
+# The share of the time budget analyses may take: past it, the unit decides with the ones that came back.
+ANALYSIS_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,8 @@ class Thinking:
     answers: tuple[str, ...]
     asked: int
     budget: ThinkingBudget
-    deadline: float
+    deadline: float  # when it converges with what it has
+    analysis_deadline: float  # when it decides with the analyses that came back: candidates get the rest
     phase: Phase = "analysing"
     prior: IntentModel | None = None
     analyses: tuple[IntentAnalysis | None | Literal["running"], ...] = ()

@@ -58,6 +58,8 @@ _TYPE_ERRORS: dict[str, tuple] = {
     "seed": ("1", 2**64, 1.5),
     "n": (2, "1", 0),
     "response_format": ("json", {"type": "xml"}, {"type": "json_schema"}, {"type": "json_schema", "json_schema": 1}),
+    "reasoning_effort": ("extreme", 5, ["high"], {}, "HIGH"),
+    "iplm_thinking": ("fast", [], {"max_calls": 0}, {"max_calls": 10**30}, {"max_seconds": "soon"}, {"depth": 3}),
 }
 _CONTENTS = (5, None, [{"type": "image_url", "image_url": "x"}], {"text": "x"}, "")
 _NON_NUMBERS = ("NaN", "Infinity", "-Infinity", "1e999")

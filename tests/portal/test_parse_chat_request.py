@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.engine.engine_types import ChatParams
+from appliance.engine.engine_types import ChatParams, ThinkingAsk
 from appliance.portal.parse_chat_request import parse_chat_request
 from appliance.portal.portal_types import ApiError
 
@@ -334,3 +334,21 @@ def test_an_integer_of_hundreds_of_digits_is_out_of_range_not_an_overflow(name):
 
     assert (error.status, error.param, error.code) == (400, name, "invalid_value")
     assert "(401 digits)" in error.message
+
+
+def test_reasoning_effort_asks_to_think_and_its_budget_is_held_to_bounds():
+    assert _parse().thinking is None
+    for effort in ("none", "minimal", "low", None):
+        assert _parse(reasoning_effort=effort).thinking is None
+    assert _parse(reasoning_effort="medium").thinking == ThinkingAsk(effort="medium")
+    thinking = _parse(reasoning_effort="high", iplm_thinking={"max_calls": 4, "max_seconds": 30}).thinking
+    assert thinking == ThinkingAsk(effort="high", max_calls=4, max_seconds=30.0)
+    for bad in ("HIGH", "", 3, ["high"], {"effort": "high"}):
+        assert _refused(reasoning_effort=bad) == ("reasoning_effort", "invalid_value")
+    for bad in ("fast", [], {"depth": 2}):
+        assert _refused(reasoning_effort="medium", iplm_thinking=bad) == ("iplm_thinking", "invalid_value")
+    assert _refused(reasoning_effort="medium", iplm_thinking={"max_calls": 0}) == ("max_calls", "invalid_value")
+    assert _refused(reasoning_effort="medium", iplm_thinking={"max_calls": 2.5}) == ("max_calls", "invalid_type")
+    assert _refused(reasoning_effort="medium", iplm_thinking={"max_seconds": 4}) == ("max_seconds", "invalid_value")
+    # A bad budget is a mistake even where nothing thinks.
+    assert _refused(iplm_thinking={"max_calls": 0}) == ("max_calls", "invalid_value")

@@ -210,3 +210,23 @@ def test_one_phone_thinks_about_one_question_at_a_time(live_unit):
         assert refused.status_code == 429 and refused.headers.get("retry-after")
         assert refused.json()["error"]["code"] == "too_many_chats"
         assert "data: [DONE]" in list(lines)  # the first goes on to its end
+
+
+def test_the_unit_says_its_thinking_budget_and_a_phone_may_override_it(live_unit):
+    with live_unit.client() as http:
+        unit = http.get("/api/unit").json()
+        low, high = unit["limits"]["max_calls"]
+        assert low <= unit["defaults"]["max_calls"] <= high
+        low, high = unit["limits"]["max_seconds"]
+        assert low <= unit["defaults"]["max_seconds"] <= high
+        conversation = http.post("/api/conversations", json={}).json()
+        # One call: no analysis, the rules decide, one candidate answers.
+        _, events = send_message(
+            http, conversation["id"], "What is 12 times 12?", think=True, params={"max_calls": 1, "max_tokens": 16}
+        )
+        graph = events[-1]["graph"]
+        assert [node["kind"] for node in graph["nodes"]].count("candidate") == 1
+        assert not [event for event in events if event["type"] == "clarify"]
+        for bad in ({"max_calls": 0}, {"max_calls": 17}, {"max_seconds": 1}, {"max_seconds": "soon"}):
+            response, events = send_message(http, conversation["id"], "hi", think=True, params=bad)
+            assert response.status_code == 400 and events is None, bad

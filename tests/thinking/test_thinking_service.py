@@ -3,6 +3,7 @@ in parallel, their checks and convergence, the budget, stopping, and bad model o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -11,6 +12,7 @@ import pytest
 
 from appliance.engine.engine_types import ChatEvent, ChatParams, ChatRequest, EngineError, ThinkingAsk
 from appliance.thinking.decode_intent_model import decode_intent_model
+from appliance.thinking.intent_types import INTENT_SCHEMA
 from appliance.thinking.start_thinking_chats import start_thinking_chats
 
 
@@ -46,12 +48,12 @@ class _Engine:
             self.requests.append(request)
             self.cancels.append(cancel)
             attempt = sum(1 for r in self.requests if r.messages == request.messages and r.params == request.params)
-            count = sum(1 for r in self.requests if r.params.json_schema is not None)
+            count = sum(1 for r in self.requests if r.params.json_schema is INTENT_SCHEMA)
         return self._stream(request, cancel, attempt, count)
 
     def _stream(self, request, cancel, attempt, count):
         yield ChatEvent("start", prompt_tokens=3, unit="")
-        if request.params.json_schema is not None:
+        if request.params.json_schema is INTENT_SCHEMA:
             text = self.analyses[(count - 1) % len(self.analyses)]
         else:
             text = self.answer(request, attempt)
@@ -269,3 +271,41 @@ def test_one_phone_thinks_about_one_question_at_a_time_and_others_are_not_held_u
     assert _reply(_run(service, _ask("What is the capital of Spain?", client="other phone")))
     first.close()
     assert _reply(_run(service, _ask("What is the capital of Spain?")))
+
+
+def test_analyses_that_hang_are_given_up_at_half_the_time_and_the_candidates_get_the_rest():
+
+    class _Hanging(_Engine):
+        def _stream(self, request, cancel, attempt, count):
+            if request.params.json_schema is None:
+                yield from super()._stream(request, cancel, attempt, count)
+                return
+            yield ChatEvent("start", prompt_tokens=3)
+            cancel.wait(10)  # an analysis that never ends by itself
+            yield ChatEvent("done", finish_reason="cancelled")
+
+    def clock():  # 40 times real time: the 10 s left for analyses pass in a quarter of a second
+        return time.monotonic() * 40
+
+    engine = _Hanging()
+    events = _run(_service(engine, clock=clock), _ask("What is the capital of France?", max_seconds=20))
+    assert _reply(events).startswith("Paris") and events[-1].finish_reason == "stop"
+    assert all(
+        stop.is_set()
+        for stop, r in zip(engine.cancels, engine.requests, strict=True)
+        if r.params.json_schema is not None
+    )
+    assert not [event for event in events if event.kind == "intent"]  # no analysis came back: the rules decided
+
+
+def test_a_reply_held_to_json_is_chosen_whole_never_merged_from_parts():
+    engine = _Engine(
+        answer=lambda request, attempt: '{"capital": "Paris", "mountain": "Fuji", "author": "Shakespeare"}'
+    )
+    question = "What is the capital of France? What is the tallest mountain in Japan? Who wrote Hamlet?"
+    schema = {"type": "object", "properties": {"capital": {"type": "string"}}}
+    request = dataclasses.replace(_ask(question), params=ChatParams(json_schema=schema))
+    events = _run(_service(engine), request)
+    assert json.loads(_reply(events))["capital"] == "Paris"
+    candidates = [r for r in engine.requests if r.params.json_schema is schema]
+    assert len(candidates) == 2 and all(r.messages[-1]["content"] == question for r in candidates)

@@ -42,8 +42,8 @@ const UNIT = {
     { id: "SmolLM2-135M-Instruct-Q4_1", engine: "llama.cpp", n_ctx: 4096 },
     { id: "Qwen2.5-0.5B-Instruct-q4f16_1-MLC", engine: "mlc", n_ctx: 8192 },
   ],
-  defaults: { max_tokens: 512, temperature: 0.7, top_p: 0.95 },
-  limits: { max_tokens: [1, 4096], temperature: [0, 2], top_p: [0, 1] },
+  defaults: { max_tokens: 512, temperature: 0.7, top_p: 0.95, max_calls: 9, max_seconds: 150 },
+  limits: { max_tokens: [1, 4096], temperature: [0, 2], top_p: [0, 1], max_calls: [1, 16], max_seconds: [5, 600] },
 };
 
 const TYPES = {

@@ -4,6 +4,9 @@ export const PARAMS = Object.freeze([
   { name: "max_tokens", inputId: "max-tokens", integer: true, fallbackLimits: [1, 4096] },
   { name: "temperature", inputId: "temperature", integer: false, fallbackLimits: [0, 2] },
   { name: "top_p", inputId: "top-p", integer: false, fallbackLimits: [0, 1] },
+  // Deep thinking's budget: the unit sets it from its probe; a phone may ask for less or more, within limits.
+  { name: "max_calls", inputId: "think-calls", integer: true, fallbackLimits: [1, 16] },
+  { name: "max_seconds", inputId: "think-seconds", integer: false, fallbackLimits: [5, 600] },
 ]);
 
 /** The [min, max] range the unit allows for a parameter. */
