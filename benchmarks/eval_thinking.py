@@ -74,7 +74,7 @@ class _Counted:
         return self.engine.stream_chat(request, cancel)
 
 
-def _thinking(engine: Engine, counted: _Counted, effort: str) -> Callable[[ChatRequest, threading.Event], ChatStream]:
+def _thinking(engine: Engine, counted: _Counted) -> Callable[[ChatRequest, threading.Event], ChatStream]:
     return start_thinking_chats(
         run_chat=counted, next_chat=engine.stream_chat, engine_kind=lambda: engine.kind, width=lambda: engine.sequences
     ).stream_chat
@@ -95,7 +95,7 @@ def _ask(engine: Engine, item: dict, effort: str, max_tokens: int) -> _Asked:
     cancel = threading.Event()
     asked, choices, intent, calls = False, 0, None, 0
     started = time.perf_counter()
-    for event in _thinking(engine, counted, effort)(_request(item["prompt"], effort, max_tokens), cancel):
+    for event in _thinking(engine, counted)(_request(item["prompt"], effort, max_tokens), cancel):
         if event.kind == "intent":
             intent = decode_intent_model(event.text)
         elif event.kind == "clarify":
@@ -114,7 +114,7 @@ def _ask(engine: Engine, item: dict, effort: str, max_tokens: int) -> _Asked:
 def _answer(engine: Engine, item: dict, effort: str | None, max_tokens: int) -> _Answered:
     """One prompt answered; a question back is answered as a person who meant it as written would."""
     counted = _Counted(engine)
-    stream = _thinking(engine, counted, effort or "low") if effort else counted
+    stream = _thinking(engine, counted) if effort else counted
     request = _request(item["prompt"], effort, max_tokens)
     started = time.perf_counter()
     for _ in range(CLARIFY_BUDGET + 1):

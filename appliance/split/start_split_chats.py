@@ -54,7 +54,6 @@ from appliance.split.split_types import (
 _log = logging.getLogger("iplm.split")
 _POLL_S = 0.25
 _CHARS_PER_TOKEN = 4
-_RETRY_AFTER_S = 5.0
 
 
 def _route_of(request: ChatRequest, units: int, context_tokens: int) -> tuple[Route, str] | None:

@@ -36,6 +36,7 @@ from appliance.thinking.thinking_types import (
     ClientLeft,
     ClockTicked,
     Emit,
+    Fail,
     RunAnalysis,
     RunCandidate,
     Step,
@@ -213,7 +214,7 @@ def _candidate_failed(thinking: Thinking, index: int) -> Result:
 
 def _answer_text(thinking: Thinking, chosen: tuple[int, ...]) -> str:
     if thinking.mode == "choose":
-        return thinking.candidates[chosen[0]].text.strip() if chosen else ""
+        return thinking.candidates[chosen[0]].text.strip()
     sections = []
     for index, candidate in enumerate(thinking.candidates):
         text = candidate.text.strip() if index in chosen else _UNANSWERED
@@ -230,20 +231,19 @@ def _converge(thinking: Thinking) -> Result:
     else:
         chosen = tuple(answered)
     done = dataclasses.replace(thinking, phase="done", chosen=chosen)
-    converging = "Merging the parts' answers" if thinking.mode == "merge" else "Choosing the answer that holds up best"
-    text = _answer_text(done, chosen)
     if not chosen:
         return done, (
             _thought(done, "converging", "No candidate answer came back"),
-            Emit(ChatEvent("done", finish_reason="failed", graph=draw_reasoning_graph(done))),
+            Fail("No candidate answer came back; ask again."),
         )
+    converging = "Merging the parts' answers" if thinking.mode == "merge" else "Choosing the answer that holds up best"
     tokens = sum(done.candidates[i].tokens for i in chosen)
     reasons = {done.candidates[i].finish_reason for i in chosen}
     graph = draw_reasoning_graph(done)
-    return dataclasses.replace(done, completion_tokens=tokens), (
+    return done, (
         _thought(done, "converging", converging),
         _thought(done, "answering", "Answering"),
-        Emit(ChatEvent("delta", text=text)),
+        Emit(ChatEvent("delta", text=_answer_text(done, chosen))),
         Emit(
             ChatEvent(
                 "done", finish_reason="length" if "length" in reasons else "stop", completion_tokens=tokens, graph=graph

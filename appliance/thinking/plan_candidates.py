@@ -70,7 +70,7 @@ def plan_candidates(
     At most calls_left candidates, at least one.
     """
     most = max(1, calls_left)
-    params = dataclasses.replace(request.params, max_tokens=budget.candidate_tokens or request.params.max_tokens)
+    params = request.params
     route = route_prompt(question, has_history=bool(context), most_parts=min(MAX_PIECES, most))
     # A reply held to a JSON schema (or any JSON) is one value: parts under headings would break it.
     structured = params.json_schema is not None or params.json_object

@@ -29,6 +29,7 @@ from appliance.thinking.thinking_types import (
     ClientLeft,
     ClockTicked,
     Emit,
+    Fail,
     RunAnalysis,
     RunCandidate,
     Thinking,
@@ -129,10 +130,9 @@ def _stream_thinking(
             thinking, effects = apply_thinking_event(thinking, events.pop(0))
             for effect in effects:
                 if isinstance(effect, Emit):
-                    if effect.event.kind == "done" and effect.event.finish_reason == "failed":
-                        # Nothing to answer with: an error the client shows (and a phone may ask again).
-                        raise EngineError("engine_failed", "No candidate answer came back; ask again.", 503)
                     yield effect.event
+                elif isinstance(effect, Fail):
+                    raise EngineError("engine_failed", effect.message, 503)  # a phone may ask again
                 elif isinstance(effect, (RunAnalysis, RunCandidate)):
                     kind = "analysis" if isinstance(effect, RunAnalysis) else "candidate"
                     stop = calls[(kind, effect.index)] = threading.Event()
@@ -144,8 +144,8 @@ def _stream_thinking(
                         daemon=True,
                     ).start()
                 elif isinstance(effect, CancelCalls):
-                    for (kind, index), stop in calls.items():
-                        if kind == effect.kind and (not effect.indexes or index in effect.indexes):
+                    for (kind, _), stop in calls.items():
+                        if kind == effect.kind:
                             stop.set()
     finally:
         for stop in calls.values():  # closed early (the client left while the server wrote): every call stops

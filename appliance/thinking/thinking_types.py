@@ -32,7 +32,6 @@ class ThinkingBudget:
     max_calls: int
     max_seconds: float
     analysis_tokens: int = 160  # a small model fills every list it may: what matters comes first (INTENT_SCHEMA)
-    candidate_tokens: int | None = None  # None: the person's max_tokens, or the engine's default
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,6 @@ class Thinking:
     chosen: tuple[int, ...] = ()
     calls: int = 0
     changed: bool = False  # candidates grew since the last progress event (sent on the next tick)
-    completion_tokens: int = 0
 
 
 # --- events ------------------------------------------------------------------------------------------
@@ -185,13 +183,19 @@ class RunCandidate:
 
 @dataclass(frozen=True)
 class CancelCalls:
-    """Stop these model calls (analyses: "analysis", candidates: "candidate"); empty indexes: all of them."""
+    """Stop every running model call of a kind (analyses: "analysis", candidates: "candidate")."""
 
     kind: Literal["analysis", "candidate"]
-    indexes: tuple[int, ...] = ()
 
 
-ThinkingEffect = Emit | RunAnalysis | RunCandidate | CancelCalls
+@dataclass(frozen=True)
+class Fail:
+    """Nothing to answer with: the answer ends with this error (EngineError engine_failed, 503)."""
+
+    message: str
+
+
+ThinkingEffect = Emit | RunAnalysis | RunCandidate | CancelCalls | Fail
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,15 @@ What the small model's analyses say is not asserted (they are samples); what is:
 (deterministic), that a person's answer leads to an answer within the question budget, the shapes of the
 graph and the events, and what is stored."""
 
+import contextlib
+import json
+import sqlite3
 import time
 
 import pytest
 
 from appliance.thinking.clarify_types import CLARIFY_BUDGET
+from appliance.thinking.encode_intent_model import INTENT_FORMAT
 from tests.conftest import read_sse, send_message
 
 pytestmark = pytest.mark.engine
@@ -30,6 +34,16 @@ def _assert_graph(graph):
     assert all(node["kind"] in KINDS and node["state"] in STATES for node in graph["nodes"])
     assert all(len(node["label"]) <= 80 for node in graph["nodes"])
     assert all(edge["from"] in ids and edge["to"] in ids for edge in graph["edges"])
+
+
+def _kept_intent(live_unit, conversation_id: str) -> tuple[str, int]:
+    """The conversation's kept intent row, read from the unit's database as it is on disk."""
+    with contextlib.closing(sqlite3.connect(f"file:{live_unit.data_dir / 'iplm.db'}?mode=ro", uri=True)) as db:
+        row = db.execute(
+            "SELECT intent, asked FROM conversation_intent WHERE conversation_id = ?", (conversation_id,)
+        ).fetchone()
+    assert row is not None
+    return row
 
 
 def _answer_until_done(http, messages, choice):
@@ -141,6 +155,9 @@ def test_the_web_app_asks_keeps_the_question_and_its_model_then_answers_the_choi
         assert (
             stored[1]["content"] == clarify["question"] and stored[1]["thinking"]["clarify"]["choices"] == BUG_CHOICES
         )
+        # The intent model is kept for the next turn, with the question it had.
+        kept, asked = _kept_intent(live_unit, conversation["id"])
+        assert asked == 1 and json.loads(kept)["format"] == INTENT_FORMAT
 
         answer, asked = BUG_CHOICES[0], 0
         while True:
@@ -154,6 +171,7 @@ def test_the_web_app_asks_keeps_the_question_and_its_model_then_answers_the_choi
         assert any(node["kind"] == "answer" for node in done["graph"]["nodes"])
         stored = http.get(f"/api/conversations/{conversation['id']}").json()["messages"]
         assert stored[-1]["thinking"]["graph"] == done["graph"] and stored[-1]["thinking"]["clarify"] is None
+        assert _kept_intent(live_unit, conversation["id"])[1] == 0  # answered: no question waits
         # A plain message afterwards thinks about nothing and keeps nothing of thinking.
         _, events = send_message(http, conversation["id"], "Thanks!", params={"max_tokens": 8})
         assert {event["type"] for event in events} <= {"delta", "done"} and events[-1]["graph"] is None
